@@ -1,0 +1,3 @@
+from ollamakit.cli import main
+
+raise SystemExit(main())

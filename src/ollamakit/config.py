@@ -1,0 +1,363 @@
+"""Settings: one frozen dataclass, read once, in one place.
+
+Precedence (highest first), implemented in :func:`load_settings`:
+
+1. command-line flags (``--base-url``, ``--ca-bundle`` ...)
+2. the process environment (``OLLAMA_BASE_URL=... uv run ...``)
+3. the ``.env`` file (``./.env`` or ``--env-file PATH``), read without touching ``os.environ``
+4. built-in defaults
+
+Every value is validated here; a bad one raises :class:`ConfigError` naming the key, the value
+(credentials masked) and a valid example. The server URL keeps its credentials apart from the
+address (:class:`ServerURL`), so nothing that prints a URL can print a password by accident.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import quote, unquote, urlsplit
+
+from ollamakit.errors import ConfigError
+from ollamakit.i18n import detect_language, t
+
+DEFAULT_BASE_URL: Final = "http://localhost:11434"
+DEFAULT_PORT: Final = 11434
+DEFAULT_GREETING_TIMEOUT_S: Final = 30.0
+DEFAULT_BENCHMARK_TIMEOUT_S: Final = 300.0
+CONNECT_TIMEOUT_S: Final = 5.0
+
+#: Every key the tools read, in the order ``.env.example`` documents them.
+KEYS: Final = (
+    "OLLAMA_BASE_URL",
+    "GREETING_TIMEOUT_SECONDS",
+    "BENCHMARK_TIMEOUT_SECONDS",
+    "OLLAMA_API_KEY",
+    "OLLAMA_CA_BUNDLE",
+    "OLLAMA_MODEL",
+    "OLLAMAKIT_HOME",
+    "OLLAMAKIT_LANG",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerURL:
+    """A parsed ``OLLAMA_BASE_URL``; the password never appears in ``str()`` or ``repr()``."""
+
+    scheme: str
+    host: str  # without brackets, also for IPv6
+    port: int
+    path: str = ""  # prefix without trailing slash, e.g. "/ollama"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]`` plus path prefix, with no credentials: what requests go to."""
+        return f"{self.scheme}://{self.netloc}{self.path}"
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for connection messages."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.username is not None
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host.lower() == "localhost" or self.host.lower().endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def redacted(self) -> str:
+        """The URL as it may be shown: ``https://user:***@host``.
+
+        >>> parse_base_url("https://ollama-user:s3cret@example.com").redacted()
+        'https://ollama-user:***@example.com'
+        """
+        if self.username is None:
+            return self.origin
+        user = quote(self.username, safe="")
+        secret = ":***" if self.password is not None else ""
+        return f"{self.scheme}://{user}{secret}@{self.netloc}{self.path}"
+
+    def url(self, api_path: str) -> str:
+        """Absolute URL of an API path, without credentials (they travel as a header)."""
+        return f"{self.origin}{api_path}"
+
+    def __str__(self) -> str:
+        return self.redacted()
+
+
+def _mask_userinfo(text: str) -> str:
+    """Mask the password of a URL-ish string that failed to parse.
+
+    >>> _mask_userinfo("ftp://u:pw@h")
+    'ftp://u:***@h'
+    >>> _mask_userinfo("no credentials here")
+    'no credentials here'
+    """
+    return re.sub(r"(//[^/@:]*):[^/]*@", r"\1:***@", text)
+
+
+def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
+    """Parse a server URL the way Ollama's own clients do, with userinfo and a path prefix.
+
+    A bare host or ``host:port`` means http on port 11434 (like ``OLLAMA_HOST``); an explicit
+    scheme without a port means 80/443.
+
+    >>> parse_base_url("192.168.1.100:11434").origin
+    'http://192.168.1.100:11434'
+    >>> parse_base_url("example.com").origin
+    'http://example.com:11434'
+    >>> parse_base_url("http://example.com").origin
+    'http://example.com'
+    >>> u = parse_base_url("https://ollama.example.com")
+    >>> (u.port, u.origin)
+    (443, 'https://ollama.example.com')
+    >>> parse_base_url("https://[::1]:8443/ollama/").origin
+    'https://[::1]:8443/ollama'
+    >>> u = parse_base_url("https://ollama-user:p%40ss%3Aw%2Fo%23rd@host.example")
+    >>> (u.username, u.password)
+    ('ollama-user', 'p@ss:w/o#rd')
+    >>> parse_base_url("https://user:pa@ss@host.example").password  # a raw '@' is tolerated
+    'pa@ss'
+    >>> parse_base_url("ftp://host")
+    Traceback (most recent call last):
+    ...
+    ollamakit.errors.ConfigError: Invalid setting OLLAMA_BASE_URL=ftp://host: ...
+    """
+    raw = text.strip()
+    shown = _mask_userinfo(raw)
+
+    def fail(detail_key: str, **params: object) -> ConfigError:
+        return ConfigError(
+            t(detail_key, **params),
+            key=key,
+            value=shown,
+            example="https://ollama-user:password@ollama.example.com",
+        )
+
+    if not raw:
+        raise fail("config.url_empty")
+    has_scheme = "://" in raw
+    parts = urlsplit(raw if has_scheme else f"http://{raw}")
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise fail("config.url_scheme", scheme=scheme)
+    if parts.query or parts.fragment:
+        raise fail("config.url_query")
+    host = parts.hostname or ""
+    if not host:
+        raise fail("config.url_host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise fail("config.url_port") from None
+    if port is None:
+        port = (443 if scheme == "https" else 80) if has_scheme else DEFAULT_PORT
+    if not 1 <= port <= 65535:
+        raise fail("config.url_port")
+    username = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return ServerURL(
+        scheme=scheme,
+        host=host,
+        port=port,
+        path=parts.path.rstrip("/"),
+        username=username,
+        password=password,
+    )
+
+
+def parse_timeout(value: str, key: str) -> float:
+    """A positive, finite number of seconds.
+
+    >>> parse_timeout("60", "GREETING_TIMEOUT_SECONDS")
+    60.0
+    >>> parse_timeout("0", "GREETING_TIMEOUT_SECONDS")
+    Traceback (most recent call last):
+    ...
+    ollamakit.errors.ConfigError: Invalid setting GREETING_TIMEOUT_SECONDS=0: ...
+    """
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(t("config.timeout"), key=key, value=value, example="60")
+    return seconds
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """Parse ``.env`` text: ``KEY=value`` lines, ``export``, quotes, ``#`` comments.
+
+    >>> parse_dotenv('''
+    ... # a comment
+    ... export OLLAMA_BASE_URL=http://10.0.0.5:11434   # LAN box
+    ... GREETING_TIMEOUT_SECONDS="60"
+    ... OLLAMA_API_KEY='k#1 2'
+    ... EMPTY=
+    ... not a line
+    ... ''')
+    {'OLLAMA_BASE_URL': 'http://10.0.0.5:11434', 'GREETING_TIMEOUT_SECONDS': '60', \
+'OLLAMA_API_KEY': 'k#1 2', 'EMPTY': ''}
+    """
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            continue
+        value = value.strip()
+        if value[:1] in ("'", '"') and value[:1] in value[1:]:
+            quote_char = value[0]
+            value = value[1 : value.index(quote_char, 1)]
+        else:
+            # An unquoted value ends at " #" (an inline comment), as in shells.
+            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
+        values[name] = value
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the tools need to know, validated."""
+
+    base_url: ServerURL
+    greeting_timeout_s: float = DEFAULT_GREETING_TIMEOUT_S
+    benchmark_timeout_s: float = DEFAULT_BENCHMARK_TIMEOUT_S
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+    api_key: str | None = field(default=None, repr=False)
+    ca_bundle: Path | None = None
+    insecure: bool = False
+    model: str | None = None
+    home: Path = field(default_factory=lambda: default_home({}))
+    lang: str = "en"
+    debug: bool = False
+    env_file: Path | None = None  # the .env that was read, if any
+    ollama_host_env: str | None = None  # OLLAMA_HOST in the client's env: a server setting
+    sources: Mapping[str, str] = field(default_factory=dict)  # key -> flag/env/.env/default
+
+    @property
+    def credentials_in_clear(self) -> bool:
+        """Credentials would travel unencrypted over a network (the seed's rule 3)."""
+        has_secret = self.base_url.has_credentials or self.api_key is not None
+        return has_secret and self.base_url.scheme == "http" and not self.base_url.is_loopback
+
+
+def default_home(environ: Mapping[str, str]) -> Path:
+    if environ.get("OLLAMAKIT_HOME"):
+        return Path(environ["OLLAMAKIT_HOME"]).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("ollamakit", appauthor=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """The options every command takes (``None`` = not given on the command line)."""
+
+    base_url: str | None = None
+    env_file: str | None = None
+    ca_bundle: str | None = None
+    insecure: bool = False
+    lang: str | None = None
+    debug: bool = False
+    model: str | None = None
+    timeout_s: float | None = None  # bench --timeout
+
+
+def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve flag > environment > .env > default for every key, and validate."""
+    flags = flags or Flags()
+    process_env = dict(os.environ if environ is None else environ)
+
+    env_path = Path(flags.env_file).expanduser() if flags.env_file else Path(".env")
+    dotenv: dict[str, str] = {}
+    if env_path.is_file():
+        try:
+            dotenv = parse_dotenv(env_path.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                str(exc), key="--env-file", value=str(env_path), example=".env"
+            ) from None
+    elif flags.env_file:
+        raise ConfigError(
+            t("config.env_file_missing"), key="--env-file", value=str(env_path), example=".env"
+        )
+
+    sources: dict[str, str] = {}
+
+    def pick(key: str, flag_value: str | None = None) -> str | None:
+        # 1. flag  2. process environment  3. .env  (4. default: the caller's)
+        # An empty value counts as unset, as "KEY=" in .env.example means "not configured".
+        for source, value in (
+            ("flag", flag_value),
+            ("env", process_env.get(key)),
+            (".env", dotenv.get(key)),
+        ):
+            if value is not None and value.strip() != "":
+                sources[key] = source
+                return value.strip()
+        sources[key] = "default"
+        return None
+
+    base_url = parse_base_url(pick("OLLAMA_BASE_URL", flags.base_url) or DEFAULT_BASE_URL)
+    greeting = pick("GREETING_TIMEOUT_SECONDS")
+    bench_timeout = pick(
+        "BENCHMARK_TIMEOUT_SECONDS", None if flags.timeout_s is None else str(flags.timeout_s)
+    )
+    ca = pick("OLLAMA_CA_BUNDLE", flags.ca_bundle)
+    ca_path = Path(ca).expanduser() if ca else None
+    if ca_path is not None and not ca_path.is_file():
+        raise ConfigError(
+            t("config.ca_missing"), key="OLLAMA_CA_BUNDLE", value=str(ca_path), example="./ca.pem"
+        )
+    home = pick("OLLAMAKIT_HOME")
+    lang_value = pick("OLLAMAKIT_LANG", flags.lang)
+    return Settings(
+        base_url=base_url,
+        greeting_timeout_s=(
+            parse_timeout(greeting, "GREETING_TIMEOUT_SECONDS")
+            if greeting
+            else DEFAULT_GREETING_TIMEOUT_S
+        ),
+        benchmark_timeout_s=(
+            parse_timeout(bench_timeout, "BENCHMARK_TIMEOUT_SECONDS")
+            if bench_timeout
+            else DEFAULT_BENCHMARK_TIMEOUT_S
+        ),
+        api_key=pick("OLLAMA_API_KEY"),
+        ca_bundle=ca_path,
+        insecure=flags.insecure,
+        model=pick("OLLAMA_MODEL", flags.model),
+        home=Path(home).expanduser() if home else default_home({}),
+        lang=detect_language(lang_value, process_env),
+        debug=flags.debug,
+        env_file=env_path if dotenv or env_path.is_file() else None,
+        ollama_host_env=process_env.get("OLLAMA_HOST") or None,
+        sources=sources,
+    )

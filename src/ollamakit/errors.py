@@ -1,0 +1,262 @@
+"""The error tree. Every failure a user can meet is one of these, with a message and a fix.
+
+::
+
+    OllamakitError                  base: .message, .hint, .exit_status
+    ├── ConfigError                 a setting is invalid (names the key, the value, an example)
+    ├── UsageError                  a command-line argument or input file is invalid
+    └── OllamaError                 talking to the server failed
+        ├── ConnectFailed           no connection could be made
+        │   ├── ConnectionRefused   nothing listens on that address and port
+        │   ├── DNSFailure          the host name does not resolve
+        │   ├── ConnectTimeout      no answer to the connection attempt (firewall, wrong IP)
+        │   ├── TLSVerifyFailed     the server's certificate is not trusted
+        │   └── TLSMismatch         https:// to a plain-HTTP port, or http:// to a TLS port
+        ├── ReadTimeout             connected, but the server stopped sending
+        ├── ConnectionLost          the connection dropped mid-request
+        ├── HTTPError               the server answered with an error status
+        │   ├── RedirectError       3xx: the URL should be another one (often http -> https)
+        │   ├── BadRequest          400: Ollama rejected the request
+        │   ├── AuthError           401: the proxy wants (other) credentials
+        │   ├── ForbiddenError      403: Ollama's Host-header check, or a proxy rule
+        │   ├── NotFoundError       404: wrong URL path / not an Ollama endpoint
+        │   │   └── ModelNotFound   404: the model is not pulled on the server
+        │   ├── MethodNotAllowed    405: usually a redirect that turned POST into GET
+        │   ├── ServerBusy          503/429: queue full or rate-limited
+        │   ├── GatewayError        502/504: the proxy is up, Ollama behind it is not
+        │   └── ServerError         500 and anything else: Ollama reported a failure
+        └── ProtocolError           the answer is not what Ollama sends
+            ├── NotOllama           an HTML page or other non-JSON body (often from a proxy)
+            ├── StreamError         an {"error": ...} line inside a stream
+            └── StreamCut           the stream ended before its "done": true line
+
+Messages are catalogue keys (``i18n/messages/errors.toml``) rendered on access, so an error
+raised before the language is known still prints in the right one. Errors never hold a
+password: URLs in parameters are redacted by whoever raises them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import ClassVar
+
+from ollamakit.i18n import t
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes, as documented in the README."""
+
+    OK = 0
+    FAILURES = 1  # it ran, but some requests or models failed or timed out
+    ERROR = 2  # could not run: configuration, unreachable server, TLS or auth failure
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class OllamakitError(Exception):
+    """Base class: a user-facing failure with a message key, parameters and a fix."""
+
+    key: ClassVar[str] = "errors.generic"
+    hint_key: ClassVar[str | None] = None
+    exit_status: ClassVar[ExitStatus] = ExitStatus.ERROR
+
+    def __init__(self, detail: str = "", /, **params: object) -> None:
+        self.detail = detail
+        self.params: dict[str, object] = {"detail": detail, **params}
+        super().__init__(detail or self.key)
+
+    @property
+    def message(self) -> str:
+        return t(self.key, **self.params)
+
+    @property
+    def hint(self) -> str | None:
+        return t(self.hint_key, **self.params) if self.hint_key else None
+
+    @property
+    def short(self) -> str:
+        """One line for tables and result rows (``error`` field)."""
+        return self.message.splitlines()[0]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(OllamakitError):
+    """A setting is invalid; the message names the key, the bad value and a valid example."""
+
+    key = "errors.config"
+    hint_key = "errors.config_hint"
+
+
+class UsageError(OllamakitError):
+    """A command-line argument or an input file is invalid."""
+
+    key = "errors.usage"
+
+
+class OllamaError(OllamakitError):
+    """Talking to the Ollama server (or the proxy in front of it) failed."""
+
+    key = "errors.ollama"
+
+
+class ConnectFailed(OllamaError):
+    """No connection could be made."""
+
+    key = "errors.connect_failed"
+    hint_key = "errors.connect_failed_hint"
+
+
+class ConnectionRefused(ConnectFailed):
+    """Nothing listens on that address and port."""
+
+    key = "errors.refused"
+    hint_key = "errors.refused_hint"
+
+
+class DNSFailure(ConnectFailed):
+    """The host name does not resolve."""
+
+    key = "errors.dns"
+    hint_key = "errors.dns_hint"
+
+
+class ConnectTimeout(ConnectFailed):
+    """The connection attempt got no answer (firewall, wrong address, host down)."""
+
+    key = "errors.connect_timeout"
+    hint_key = "errors.connect_timeout_hint"
+
+
+class TLSVerifyFailed(ConnectFailed):
+    """The server's certificate is not trusted (self-signed, expired, wrong name)."""
+
+    key = "errors.tls_verify"
+    hint_key = "errors.tls_verify_hint"
+
+
+class TLSMismatch(ConnectFailed):
+    """https:// was used against a plain-HTTP port, or http:// against a TLS port."""
+
+    key = "errors.tls_mismatch"
+    hint_key = "errors.tls_mismatch_hint"
+
+
+class ReadTimeout(OllamaError):
+    """Connected, but the server sent nothing for longer than the read timeout."""
+
+    key = "errors.read_timeout"
+    hint_key = "errors.read_timeout_hint"
+
+
+class ConnectionLost(OllamaError):
+    """The connection dropped in the middle of a request."""
+
+    key = "errors.connection_lost"
+    hint_key = "errors.connection_lost_hint"
+
+
+class HTTPError(OllamaError):
+    """The server answered with an error status."""
+
+    key = "errors.http"
+
+    def __init__(self, detail: str = "", /, *, status: int, **params: object) -> None:
+        super().__init__(detail, status=status, **params)
+        self.status = status
+
+
+class RedirectError(HTTPError):
+    """3xx: the configured URL redirects; redirects are not followed (POST would become GET)."""
+
+    key = "errors.redirect"
+    hint_key = "errors.redirect_hint"
+
+
+class BadRequest(HTTPError):
+    """400: Ollama rejected the request."""
+
+    key = "errors.bad_request"
+
+
+class AuthError(HTTPError):
+    """401: the proxy requires credentials, or the ones given are wrong."""
+
+    key = "errors.auth"
+    hint_key = "errors.auth_hint"
+
+
+class ForbiddenError(HTTPError):
+    """403: Ollama's Host-header check behind a proxy, or a proxy access rule."""
+
+    key = "errors.forbidden"
+    hint_key = "errors.forbidden_hint"
+
+
+class NotFoundError(HTTPError):
+    """404 on an API path: the URL (or its path prefix) does not lead to Ollama's API."""
+
+    key = "errors.not_found"
+    hint_key = "errors.not_found_hint"
+
+
+class ModelNotFound(NotFoundError):
+    """404: the model is not pulled on the server."""
+
+    key = "errors.model_not_found"
+    hint_key = "errors.model_not_found_hint"
+
+
+class MethodNotAllowed(HTTPError):
+    """405: usually a proxy redirect that turned POST into GET, or a path that is not the API."""
+
+    key = "errors.method_not_allowed"
+    hint_key = "errors.method_not_allowed_hint"
+
+
+class ServerBusy(HTTPError):
+    """503 or 429: Ollama's queue is full, or a proxy rate limit."""
+
+    key = "errors.busy"
+    hint_key = "errors.busy_hint"
+
+
+class GatewayError(HTTPError):
+    """502/504: the proxy answered, but could not reach Ollama (or Ollama was too slow)."""
+
+    key = "errors.gateway"
+    hint_key = "errors.gateway_hint"
+
+
+class ServerError(HTTPError):
+    """500 or another status: Ollama reported a failure."""
+
+    key = "errors.server"
+    hint_key = "errors.server_hint"
+
+
+class ProtocolError(OllamaError):
+    """The answer is not what an Ollama server sends."""
+
+    key = "errors.protocol"
+
+
+class NotOllama(ProtocolError):
+    """A non-JSON body where JSON was expected (an HTML page from a proxy, a captive portal)."""
+
+    key = "errors.not_ollama"
+    hint_key = "errors.not_ollama_hint"
+
+
+class StreamError(ProtocolError):
+    """An ``{"error": ...}`` line inside a stream: the server failed mid-reply."""
+
+    key = "errors.stream_error"
+    hint_key = "errors.server_hint"
+
+
+class StreamCut(ProtocolError):
+    """The stream ended before its ``"done": true`` line (connection closed or proxy cut it)."""
+
+    key = "errors.stream_cut"
+    hint_key = "errors.stream_cut_hint"

@@ -1,0 +1,1 @@
+"""The benchmark: run prompts against models, measure client- and server-side timings."""

@@ -1,0 +1,152 @@
+"""The benchmark result document (``--output run.json``), as TypedDicts: the contract.
+
+This is design.md's "Benchmark result format", version 1. The runner produces it, the
+history store persists and reloads it, and every report renderer (table, Markdown, CSV,
+HTML) reads only this. Units are in the names (``_ms``, ``_tps``); a value that cannot be
+known is ``None`` (JSON ``null``), never a made-up number. Extending it is fine (readers
+ignore unknown keys); renaming or changing units needs a new ``schema_version``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+SCHEMA_VERSION = 1
+
+RunStatus = Literal["running", "complete", "interrupted", "failed"]
+
+
+class ToolInfo(TypedDict):
+    name: str
+    version: str
+
+
+class Stat(TypedDict):
+    """Median and 95th percentile of one metric (``rtt_ms``)."""
+
+    median: float | None
+    p95: float | None
+
+
+class ServerInfo(TypedDict):
+    base_url: str  # always redacted: https://user:***@host
+    version: str | None
+    rtt_ms: Stat
+
+
+class RunConfig(TypedDict, total=False):
+    runs: int
+    warmup: int
+    concurrency: list[int]
+    num_predict: int | None
+    seed: int | None
+    suite: str
+    models: list[str]
+    prompts: list[str]  # prompt ids
+    timeout_s: float
+    temperature: float
+
+
+class Percentiles(TypedDict):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class RequestResult(TypedDict):
+    """One measured request (warm-up excluded)."""
+
+    model: str
+    prompt_id: str
+    category: str
+    run_index: int
+    concurrency: int
+    ok: bool
+    error: str | None  # short text when ok is false
+    # client clock (perf_counter): request sent -> first answer chunk / last byte
+    ttft_ms: float | None
+    total_ms: float | None
+    # server-side, from the final chunk's nanosecond durations
+    load_ms: float | None
+    prompt_eval_count: int | None
+    prompt_eval_ms: float | None
+    eval_count: int | None
+    eval_ms: float | None
+    server_total_ms: float | None
+    prompt_tps: float | None  # prompt_eval_count / prompt_eval_s
+    eval_tps: float | None  # eval_count / eval_s (ollama run --verbose)
+    tpot_ms: float | None  # (total_ms - ttft_ms) / (eval_count - 1)
+    e2e_tps: float | None  # 1000 / tpot_ms
+    network_ms: float | None  # total_ms - server_total_ms
+    itl_ms: Percentiles  # gaps between streamed chunks
+    # extensions (allowed by design.md: "extend freely")
+    ttft_thinking_ms: NotRequired[float | None]  # -> first thinking chunk
+    thinking_chunks: NotRequired[int | None]
+    done_reason: NotRequired[str | None]
+    started_at: NotRequired[str]  # ISO-8601, when the request was sent
+
+
+class MetricSummary(TypedDict):
+    median: float | None
+    p95: float | None
+    mean: float | None
+    stdev: float | None
+
+
+class SummaryRow(TypedDict, total=False):
+    """Aggregate of one (model, prompt_id, concurrency) cell."""
+
+    model: str
+    prompt_id: str
+    category: str
+    concurrency: int
+    n: int  # measured requests
+    ok: int  # of which succeeded
+    failed: int
+    ttft_ms: MetricSummary
+    total_ms: MetricSummary
+    eval_tps: MetricSummary
+    prompt_tps: MetricSummary
+    e2e_tps: MetricSummary
+    tpot_ms: MetricSummary
+    network_ms: MetricSummary
+    itl_p95_ms: MetricSummary
+
+
+class ConcurrencyRow(TypedDict, total=False):
+    """Aggregate throughput of one model at one concurrency level."""
+
+    model: str
+    concurrency: int
+    requests: int
+    ok: int
+    wall_s: float
+    requests_per_s: float | None
+    output_tps: float | None  # all eval tokens / wall time
+    ttft_ms: MetricSummary
+    itl_p95_ms: MetricSummary
+
+
+class LoadInfo(TypedDict):
+    """The cold load seen by a model's first (warm-up) request."""
+
+    model: str
+    load_ms: float | None
+
+
+class RunDocument(TypedDict):
+    schema_version: int
+    run_id: str
+    label: str | None
+    status: RunStatus
+    started_at: str
+    finished_at: str | None
+    tool: ToolInfo
+    server: ServerInfo
+    config: RunConfig
+    results: list[RequestResult]
+    summary: list[SummaryRow]
+    # extensions
+    cold_loads: NotRequired[list[LoadInfo]]
+    concurrency_summary: NotRequired[list[ConcurrencyRow]]
+    hints: NotRequired[list[str]]

@@ -1,0 +1,356 @@
+"""``ollamakit bench`` / ``uv run ollama-benchmark.py``: arguments, menu, progress, summary.
+
+This module parses and presents; :mod:`ollamakit.bench.runner` measures. :func:`run` does no
+error handling of its own: an :class:`OllamakitError` raised before the run starts (server
+unreachable, TLS, 401, a bad ``--suite`` file) propagates to :func:`ollamakit.cli.main`, which
+prints the doctor-style message and exits 2. Once the run has started, failures are rows.
+
+Flow: validate flags → ``GET /api/version`` + ``/api/tags`` (the models, unless ``--model``) →
+on a terminal without ``--auto``, a menu of models and suite categories → the run, with a rich
+progress bar on a terminal or one plain line per request otherwise → the summary table, hints,
+where the run was saved, and the ``--output`` files.
+
+Exit status: 0 every measured request succeeded, 1 some failed, 2 could not run (including "no
+models on the server"), 130 interrupted (the finished part is saved and summarised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ollamakit import console
+from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
+from ollamakit.bench.schema import RequestResult, RunDocument
+from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
+from ollamakit.client import AsyncOllamaClient
+from ollamakit.config import Settings
+from ollamakit.errors import ExitStatus, UsageError
+from ollamakit.i18n import t
+
+OUTPUT_SUFFIXES: Final = (".json", ".csv", ".md", ".html")
+MAX_CONCURRENCY: Final = 256
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bench flags of design.md (common flags are added by :mod:`ollamakit.cli`)."""
+    parser.add_argument("--auto", action="store_true", help=t("bench.help_auto"))
+    parser.add_argument(
+        "--model", action="append", metavar="NAME", default=None, help=t("bench.help_model")
+    )
+    parser.add_argument(
+        "--suite", metavar="NAME|FILE", default=DEFAULT_SUITE_NAME, help=t("bench.help_suite")
+    )
+    parser.add_argument("--runs", type=int, default=3, metavar="N", help=t("bench.help_runs"))
+    parser.add_argument("--warmup", type=int, default=1, metavar="N", help=t("bench.help_warmup"))
+    parser.add_argument(
+        "--concurrency", default="1", metavar="1,2,4,...", help=t("bench.help_concurrency")
+    )
+    parser.add_argument(
+        "--num-predict", type=int, default=None, metavar="N", help=t("bench.help_num_predict")
+    )
+    parser.add_argument("--seed", type=int, default=None, metavar="N", help=t("bench.help_seed"))
+    parser.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS", help=t("bench.help_timeout")
+    )
+    parser.add_argument(
+        "--output", action="append", default=[], metavar="FILE", help=t("bench.help_output")
+    )
+    parser.add_argument("--no-save", action="store_true", help=t("bench.help_no_save"))
+    parser.add_argument("--label", metavar="TEXT", default=None, help=t("bench.help_label"))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def parse_concurrency(text: str) -> tuple[int, ...]:
+    """``--concurrency 1,2,4,8``: sorted, unique, each 1 … 256.
+
+    >>> parse_concurrency("4, 1,2,2")
+    (1, 2, 4)
+    >>> parse_concurrency("0")
+    Traceback (most recent call last):
+    ...
+    ollamakit.errors.UsageError: --concurrency 0: ...
+    """
+    levels: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        try:
+            level = int(part)
+        except ValueError:
+            level = 0
+        if not 1 <= level <= MAX_CONCURRENCY:
+            raise UsageError(t("bench.bad_concurrency", value=text, maximum=MAX_CONCURRENCY))
+        levels.add(level)
+    return tuple(sorted(levels))
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.runs < 1:
+        raise UsageError(t("bench.bad_number", flag="--runs", value=args.runs, minimum=1))
+    if args.warmup < 0:
+        raise UsageError(t("bench.bad_number", flag="--warmup", value=args.warmup, minimum=0))
+    if args.num_predict is not None and (args.num_predict == 0 or args.num_predict < -1):
+        raise UsageError(t("bench.bad_num_predict", value=args.num_predict))
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(t("bench.bad_number", flag="--seed", value=args.seed, minimum=0))
+    for output in args.output:
+        if Path(output).suffix.lower() not in OUTPUT_SUFFIXES:
+            raise UsageError(t("bench.bad_output", path=output, formats=" ".join(OUTPUT_SUFFIXES)))
+
+
+# --------------------------------------------------------------------------- menu
+
+
+def choose(
+    title: str,
+    items: Sequence[str],
+    *,
+    ask: Callable[[str], str] = input,
+    show: Callable[[str], None] | None = None,
+) -> list[str]:
+    """A numbered menu: Enter picks everything, ``1,3`` or ``2-4`` pick some.
+
+    >>> answers = iter(["9", "1, 3"])
+    >>> choose("Models", ["a", "b", "c"], ask=lambda _: next(answers), show=lambda _: None)
+    ['a', 'c']
+    >>> choose("Models", ["a", "b"], ask=lambda _: "", show=lambda _: None)
+    ['a', 'b']
+    """
+    say = show or (lambda line: console.stderr.print(escape(line)))
+    say(title)
+    for i, item in enumerate(items, 1):
+        say(f"  {i:>2}) {item}")
+    while True:
+        try:
+            answer = ask(t("bench.menu_prompt")).strip()
+        except EOFError:
+            answer = ""
+        if not answer:
+            return list(items)
+        picked = _parse_selection(answer, len(items))
+        if picked:
+            return [items[i] for i in picked]
+        say(t("bench.menu_invalid", count=len(items)))
+
+
+def _parse_selection(answer: str, count: int) -> list[int]:
+    """``"1,3-4"`` → ``[0, 2, 3]``; an empty list when anything is out of range.
+
+    >>> _parse_selection("1,3-4", 4), _parse_selection("5", 4), _parse_selection("x", 4)
+    ([0, 2, 3], [], [])
+    """
+    picked: list[int] = []
+    for part in answer.replace(" ", "").split(","):
+        low, sep, high = part.partition("-")
+        try:
+            start, end = int(low), int(high if sep else low)
+        except ValueError:
+            return []
+        if not 1 <= start <= end <= count:
+            return []
+        picked.extend(i - 1 for i in range(start, end + 1) if i - 1 not in picked)
+    return picked
+
+
+def _interactive(args: argparse.Namespace) -> bool:
+    return not args.auto and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class PlainProgress:
+    """Not a terminal: one line per finished request on stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.count = 0
+
+    def __call__(self, event: Event) -> None:
+        self.count += 1
+        console.stderr.print(
+            escape(f"[{self.count}/{self.total}] {describe(event.result, warmup=event.warmup)}")
+        )
+
+
+class BarProgress:
+    """A terminal: a rich progress bar, the last request's outcome as its description."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console.stderr,
+            transient=True,
+            refresh_per_second=4,  # each refresh holds the GIL: keep it rare while measuring
+        )
+        self.task = self.progress.add_task(t("bench.progress"), total=total)
+
+    def __enter__(self) -> BarProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        self.progress.update(
+            self.task, advance=1, description=escape(describe(event.result, warmup=event.warmup))
+        )
+
+
+def describe(result: RequestResult, *, warmup: bool = False) -> str:
+    """One line about one finished request (plain progress, the bar's caption)."""
+    where = f"{result['model']} · {result['prompt_id']} · c={result['concurrency']}"
+    if warmup:
+        where = f"{result['model']} · {t('bench.warmup')}"
+    if not result["ok"]:
+        return t("bench.line_failed", where=where, error=result["error"] or "?")
+    return t(
+        "bench.line_ok",
+        where=where,
+        ttft=_num(result["ttft_ms"]),
+        tps=_num(result["eval_tps"]),
+    )
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+async def _discover(settings: Settings, want_models: bool) -> tuple[str, list[str]]:
+    """Server version and model names; raises (→ exit 2) when the server cannot be used."""
+    async with AsyncOllamaClient(settings) as client:
+        version = await client.version()
+        models = [m["name"] for m in await client.list_models()] if want_models else []
+    return version, models
+
+
+async def _execute(runner: Runner) -> RunDocument:
+    try:
+        return await runner.execute()
+    finally:
+        await runner.client.aclose()
+
+
+def _open_sink(settings: Settings, no_save: bool) -> tuple[ResultSink, Any]:
+    if no_save:
+        return NullSink(), None
+    from ollamakit.store import HistoryStore
+
+    store = HistoryStore.open(settings.home)
+    return StoreSink(store), store
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the benchmark command; errors before the run propagate to ``cli.main``."""
+    _check_args(args)
+    levels = parse_concurrency(args.concurrency)
+    suite: Suite = resolve_suite(args.suite).with_overrides(
+        num_predict=args.num_predict, seed=args.seed
+    )
+    given: list[str] = list(dict.fromkeys(args.model or []))
+    version, available = asyncio.run(_discover(settings, want_models=not given))
+    models = given or available
+    if not models:
+        console.stderr.print(
+            f"[bold red]✘ {escape(t('bench.no_models', url=settings.base_url.redacted()))}[/]"
+        )
+        console.stderr.print(f"  [cyan]→[/] {escape(t('bench.no_models_hint'))}")
+        return int(ExitStatus.ERROR)
+    if _interactive(args):
+        if not given:
+            models = choose(t("bench.menu_models", url=settings.base_url.redacted()), models)
+        categories = choose(t("bench.menu_categories"), suite.categories)
+        suite = suite.only(categories)
+
+    plan = BenchPlan(
+        models=tuple(models),
+        suite=suite,
+        runs=args.runs,
+        warmup=args.warmup,
+        concurrency=levels,
+        timeout_s=settings.benchmark_timeout_s,
+        label=args.label,
+    )
+    console.info(
+        t(
+            "bench.plan",
+            url=settings.base_url.redacted(),
+            version=version,
+            models=len(plan.models),
+            prompts=len(suite.prompts),
+            runs=plan.runs,
+            levels=",".join(map(str, levels)),
+            warmup=plan.warmup,
+            requests=plan.total_requests,
+        )
+    )
+    sink, store = _open_sink(settings, args.no_save)
+    client = AsyncOllamaClient(
+        settings,
+        read_timeout_s=settings.benchmark_timeout_s,
+        max_connections=max(64, max(levels)),
+    )
+    runner = Runner(client=client, plan=plan, base_url=settings.base_url.redacted(), sink=sink)
+    try:
+        if console.stderr.is_terminal:
+            with BarProgress(plan.total_requests) as bar:
+                runner.listener = bar
+                doc = asyncio.run(_execute(runner))
+        else:
+            runner.listener = PlainProgress(plan.total_requests)
+            doc = asyncio.run(_execute(runner))
+    finally:
+        if store is not None and hasattr(store, "close"):
+            store.close()
+    return _finish(doc, args, store is not None, settings)
+
+
+def _finish(doc: RunDocument, args: argparse.Namespace, saved: bool, settings: Settings) -> int:
+    """Summary, hints, where things went, and the exit status."""
+    from ollamakit.report import write_output
+    from ollamakit.report.tables import print_summary
+
+    print_summary(doc, console.stdout)
+    for hint in doc.get("hints", []):
+        console.stderr.print(f"[cyan]→[/] {escape(hint)}")
+    results = doc["results"]
+    failed = [r for r in results if not r["ok"]]
+    if failed:
+        console.warn(t("bench.failed_count", failed=len(failed), total=len(results)))
+    if saved:
+        console.info(t("bench.saved", run_id=doc["run_id"], home=str(settings.home)))
+    else:
+        console.info(t("bench.not_saved"))
+    for output in args.output:
+        path = Path(output)
+        write_output(doc, path)
+        console.info(t("bench.wrote", path=str(path)))
+    if doc["status"] == "interrupted":
+        console.warn(t("bench.interrupted", count=len(results)))
+        return int(ExitStatus.INTERRUPTED)
+    return int(ExitStatus.FAILURES if failed or not results else ExitStatus.OK)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ollamakit.bench.cli``: the same as ``ollamakit bench``."""
+    from ollamakit.cli import main as cli_main
+
+    return cli_main(argv, command="bench", prog="ollama-benchmark.py")
+
+
+__all__ = ["add_arguments", "choose", "main", "parse_concurrency", "run"]

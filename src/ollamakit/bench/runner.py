@@ -1,0 +1,366 @@
+"""The benchmark runner: asyncio, one client, a plan in, a :class:`RunDocument` out.
+
+Order of work
+-------------
+1. Server facts: ``GET /api/version`` once (an unreachable server or a failed login raises here,
+   before anything is recorded), then the round-trip time of :data:`RTT_SAMPLES` more
+   ``GET /api/version`` requests, reported as median and p95.
+2. Per model, warm-up: ``warmup`` requests that are not measured. The first one's server
+   ``load_duration`` is the model's cold load (``cold_loads`` in the document; only "cold" if the
+   model was not already in memory).
+3. Per model and concurrency level ``c``, per prompt, ``runs`` *batches*: a batch starts ``c``
+   identical streams at once (each with its own run marker, so none hits the prefix cache) and
+   ends when the last one does. At ``c = 1`` this is plain sequential repetition. A cell
+   (model, prompt, c) thus has ``runs × c`` results, ``run_index`` 0 … runs·c − 1. Identical
+   prompts with a fixed seed and temperature 0 finish together, so a batch's tail is short and
+   "output tokens / summed batch wall time" is the level's aggregate throughput.
+4. Summary rows, concurrency rows, and a hint where aggregate throughput stops growing.
+
+Measurement hygiene
+-------------------
+Timestamps come from the client (``sent_ns``, each chunk's ``arrival_ns``); this module only
+collects chunks. Nothing slow runs while a measured stream is in flight: results are written to
+the history store when their batch has ended (at ``c = 1``: right after each request), because a
+SQLite commit inside the event loop would delay the stamping of other streams' chunks.
+
+Failures
+--------
+Every request runs under ``asyncio.timeout(timeout_s)``, end to end (connect, queue, prefill,
+decode). Timeout, HTTP errors (503, 404 unknown model, 500), an ``{"error"}`` line mid-stream and
+a cut stream become ``ok: false`` rows with the error's one-line ``short`` text; the run goes on.
+
+Ctrl-C
+------
+``asyncio.run`` turns the first SIGINT into cancellation of the main task. :meth:`Runner.execute`
+catches it, drops the requests that were still in flight, saves the finished ones, marks the run
+``interrupted`` and returns the partial document; the caller exits 130.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from ollamakit import __version__
+from ollamakit.bench.metrics import (
+    Identity,
+    concurrency_row,
+    measure,
+    percentile,
+    saturation_level,
+    summary_rows,
+)
+from ollamakit.bench.schema import (
+    SCHEMA_VERSION,
+    ConcurrencyRow,
+    LoadInfo,
+    RequestResult,
+    RunConfig,
+    RunDocument,
+    Stat,
+)
+from ollamakit.bench.suites import Prompt, Suite, marked
+from ollamakit.client import AsyncOllamaClient, Chunk
+from ollamakit.errors import OllamakitError
+from ollamakit.i18n import t
+
+#: Round trips measured before the run (after one request that opened the connection).
+RTT_SAMPLES: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class BenchPlan:
+    """What to run; validated by the CLI."""
+
+    models: tuple[str, ...]
+    suite: Suite
+    runs: int = 3
+    warmup: int = 1
+    concurrency: tuple[int, ...] = (1,)
+    timeout_s: float = 300.0
+    label: str | None = None
+
+    @property
+    def total_requests(self) -> int:
+        """Requests the plan sends, warm-up included (for the progress bar)."""
+        per_model = self.warmup + sum(c * self.runs for c in self.concurrency) * len(
+            self.suite.prompts
+        )
+        return per_model * len(self.models)
+
+    def config(self) -> RunConfig:
+        return {
+            "runs": self.runs,
+            "warmup": self.warmup,
+            "concurrency": list(self.concurrency),
+            "num_predict": self.suite.num_predict,
+            "seed": self.suite.seed,
+            "suite": self.suite.name,
+            "models": list(self.models),
+            "prompts": [p.id for p in self.suite.prompts],
+            "timeout_s": self.timeout_s,
+            "temperature": self.suite.temperature,
+        }
+
+
+class ResultSink(Protocol):
+    """Where finished requests go: the history store, or nowhere (``--no-save``)."""
+
+    def begin(self, doc: RunDocument) -> None: ...
+
+    def add(self, result: RequestResult) -> None: ...
+
+    def finish(self, doc: RunDocument) -> None: ...
+
+
+class NullSink:
+    """``--no-save``: keep nothing."""
+
+    def begin(self, doc: RunDocument) -> None:
+        pass
+
+    def add(self, result: RequestResult) -> None:
+        pass
+
+    def finish(self, doc: RunDocument) -> None:
+        pass
+
+
+class StoreSink:
+    """The history store (``ollamakit.store.HistoryStore``): every row committed at once."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.run_id: str | None = None
+
+    def begin(self, doc: RunDocument) -> None:
+        returned = self.store.begin_run(doc)
+        self.run_id = returned if isinstance(returned, str) else doc["run_id"]
+
+    def add(self, result: RequestResult) -> None:
+        self.store.add_result(self.run_id, result)
+
+    def finish(self, doc: RunDocument) -> None:
+        self.store.finish_run(self.run_id, doc)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Progress news: one request finished (``warmup`` marks the unmeasured ones)."""
+
+    result: RequestResult
+    warmup: bool = False
+
+
+Listener = Callable[[Event], None]
+
+
+def now_iso() -> str:
+    """Wall-clock time for the document (``2025-10-26T17:21:21.196+00:00``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _stat(samples: Sequence[float]) -> Stat:
+    if not samples:
+        return {"median": None, "p95": None}
+    p95 = percentile(samples, 95)
+    return {
+        "median": round(statistics.median(samples), 3),
+        "p95": None if p95 is None else round(p95, 3),
+    }
+
+
+@dataclass
+class Runner:
+    """Runs one :class:`BenchPlan` against one server."""
+
+    client: AsyncOllamaClient
+    plan: BenchPlan
+    base_url: str  # redacted, for the document
+    sink: ResultSink = field(default_factory=NullSink)
+    listener: Listener | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def __post_init__(self) -> None:
+        self._sequence = 0
+        self._results: list[RequestResult] = []
+        self._unsaved: list[RequestResult] = []
+        self._levels: list[ConcurrencyRow] = []
+        self._cold_loads: list[LoadInfo] = []
+        self._options = self.plan.suite.options()
+
+    # ------------------------------------------------------------------ the whole run
+
+    async def execute(self) -> RunDocument:
+        """Run the plan; returns the document (status ``complete`` or ``interrupted``)."""
+        version = await self.client.version()  # unreachable / 401: raises, nothing recorded
+        rtts_ms = [await self.client.rtt_ms() for _ in range(RTT_SAMPLES)]
+        doc: RunDocument = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "label": self.plan.label,
+            "status": "running",
+            "started_at": now_iso(),
+            "finished_at": None,
+            "tool": {"name": "ollamakit", "version": __version__},
+            "server": {"base_url": self.base_url, "version": version, "rtt_ms": _stat(rtts_ms)},
+            "config": self.plan.config(),
+            "results": [],
+            "summary": [],
+            "cold_loads": [],
+            "concurrency_summary": [],
+            "hints": [],
+        }
+        self.sink.begin(doc)
+        interrupted = False
+        try:
+            for model in self.plan.models:
+                await self._model(model)
+        except asyncio.CancelledError:
+            # First Ctrl-C (asyncio.run cancels the main task). Undo the cancellation request
+            # so the clean-up below, and asyncio.run's own, proceed normally.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            interrupted = True
+        self._flush()
+        doc["results"] = list(self._results)
+        doc["summary"] = summary_rows(self._results)
+        doc["cold_loads"] = list(self._cold_loads)
+        doc["concurrency_summary"] = list(self._levels)
+        doc["hints"] = throughput_hints(self._levels)
+        doc["status"] = "interrupted" if interrupted else "complete"
+        doc["finished_at"] = now_iso()
+        self.sink.finish(doc)
+        return doc
+
+    # ------------------------------------------------------------------ per model
+
+    async def _model(self, model: str) -> None:
+        prompts = self.plan.suite.prompts
+        load: LoadInfo = {"model": model, "load_ms": None}
+        for i in range(self.plan.warmup):
+            identity = Identity(model, prompts[0].id, prompts[0].category, i, 1)
+            result = await self._request(identity, prompts[0], warmup=True)
+            if i == 0:
+                load["load_ms"] = result["load_ms"]
+                self._cold_loads.append(load)
+        for level in self.plan.concurrency:
+            level_results: list[RequestResult] = []
+            wall_ns = 0
+            try:
+                for prompt in prompts:
+                    for run in range(self.plan.runs):
+                        started_ns = time.perf_counter_ns()
+                        batch = await self._batch(model, prompt, run, level)
+                        wall_ns += time.perf_counter_ns() - started_ns
+                        level_results.extend(batch)
+                        self._flush()
+            finally:
+                if level_results:
+                    self._levels.append(concurrency_row(model, level, level_results, wall_ns / 1e9))
+
+    async def _batch(self, model: str, prompt: Prompt, run: int, level: int) -> list[RequestResult]:
+        """``level`` identical streams at once; each result is kept as soon as it ends."""
+        identities = [
+            Identity(model, prompt.id, prompt.category, run * level + k, level)
+            for k in range(level)
+        ]
+        if level == 1:
+            return [await self._request(identities[0], prompt)]
+        done: list[RequestResult] = []
+
+        async def one(identity: Identity) -> None:
+            done.append(await self._request(identity, prompt))
+
+        # Interrupted mid-batch, the TaskGroup cancels the others; finished ones are recorded.
+        async with asyncio.TaskGroup() as group:
+            for identity in identities:
+                group.create_task(one(identity))
+        return done
+
+    # ------------------------------------------------------------------ one request
+
+    async def _request(
+        self, identity: Identity, prompt: Prompt, *, warmup: bool = False
+    ) -> RequestResult:
+        """Send one request and measure it; failures become ``ok: false`` results."""
+        self._sequence += 1
+        marker = f"bench {self.run_id[:8]} #{self._sequence}"
+        stream = self.client.stream_chat(
+            identity.model, marked(prompt, marker), options=self._options
+        )
+        chunks: list[Chunk] = []
+        final: dict[str, Any] | None = None
+        error: str | None = None
+        started_at = now_iso()
+        try:
+            async with asyncio.timeout(self.plan.timeout_s), stream:
+                async for chunk in stream:
+                    chunks.append(chunk)
+                    if chunk.done:
+                        final = chunk.data
+        except TimeoutError:
+            error = t("bench.timeout", seconds=f"{self.plan.timeout_s:g}")
+        except OllamakitError as exc:
+            error = exc.short
+        result = measure(identity, stream.sent_ns, chunks, final, error=error)
+        result["started_at"] = started_at
+        if not warmup:
+            self._results.append(result)
+            self._unsaved.append(result)
+        if self.listener is not None:
+            self.listener(Event(result, warmup))
+        return result
+
+    def _flush(self) -> None:
+        """Write finished results to the sink (called between batches, never mid-stream)."""
+        while self._unsaved:
+            self.sink.add(self._unsaved.pop(0))
+
+
+def throughput_hints(rows: Sequence[ConcurrencyRow]) -> list[str]:
+    """Hints about where aggregate throughput stops growing, per model.
+
+    >>> flat = [{"model": "m", "concurrency": 1, "output_tps": 50.0},
+    ...         {"model": "m", "concurrency": 4, "output_tps": 51.0}]
+    >>> "OLLAMA_NUM_PARALLEL" in throughput_hints(flat)[0]
+    True
+    >>> throughput_hints([{"model": "m", "concurrency": 1, "output_tps": 50.0}])
+    []
+    """
+    by_model: dict[str, list[ConcurrencyRow]] = {}
+    for row in rows:
+        by_model.setdefault(row.get("model", "?"), []).append(row)
+    hints: list[str] = []
+    for model, model_rows in by_model.items():
+        level = saturation_level(model_rows)
+        if level is None:
+            continue
+        lowest = min(r.get("concurrency", 1) for r in model_rows)
+        tps = next((r.get("output_tps") for r in model_rows if r.get("concurrency") == level), None)
+        shown_tps = "?" if tps is None or not math.isfinite(tps) else f"{tps:.1f}"
+        if level == lowest == 1:
+            hints.append(t("bench.hint_flat", model=model, tps=shown_tps))
+        else:
+            hints.append(t("bench.hint_saturation", model=model, level=level, tps=shown_tps))
+    return hints
+
+
+__all__ = [
+    "RTT_SAMPLES",
+    "BenchPlan",
+    "Event",
+    "NullSink",
+    "ResultSink",
+    "Runner",
+    "StoreSink",
+    "throughput_hints",
+]

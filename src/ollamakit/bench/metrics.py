@@ -205,8 +205,8 @@ def summarize(values: Iterable[float | None]) -> MetricSummary:
     }
 
 
-def _round(value: float | None, digits: int = 4) -> float | None:
-    """Round for the document (sub-microsecond digits of a ms value are noise)."""
+def _round(value: float | None, digits: int = 6) -> float | None:
+    """Round for the document: 6 decimals keep a nanosecond of a ms value, drop float noise."""
     return None if value is None else round(value, digits)
 
 

@@ -1,0 +1,302 @@
+"""The shipped nginx configs, run for real with the simulator behind them.
+
+One simulator and one nginx per variant for the whole module:
+
+========== ============================================================================
+tls        ``ollama-tls-auth.conf`` as shipped (HTTPS + Basic auth, http -> https 301)
+plain      ``ollama.conf`` as shipped
+apikey     ``ollama-apikey.conf`` as shipped (Bearer key)
+down       ``ollama-tls-auth.conf`` whose upstream has nothing listening (502)
+host       ``ollama-tls-auth.conf`` forwarding a public Host name, as the seed's
+           ``proxy_set_header Host $host`` does for a client that uses the DNS name
+seed       ``ollama.conf`` with the seed's literal ``proxy_set_header Host $host``
+buffering  ``ollama-tls-auth.conf`` with ``proxy_buffering on`` and buffers that hold a whole
+           short reply: the client gets it in one lump
+========== ============================================================================
+
+These tests use :class:`ollamakit.client.OllamaClient`, which every command is built on; the
+commands themselves run through the same proxies in ``test_commands_through_nginx.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ollamakit.client import OllamaClient
+from ollamakit.config import Flags, Settings, load_settings
+from ollamakit.errors import (
+    AuthError,
+    ForbiddenError,
+    GatewayError,
+    RedirectError,
+    TLSVerifyFailed,
+)
+
+from .conftest import (
+    API_KEY,
+    ODD_PASSWORD,
+    ODD_USER,
+    PASSWORD,
+    PKI,
+    USER,
+    Nginx,
+    Simulator,
+    free_port,
+    secret_forms,
+)
+
+pytestmark = pytest.mark.nginx
+
+MODEL = "tiny:1b"
+TOKEN_INTERVAL_S = 0.025  # eval_tps 40
+REPLY_TOKENS = 16
+
+#: The simulator's models: one small model with a steady, measurable token interval.
+SIM_CONFIG = {
+    "models": [
+        {
+            "name": MODEL,
+            "load_ms": 5,
+            "warm_load_ms": 1,
+            "prompt_tps": "inf",
+            "eval_tps": 1 / TOKEN_INTERVAL_S,
+            "reply_tokens": REPLY_TOKENS,
+        }
+    ]
+}
+
+#: What the "host" variant forwards: the server's public name, as `$host` does in production.
+PUBLIC_HOST = {"proxy_set_header Host localhost:11434;": "proxy_set_header Host $server_name;"}
+SEED_HOST = {"proxy_set_header Host localhost:11434;": "proxy_set_header Host $host;"}
+BUFFERING = {
+    "proxy_buffering off;": "proxy_buffering on; proxy_buffers 16 64k; proxy_buffer_size 64k;"
+}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    path = tmp_path_factory.mktemp("sim") / "sim.json"
+    path.write_text(json.dumps(SIM_CONFIG), encoding="utf-8")
+    simulator = Simulator(["--config", str(path)]).start()
+    yield simulator
+    simulator.stop()
+
+
+StartNginx = Callable[..., Nginx]
+
+
+@pytest.fixture(scope="module")
+def tls(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    return start_nginx("ollama-tls-auth.conf", sim.address)
+
+
+@pytest.fixture(scope="module")
+def plain(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    return start_nginx("ollama.conf", sim.address)
+
+
+@pytest.fixture(scope="module")
+def apikey(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    return start_nginx("ollama-apikey.conf", sim.address)
+
+
+@pytest.fixture(scope="module")
+def down(start_nginx: StartNginx) -> Nginx:
+    return start_nginx("ollama-tls-auth.conf", f"127.0.0.1:{free_port()}")
+
+
+@pytest.fixture(scope="module")
+def host(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    return start_nginx("ollama-tls-auth.conf", sim.address, PUBLIC_HOST)
+
+
+@pytest.fixture(scope="module")
+def seed(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    return start_nginx("ollama.conf", sim.address, SEED_HOST)
+
+
+@pytest.fixture(scope="module")
+def buffering(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    return start_nginx("ollama-tls-auth.conf", sim.address, BUFFERING)
+
+
+def settings_for(url: str, ca: Path | None = None, **env: str) -> Settings:
+    return load_settings(
+        Flags(base_url=url, ca_bundle=str(ca) if ca else None), environ={"LANG": "C", **env}
+    )
+
+
+def assert_clean(text: str) -> None:
+    for secret in secret_forms():
+        assert secret not in text, f"secret {secret!r} leaked into: {text}"
+
+
+def message_of(exc: BaseException) -> str:
+    hint = getattr(exc, "hint", None) or ""
+    return f"{exc}\n{hint}"
+
+
+# --------------------------------------------------------------------------- it works
+
+
+def test_everything_through_https_and_basic_auth(tls: Nginx, pki: PKI) -> None:
+    with OllamaClient(settings_for(tls.https_url(), pki.ca_pem)) as client:
+        assert client.heartbeat() == "Ollama is running"
+        assert client.version()
+        assert [m["name"] for m in client.list_models()] == [MODEL]
+        with client.stream_chat(MODEL, [{"role": "user", "content": "hi"}]) as stream:
+            chunks = list(stream)
+    assert chunks[-1].done
+    assert "".join(c.content for c in chunks)
+
+
+def test_password_with_special_characters_percent_encoded(tls: Nginx, pki: PKI) -> None:
+    url = tls.https_url(ODD_USER, ODD_PASSWORD)
+    assert "%40" in url and "%3A" in url and "%2F" in url and "%23" in url
+    with OllamaClient(settings_for(url, pki.ca_pem)) as client:
+        assert client.heartbeat() == "Ollama is running"
+
+
+def test_plain_proxy(plain: Nginx) -> None:
+    with OllamaClient(settings_for(plain.http_origin)) as client:
+        assert client.heartbeat() == "Ollama is running"
+        assert [m["name"] for m in client.list_models()] == [MODEL]
+
+
+def test_api_key_proxy(apikey: Nginx, pki: PKI) -> None:
+    with OllamaClient(settings_for(apikey.https_origin, pki.ca_pem, OLLAMA_API_KEY=API_KEY)) as c:
+        assert c.heartbeat() == "Ollama is running"
+        assert [m["name"] for m in c.list_models()] == [MODEL]
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_api_key_proxy_rejects_missing_or_wrong_key(
+    apikey: Nginx, pki: PKI, key: str | None
+) -> None:
+    env = {"OLLAMA_API_KEY": key} if key else {}
+    with (
+        OllamaClient(settings_for(apikey.https_origin, pki.ca_pem, **env)) as client,
+        pytest.raises(AuthError) as info,
+    ):
+        client.list_models()
+    assert "Authentication failed (HTTP 401)" in str(info.value)
+    assert 'realm "Ollama"' in str(info.value)
+
+
+def test_large_request_bodies_pass(tls: Nginx, pki: PKI) -> None:
+    """A vision request carries a base64 image: several MB, over nginx's 1 MB default."""
+    with OllamaClient(settings_for(tls.https_url(), pki.ca_pem)) as client:
+        probe = client.probe("POST", "/api/show", json={"model": MODEL, "pad": "A" * 3_000_000})
+    assert probe.status == 200, probe.body[:200]
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def _arrivals(server: Nginx, pki: PKI) -> tuple[list[int], int]:
+    with (
+        OllamaClient(settings_for(server.https_url(), pki.ca_pem)) as client,
+        client.stream_chat(MODEL, [{"role": "user", "content": "count"}]) as stream,
+    ):
+        chunks = list(stream)
+    assert chunks[-1].done
+    tokens = [c.arrival_ns for c in chunks if c.content]
+    return tokens, len(chunks)
+
+
+def test_stream_arrives_incrementally_through_the_proxy(tls: Nginx, pki: PKI) -> None:
+    arrivals, _ = _arrivals(tls, pki)
+    assert len(arrivals) >= REPLY_TOKENS - 1
+    spread_s = (arrivals[-1] - arrivals[0]) / 1e9
+    expected_s = (len(arrivals) - 1) * TOKEN_INTERVAL_S
+    # Tokens arrive about one interval apart, as the simulator sends them.
+    assert spread_s >= 0.6 * expected_s, (spread_s, expected_s)
+    distinct = len(set(arrivals))
+    assert distinct >= 0.8 * len(arrivals), f"{distinct} reads for {len(arrivals)} tokens"
+
+
+def test_buffering_variant_delivers_in_one_lump(buffering: Nginx, pki: PKI) -> None:
+    """The broken variant the doctor check needs really is broken (the harness can fail)."""
+    arrivals, _ = _arrivals(buffering, pki)
+    spread_s = (arrivals[-1] - arrivals[0]) / 1e9
+    assert spread_s < 2 * TOKEN_INTERVAL_S, spread_s
+    assert len(set(arrivals)) <= 3
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_wrong_password_is_401(tls: Nginx, pki: PKI) -> None:
+    with (
+        OllamaClient(settings_for(tls.https_url(password="wrong-Pw-1"), pki.ca_pem)) as client,
+        pytest.raises(AuthError) as info,
+    ):
+        client.list_models()
+    text = message_of(info.value)
+    assert "Authentication failed (HTTP 401)" in text
+    assert "rejected" in text
+    assert "wrong-Pw-1" not in text
+    assert info.value.exit_status == 2
+
+
+def test_untrusted_certificate_names_ca_bundle(tls: Nginx) -> None:
+    with (
+        OllamaClient(settings_for(tls.https_url())) as client,
+        pytest.raises(TLSVerifyFailed) as info,
+    ):
+        client.heartbeat()
+    text = message_of(info.value)
+    assert "not trusted" in text
+    assert "--ca-bundle" in text
+    assert_clean(text)
+
+
+def test_ollama_down_behind_the_proxy_is_502(down: Nginx, pki: PKI) -> None:
+    with (
+        OllamaClient(settings_for(down.https_url(), pki.ca_pem)) as client,
+        pytest.raises(GatewayError) as info,
+    ):
+        client.heartbeat()
+    text = message_of(info.value)
+    assert "is up, but Ollama behind it is not" in text
+    assert "HTTP 502" in text
+    assert_clean(text)
+
+
+def test_http_port_redirects_to_https(tls: Nginx) -> None:
+    url = f"http://{USER}:{PASSWORD}@127.0.0.1:{tls.http_port}"
+    with OllamaClient(settings_for(url)) as client, pytest.raises(RedirectError) as info:
+        client.list_models()
+    text = message_of(info.value)
+    assert info.value.status == 301
+    assert f"OLLAMA_BASE_URL=https://ollama-user:***@127.0.0.1:{tls.https_port}" in text
+    assert_clean(text)
+
+
+def test_public_host_header_is_403_naming_proxy_set_header(host: Nginx, pki: PKI) -> None:
+    with (
+        OllamaClient(settings_for(host.https_url(), pki.ca_pem)) as client,
+        pytest.raises(ForbiddenError) as info,
+    ):
+        client.heartbeat()
+    text = message_of(info.value)
+    assert "HTTP 403" in text
+    assert "proxy_set_header Host localhost:11434" in text
+
+
+def test_seed_config_with_host_dollar_host_is_403_for_a_dns_name(
+    seed: Nginx, plain: Nginx
+) -> None:
+    """The seed's literal config: a client using the DNS name gets 403 on every request."""
+    public = {"Host": "ollama.example.com"}
+    broken = httpx.get(seed.http_origin + "/", headers=public, trust_env=False)
+    assert broken.status_code == 403
+    assert broken.content == b""
+    fixed = httpx.get(plain.http_origin + "/", headers=public, trust_env=False)
+    assert fixed.status_code == 200
+    assert fixed.text == "Ollama is running"

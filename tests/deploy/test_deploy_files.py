@@ -187,3 +187,51 @@ def test_gpu_compose_reserves_nvidia_devices() -> None:
 def test_cpu_compose_reserves_no_gpu() -> None:
     service = _compose("docker-compose.yml")["services"]["ollama"]
     assert "deploy" not in service
+
+
+# --------------------------------------------------------------------------- docs/remote.md
+
+REMOTE_DOC = DEPLOY.parent / "docs" / "remote.md"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def test_remote_doc_links_resolve() -> None:
+    text = REMOTE_DOC.read_text(encoding="utf-8")
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', text))
+    anchors |= {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    for target in re.findall(r"\]\(#([^)]+)\)", text):
+        assert target in anchors, f"docs/remote.md links to a missing anchor #{target}"
+    for target in re.findall(r"\]\((\.\./[^)#]+)\)", text):
+        assert (REMOTE_DOC.parent / target).resolve().exists(), target
+
+
+def test_remote_doc_covers_both_languages_and_every_shipped_file() -> None:
+    text = REMOTE_DOC.read_text(encoding="utf-8")
+    english, _, chinese = text.partition('<a id="繁體中文"></a>')
+    assert chinese, "the Traditional Chinese half is missing"
+    for half in (english, chinese):
+        for needed in (
+            "docker-compose.yml",
+            "docker-compose.gpu.yml",
+            "ollama.conf",
+            "ollama-tls-auth.conf",
+            "ollama-apikey.conf",
+            "proxy_set_header Host localhost:11434",
+            "proxy_buffering off",
+            "--ca-bundle",
+            "certbot",
+            "htpasswd",
+            "launchctl setenv",
+            "systemctl edit ollama.service",
+            "ollamakit doctor",
+            "%40",
+            "OLLAMA_KEEP_ALIVE",
+            "CUDA_VISIBLE_DEVICES",
+        ):
+            assert needed in half, needed

@@ -1,0 +1,541 @@
+"""The conversation as data: what was said, what will be sent, and the session's numbers.
+
+Nothing here does I/O, so every rule of the chat is unit-tested without a server or terminal.
+
+Conversation model
+------------------
+A :class:`ChatSession` holds the model name, an optional system prompt, the request options
+(``/set``), the ``think`` switch and a list of :class:`Turn` — a user message and the
+:class:`Reply` it got. The ``messages`` of every ``/api/chat`` request are rebuilt from that
+list (:meth:`ChatSession.messages_for`): system prompt first, then each turn, then the new
+message; Ollama is stateless, so the whole conversation travels with each request.
+
+What a turn's outcome does to the history:
+
+* complete reply — the turn is kept;
+* interrupted (Ctrl-C) with some text — kept, marked ``interrupted``: the user saw that text,
+  so the model should know it said it (the next message may well be "go on");
+* interrupted before any text, or failed (connection lost, 503, error line) — not kept; the
+  message waits in :attr:`ChatSession.pending` so ``/retry`` can send it again.
+
+``/retry`` after a kept turn takes that turn back and sends its message again (a new answer).
+
+Input parsing
+-------------
+:func:`parse_command` splits ``/name argument`` lines (``//text`` sends ``/text`` as a
+message); :func:`block_is_open` / :func:`unwrap_block` implement the ``\"\"\"`` multi-line block
+for the prompt, and :class:`LineAssembler` does the same line by line for piped input.
+"""
+
+from __future__ import annotations
+
+import difflib
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, cast
+
+from ollamakit.types import Message, Options
+
+BLOCK_MARK: Final = '"""'
+
+# --------------------------------------------------------------------------- per-reply numbers
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStats:
+    """Measurements of one reply. A value that could not be known is ``None``.
+
+    ``ttft_ms`` and ``total_ms`` are the client's wall clock (request sent -> first token / end);
+    the counts and ``eval_ms`` come from the server's final chunk, so a reply stopped early has
+    none of them.
+    """
+
+    total_ms: float
+    ttft_ms: float | None = None
+    chunks: int = 0
+    eval_count: int | None = None
+    eval_ms: float | None = None
+    prompt_eval_count: int | None = None
+    load_ms: float | None = None
+    done_reason: str | None = None
+
+    @property
+    def eval_tps(self) -> float | None:
+        """Server-side decode rate: ``eval_count / eval_duration``."""
+        if self.eval_count is None or not self.eval_ms:
+            return None
+        return self.eval_count / self.eval_ms * 1000.0
+
+    @classmethod
+    def measure(
+        cls,
+        *,
+        sent_ns: int,
+        end_ns: int,
+        first_token_ns: int | None,
+        chunks: int,
+        final: Mapping[str, Any] | None,
+    ) -> ReplyStats:
+        """Build from the client's clock readings and the final (``done``) chunk, if any.
+
+        >>> s = ReplyStats.measure(sent_ns=0, end_ns=2_000_000_000, first_token_ns=250_000_000,
+        ...     chunks=11, final={"eval_count": 10, "eval_duration": 500_000_000,
+        ...                       "prompt_eval_count": 26, "done_reason": "stop"})
+        >>> (s.ttft_ms, s.total_ms, s.eval_count, s.eval_tps, s.done_reason)
+        (250.0, 2000.0, 10, 20.0, 'stop')
+        >>> ReplyStats.measure(sent_ns=0, end_ns=10**9, first_token_ns=None, chunks=0,
+        ...                    final=None).eval_tps is None
+        True
+        """
+        final = final or {}
+
+        def ms(key: str) -> float | None:
+            value = final.get(key)
+            return value / 1e6 if isinstance(value, int | float) and value > 0 else None
+
+        def count(key: str) -> int | None:
+            value = final.get(key)
+            return int(value) if isinstance(value, int | float) else None
+
+        reason = final.get("done_reason")
+        return cls(
+            total_ms=(end_ns - sent_ns) / 1e6,
+            ttft_ms=None if first_token_ns is None else (first_token_ns - sent_ns) / 1e6,
+            chunks=chunks,
+            eval_count=count("eval_count"),
+            eval_ms=ms("eval_duration"),
+            prompt_eval_count=count("prompt_eval_count"),
+            load_ms=ms("load_duration"),
+            done_reason=str(reason) if reason else None,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, with unit-carrying names (for the transcript)."""
+        tps = self.eval_tps
+        return {
+            "ttft_ms": _round(self.ttft_ms),
+            "total_ms": _round(self.total_ms),
+            "chunks": self.chunks,
+            "eval_count": self.eval_count,
+            "eval_ms": _round(self.eval_ms),
+            "eval_tps": _round(tps),
+            "prompt_eval_count": self.prompt_eval_count,
+            "load_ms": _round(self.load_ms),
+            "done_reason": self.done_reason,
+        }
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass(slots=True)
+class Reply:
+    """What the model answered (possibly cut short)."""
+
+    model: str
+    content: str = ""
+    thinking: str = ""
+    interrupted: bool = False
+    stats: ReplyStats | None = None
+
+
+@dataclass(slots=True)
+class Turn:
+    user: str
+    reply: Reply
+
+
+@dataclass(slots=True)
+class Totals:
+    """Session totals for ``/stats``."""
+
+    replies: int = 0
+    interrupted: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    reply_tokens: int = 0
+    eval_ms: float = 0.0
+    wall_ms: float = 0.0
+    ttfts_ms: list[float] = field(default_factory=list)
+
+    def add(self, reply: Reply) -> None:
+        self.replies += 1
+        self.interrupted += reply.interrupted
+        stats = reply.stats
+        if stats is None:
+            return
+        self.wall_ms += stats.total_ms
+        if stats.ttft_ms is not None:
+            self.ttfts_ms.append(stats.ttft_ms)
+        if stats.eval_count is not None and stats.eval_ms:
+            self.reply_tokens += stats.eval_count
+            self.eval_ms += stats.eval_ms
+        if stats.prompt_eval_count is not None:
+            self.prompt_tokens += stats.prompt_eval_count
+
+    @property
+    def eval_tps(self) -> float | None:
+        """Tokens per second over all complete replies (sum of counts / sum of durations)."""
+        return self.reply_tokens / self.eval_ms * 1000.0 if self.eval_ms else None
+
+    @property
+    def median_ttft_ms(self) -> float | None:
+        return statistics.median(self.ttfts_ms) if self.ttfts_ms else None
+
+
+# --------------------------------------------------------------------------- options (/set)
+
+#: What ``/set`` accepts (the options people actually tune in a chat).
+OPTION_NAMES: Final = ("temperature", "top_p", "num_ctx", "seed")
+
+
+class OptionError(ValueError):
+    """A ``/set`` value is invalid; ``key`` names the message, ``params`` fill it."""
+
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def parse_option(name: str, raw: str) -> float | int:
+    """Validate one ``/set NAME VALUE``.
+
+    >>> parse_option("temperature", "0.7")
+    0.7
+    >>> parse_option("num_ctx", "8192")
+    8192
+    >>> parse_option("seed", "-1")
+    -1
+    >>> parse_option("top_p", "1.5")
+    Traceback (most recent call last):
+    ...
+    ollamakit.chat.session.OptionError: chat.set_range
+    >>> parse_option("num_ctx", "4k")
+    Traceback (most recent call last):
+    ...
+    ollamakit.chat.session.OptionError: chat.set_int
+    """
+    if name not in OPTION_NAMES:
+        raise OptionError("chat.set_unknown", name=name, names=", ".join(OPTION_NAMES))
+    if name in ("num_ctx", "seed"):
+        try:
+            number = int(raw)
+        except ValueError:
+            raise OptionError("chat.set_int", name=name, value=raw) from None
+        if name == "num_ctx" and number < 1:
+            raise OptionError("chat.set_range", name=name, value=raw, range="≥ 1")
+        return number
+    try:
+        value = float(raw)
+    except ValueError:
+        raise OptionError("chat.set_float", name=name, value=raw) from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise OptionError("chat.set_float", name=name, value=raw)
+    if name == "temperature" and not 0.0 <= value <= 2.0:
+        raise OptionError("chat.set_range", name=name, value=raw, range="0 – 2")
+    if name == "top_p" and not 0.0 < value <= 1.0:
+        raise OptionError("chat.set_range", name=name, value=raw, range="0 < top_p ≤ 1")
+    return value
+
+
+# --------------------------------------------------------------------------- the session
+
+
+@dataclass
+class ChatSession:
+    """One conversation with one model at a time (``/model`` switches and keeps the history)."""
+
+    model: str
+    system: str | None = None
+    options: dict[str, float | int] = field(default_factory=dict)
+    think: bool | None = None  # None: not sent (the model's default)
+    turns: list[Turn] = field(default_factory=list)
+    pending: str | None = None  # a message that got no (usable) reply: what /retry sends
+    totals: Totals = field(default_factory=Totals)
+    started_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
+
+    # -- what is sent
+
+    def messages_for(self, text: str) -> list[Message]:
+        """The ``messages`` of the request that sends ``text``: system, history, ``text``.
+
+        >>> s = ChatSession("m", system="Be brief.")
+        >>> s.record("Hi", Reply("m", "Hello!"))
+        >>> [m["role"] for m in s.messages_for("And you?")]
+        ['system', 'user', 'assistant', 'user']
+        """
+        messages: list[Message] = []
+        if self.system:
+            messages.append({"role": "system", "content": self.system})
+        for turn in self.turns:
+            messages.append({"role": "user", "content": turn.user})
+            messages.append({"role": "assistant", "content": turn.reply.content})
+        messages.append({"role": "user", "content": text})
+        return messages
+
+    def request_options(self) -> Options | None:
+        return cast(Options, dict(self.options)) if self.options else None
+
+    # -- outcomes
+
+    def record(self, text: str, reply: Reply) -> None:
+        """A reply came (complete, or interrupted): keep the turn unless it has no text."""
+        self.totals.add(reply)
+        if reply.interrupted and not reply.content.strip():
+            self.pending = text
+            return
+        self.turns.append(Turn(text, reply))
+        self.pending = None
+
+    def record_failure(self, text: str) -> None:
+        """The request failed: nothing is added; the message waits for ``/retry``."""
+        self.totals.failed += 1
+        self.pending = text
+
+    def take_retry(self) -> str | None:
+        """The message ``/retry`` sends; a kept turn is taken back first (to be answered anew).
+
+        >>> s = ChatSession("m")
+        >>> s.record_failure("Hi")
+        >>> s.take_retry()
+        'Hi'
+        >>> s.record("Hi", Reply("m", "Hello"))
+        >>> (s.take_retry(), len(s.turns))
+        ('Hi', 0)
+        >>> ChatSession("m").take_retry() is None
+        True
+        """
+        if self.pending is not None:
+            return self.pending
+        if self.turns:
+            return self.turns.pop().user
+        return None
+
+    def clear(self) -> None:
+        """Forget the conversation; keep model, system prompt and options."""
+        self.turns.clear()
+        self.pending = None
+
+    def set_option(self, name: str, raw: str) -> float | int | None:
+        """``/set NAME VALUE``; ``off``/``default`` removes the option (server default)."""
+        if name in OPTION_NAMES and raw.lower() in ("off", "default", "unset"):
+            self.options.pop(name, None)
+            return None
+        value = parse_option(name, raw)
+        self.options[name] = value
+        return value
+
+    # -- export
+
+    def to_markdown(self, *, server: str, title: str, you: str, interrupted: str) -> str:
+        """A readable Markdown transcript for ``/save``.
+
+        >>> s = ChatSession("llama3.2", system="Be brief.")
+        >>> s.started_at = datetime(2026, 1, 2, 3, 4, 5)
+        >>> s.record("Hi", Reply("llama3.2", "Hello!", interrupted=True))
+        >>> print(s.to_markdown(server="http://h", title="Chat", you="You", interrupted="cut"))
+        # Chat
+        <BLANKLINE>
+        - model: `llama3.2`
+        - server: http://h
+        - started: 2026-01-02 03:04:05
+        <BLANKLINE>
+        > **system:** Be brief.
+        <BLANKLINE>
+        ## You
+        <BLANKLINE>
+        Hi
+        <BLANKLINE>
+        ## llama3.2
+        <BLANKLINE>
+        Hello!
+        <BLANKLINE>
+        *(cut)*
+        <BLANKLINE>
+        """
+        out = [
+            f"# {title}",
+            "",
+            f"- model: `{self.model}`",
+            f"- server: {server}",
+            f"- started: {self.started_at:%Y-%m-%d %H:%M:%S}",
+            "",
+        ]
+        if self.system:
+            out += [f"> **system:** {self.system}", ""]
+        for turn in self.turns:
+            reply = turn.reply
+            out += [f"## {you}", "", turn.user.strip(), "", f"## {reply.model}", ""]
+            if reply.thinking.strip():
+                quoted = "\n".join(
+                    f"> {line}".rstrip() for line in reply.thinking.strip().split("\n")
+                )
+                out += ["<details><summary>thinking</summary>", "", quoted, "", "</details>", ""]
+            out += [reply.content.strip(), ""]
+            if reply.interrupted:
+                out += [f"*({interrupted})*", ""]
+        return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- input parsing
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str
+    usage: str  # shown in /help after the name, e.g. "NAME"
+    help_key: str
+    aliases: tuple[str, ...] = ()
+
+
+COMMANDS: Final = (
+    CommandSpec("help", "", "chat.cmd_help", ("?",)),
+    CommandSpec("models", "", "chat.cmd_models"),
+    CommandSpec("model", "NAME", "chat.cmd_model"),
+    CommandSpec("system", "TEXT", "chat.cmd_system"),
+    CommandSpec("clear", "", "chat.cmd_clear"),
+    CommandSpec("save", "FILE", "chat.cmd_save"),
+    CommandSpec("stats", "", "chat.cmd_stats"),
+    CommandSpec("set", "NAME VALUE", "chat.cmd_set"),
+    CommandSpec("think", "on|off", "chat.cmd_think"),
+    CommandSpec("retry", "", "chat.cmd_retry"),
+    CommandSpec("bye", "", "chat.cmd_bye", ("exit", "quit")),
+)
+
+_BY_NAME: Final = {alias: c for c in COMMANDS for alias in (c.name, *c.aliases)}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A parsed slash command. ``spec`` is None for an unknown name (``suggestion`` may help)."""
+
+    name: str
+    arg: str
+    spec: CommandSpec | None
+    suggestion: str | None = None
+
+
+def parse_command(line: str) -> Command | None:
+    """A ``/command argument`` line, or None when the line is a message.
+
+    >>> parse_command("/model  qwen3:8b ")
+    Command(name='model', arg='qwen3:8b', spec=CommandSpec(name='model', ...), suggestion=None)
+    >>> parse_command("/?").spec.name
+    'help'
+    >>> parse_command("/modle x").suggestion
+    'model'
+    >>> parse_command("hello") is None, parse_command("//etc/hosts is a file") is None
+    (True, True)
+    """
+    stripped = line.strip()
+    if not stripped.startswith("/") or stripped.startswith("//") or "\n" in stripped:
+        return None  # a message (commands are one line; a pasted block is always a message)
+    head, _, arg = stripped[1:].partition(" ")
+    name = head.lower()
+    spec = _BY_NAME.get(name)
+    suggestion = None
+    if spec is None:
+        close = difflib.get_close_matches(name, list(_BY_NAME), n=1, cutoff=0.6)
+        suggestion = _BY_NAME[close[0]].name if close else None
+    return Command(name, arg.strip(), spec, suggestion)
+
+
+def message_text(line: str) -> str:
+    """The message a non-command line sends: ``//x`` is the escape for a leading slash.
+
+    >>> message_text("//etc/hosts")
+    '/etc/hosts'
+    >>> message_text("  hi  ")
+    'hi'
+    """
+    text = line.strip()
+    return text[1:] if text.startswith("//") else text
+
+
+def block_is_open(text: str) -> bool:
+    """Whether a ``\"\"\"`` block has been opened and not yet closed (Enter adds a line).
+
+    >>> block_is_open('\"\"\"'), block_is_open('\"\"\"a\\nb'), block_is_open('\"\"\"a\\nb\"\"\"')
+    (True, True, False)
+    >>> block_is_open('\"\"\"one line\"\"\"'), block_is_open("plain")
+    (False, False)
+    """
+    body = text.strip()
+    if not body.startswith(BLOCK_MARK):
+        return False
+    return not (len(body) >= 2 * len(BLOCK_MARK) and body.endswith(BLOCK_MARK))
+
+
+def unwrap_block(text: str) -> str:
+    """The message inside a ``\"\"\"`` block (markers and the lines they sit on removed).
+
+    >>> unwrap_block('\"\"\"\\nline 1\\n  line 2\\n\"\"\"')
+    'line 1\\n  line 2'
+    >>> unwrap_block('\"\"\"inline\"\"\"')
+    'inline'
+    >>> unwrap_block("no block")
+    'no block'
+    """
+    body = text.strip()
+    if not body.startswith(BLOCK_MARK):
+        return text
+    body = body[len(BLOCK_MARK) :]
+    if body.endswith(BLOCK_MARK):
+        body = body[: -len(BLOCK_MARK)]
+    return body.strip("\n").rstrip()
+
+
+class LineAssembler:
+    """Turns input lines into messages, joining ``\"\"\"`` blocks (piped input).
+
+    >>> a = LineAssembler()
+    >>> [a.feed(x) for x in ['hi', '\"\"\"', 'a', 'b\"\"\"', '']]
+    ['hi', None, None, 'a\\nb', None]
+    >>> a.feed('\"\"\"open'), a.flush()
+    (None, 'open')
+    """
+
+    def __init__(self) -> None:
+        self._lines: list[str] | None = None
+
+    def feed(self, line: str) -> str | None:
+        line = line.rstrip("\r\n")
+        if self._lines is None:
+            if not line.strip():
+                return None
+            if line.strip().startswith(BLOCK_MARK) and block_is_open(line):
+                self._lines = [line]
+                return None
+            return unwrap_block(line) if line.strip().startswith(BLOCK_MARK) else line
+        self._lines.append(line)
+        text = "\n".join(self._lines)
+        if block_is_open(text):
+            return None
+        self._lines = None
+        return unwrap_block(text)
+
+    def flush(self) -> str | None:
+        """At end of input: an unclosed block is sent as it is."""
+        if self._lines is None:
+            return None
+        text, self._lines = "\n".join(self._lines), None
+        body = unwrap_block(text + "\n" + BLOCK_MARK)
+        return body or None
+
+
+def parse_think(arg: str) -> bool | None:
+    """``/think on|off`` -> True/False; anything else -> None (show usage).
+
+    >>> parse_think("on"), parse_think("OFF"), parse_think("maybe")
+    (True, False, None)
+    """
+    value = arg.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    return None

@@ -1,0 +1,101 @@
+"""The session transcript: JSON Lines under ``OLLAMAKIT_HOME/transcripts/``, written as it goes.
+
+Every event is one line, written and flushed at once, so a crash, a lost connection or a
+closed terminal loses nothing that already happened. The REPL writes the user's message
+*before* sending it, and the reply (complete, interrupted or failed, with whatever text
+arrived) in a ``finally`` block; SIGTERM/SIGHUP are turned into exceptions by the REPL so that
+block runs then too.
+
+One line per event, always with ``event`` and ``ts`` (ISO-8601, local time with offset)::
+
+    {"event":"start","ts":..,"format":1,"tool":"ollamakit 0.1.0","server":"http://h:11434",
+     "model":"llama3.2:latest","system":null,"options":{},"think":null}
+    {"event":"user","ts":..,"content":"Hi"}
+    {"event":"reply","ts":..,"model":..,"content":"Hello!","thinking":"","interrupted":false,
+     "stats":{"ttft_ms":..,"total_ms":..,"eval_count":..,"eval_tps":.., ...}}
+    {"event":"error","ts":..,"model":..,"error":"<message>","kind":"ServerBusy","content":"<partial>"}
+    {"event":"model"|"system"|"options"|"think"|"clear"|"retry", "ts":.., ...}
+    {"event":"end","ts":..,"replies":..,"failed":..,"interrupted":..}
+
+The server URL is the redacted one; the file is created ``0600`` (conversations are private).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Final
+
+import orjson
+
+from ollamakit import __version__
+
+FORMAT_VERSION: Final = 1
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def _safe(name: str) -> str:
+    """A model name as a file-name part.
+
+    >>> _safe("hf.co/user/Model:Q4_K_M")
+    'hf.co_user_Model-Q4_K_M'
+    """
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace(":", "-"))[:60]
+
+
+class Transcript:
+    """Append-only JSONL writer; use :meth:`create`, then :meth:`write` per event."""
+
+    def __init__(self, path: Path, handle: IO[bytes]) -> None:
+        self.path = path
+        self._handle = handle
+
+    @classmethod
+    def create(cls, home: Path, model: str, *, when: datetime | None = None) -> Transcript:
+        folder = home / "transcripts"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S")
+        base = f"chat-{stamp}-{_safe(model)}"
+        for n in range(1, 1000):
+            path = folder / (f"{base}.jsonl" if n == 1 else f"{base}-{n}.jsonl")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            except FileExistsError:
+                continue
+            return cls(path, os.fdopen(fd, "ab", buffering=0))
+        raise FileExistsError(folder / f"{base}.jsonl")
+
+    def write(self, event: str, **fields: Any) -> None:
+        """One event, one line, on disk before this returns (unbuffered write)."""
+        if self._handle.closed:
+            return
+        record = {"event": event, "ts": _now(), **fields}
+        self._handle.write(orjson.dumps(record) + b"\n")
+
+    def start(
+        self, *, server: str, model: str, system: str | None, options: Any, think: Any
+    ) -> None:
+        self.write(
+            "start",
+            format=FORMAT_VERSION,
+            tool=f"ollamakit {__version__}",
+            server=server,
+            model=model,
+            system=system,
+            options=options,
+            think=think,
+        )
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every event of a transcript file (for tests and tools)."""
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]

@@ -1,0 +1,39 @@
+"""``ollamakit chat`` / ``uv run hi-ai.py``: arguments only; the work is in ``repl`` and ``auto``.
+
+``--model`` may be given several times for ``--auto``; the interactive chat takes one. The
+interactive default model comes from ``OLLAMA_MODEL`` (``settings.model``); ``--auto`` without
+``--model`` greets every model on the server, whatever ``OLLAMA_MODEL`` says, since its job is
+to check them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ollamakit.config import Settings
+from ollamakit.errors import UsageError
+from ollamakit.i18n import t
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = t("chat.epilog")
+    parser.add_argument("--auto", action="store_true", help=t("chat.help_auto"))
+    parser.add_argument(
+        "--model", action="append", metavar="NAME", default=None, help=t("chat.help_model")
+    )
+    parser.add_argument("--system", metavar="TEXT", help=t("chat.help_system"))
+    parser.add_argument("--greeting", metavar="TEXT", help=t("chat.help_greeting"))
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    models: list[str] = [m for m in (args.model or []) if m.strip()]
+    if args.auto:
+        from ollamakit.chat.auto import run_auto
+
+        return run_auto(settings, models=models or None, greeting=args.greeting, system=args.system)
+    if len(models) > 1:
+        raise UsageError(t("chat.one_model"))
+    from ollamakit.chat.repl import run_chat
+
+    return run_chat(settings, model=models[0] if models else settings.model, system=args.system)

@@ -32,10 +32,9 @@ from ollamakit.bench.schema import RequestResult, RunDocument
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Settings
-from ollamakit.errors import ExitStatus, UsageError
+from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 
-OUTPUT_SUFFIXES: Final = (".json", ".csv", ".md", ".html")
 MAX_CONCURRENCY: Final = 256
 
 
@@ -101,9 +100,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(t("bench.bad_num_predict", value=args.num_predict))
     if args.seed is not None and args.seed < 0:
         raise UsageError(t("bench.bad_number", flag="--seed", value=args.seed, minimum=0))
+    from ollamakit.report import output_format
+
     for output in args.output:
-        if Path(output).suffix.lower() not in OUTPUT_SUFFIXES:
-            raise UsageError(t("bench.bad_output", path=output, formats=" ".join(OUTPUT_SUFFIXES)))
+        output_format(Path(output))  # --output run.pdf fails now, not after the run
 
 
 # --------------------------------------------------------------------------- menu
@@ -321,29 +321,33 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _finish(doc: RunDocument, args: argparse.Namespace, saved: bool, settings: Settings) -> int:
-    """Summary, hints, where things went, and the exit status."""
+    """Summary (with failures and hints), where things went, and the exit status."""
     from ollamakit.report import write_output
     from ollamakit.report.tables import print_summary
 
-    print_summary(doc, console.stdout)
-    for hint in doc.get("hints", []):
-        console.stderr.print(f"[cyan]→[/] {escape(hint)}")
-    results = doc["results"]
-    failed = [r for r in results if not r["ok"]]
-    if failed:
-        console.warn(t("bench.failed_count", failed=len(failed), total=len(results)))
+    to_stdout = any(str(o) == "-" for o in args.output)  # keep a JSON pipe clean
+    print_summary(doc, console.stderr if to_stdout else console.stdout)
     if saved:
         console.info(t("bench.saved", run_id=doc["run_id"], home=str(settings.home)))
     else:
         console.info(t("bench.not_saved"))
+    write_failed = False
     for output in args.output:
         path = Path(output)
-        write_output(doc, path)
-        console.info(t("bench.wrote", path=str(path)))
+        try:
+            write_output(doc, path)
+        except OllamakitError as exc:  # the run itself is saved: report and go on
+            console.print_error(exc)
+            write_failed = True
+            continue
+        if str(path) != "-":
+            console.info(t("bench.wrote", path=str(path)))
+    results = doc["results"]
     if doc["status"] == "interrupted":
         console.warn(t("bench.interrupted", count=len(results)))
         return int(ExitStatus.INTERRUPTED)
-    return int(ExitStatus.FAILURES if failed or not results else ExitStatus.OK)
+    failed = write_failed or not results or any(not r["ok"] for r in results)
+    return int(ExitStatus.FAILURES if failed else ExitStatus.OK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,72 @@
+"""Fixtures for benchmark tests: simulators with scripted timing, and a quick way to run a plan.
+
+Every test talks real HTTP to an ``ollamakit.sim`` on 127.0.0.1. Timings are short (tens of
+milliseconds per request) so the whole directory runs in seconds; tolerances are generous
+because the simulator and the client may share one GIL here (``bench/fidelity.py`` measures
+the exact figures with the simulator in its own process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ollamakit.bench.runner import BenchPlan, NullSink, ResultSink, Runner
+from ollamakit.bench.schema import RunDocument
+from ollamakit.bench.suites import Prompt, Suite
+from ollamakit.client import AsyncOllamaClient
+from ollamakit.config import Flags, load_settings
+from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, ThreadedSim, run_in_thread
+
+FAST = ModelSpec(
+    "fast:1b", load_ms=30, warm_load_ms=1, prompt_tps=50_000, eval_tps=1_000, reply_tokens=8
+)
+
+ONE_PROMPT = Suite(name="one", prompts=(Prompt("hi", "greeting", "Hello there, how are you?"),))
+
+
+def faulty(name: str, kind: FaultKind, arg: int = 0) -> ModelSpec:
+    return dataclasses.replace(FAST, name=name, faults=(Fault(kind, arg),))
+
+
+@pytest.fixture
+def start_sim() -> Iterator[Any]:
+    """``start_sim(config) -> ThreadedSim``; every simulator is stopped after the test."""
+    started: list[ThreadedSim] = []
+
+    def start(config: SimConfig) -> ThreadedSim:
+        sim = run_in_thread(config)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+def run_plan(
+    url: str,
+    plan: BenchPlan,
+    sink: ResultSink | None = None,
+    *,
+    max_connections: int = 64,
+) -> RunDocument:
+    """Run a plan in this process, as ``ollamakit bench`` does, and return the document."""
+    settings = load_settings(Flags(base_url=url), environ={})
+    settings = dataclasses.replace(settings, benchmark_timeout_s=plan.timeout_s)
+
+    async def go() -> RunDocument:
+        async with AsyncOllamaClient(settings, max_connections=max_connections) as client:
+            runner = Runner(
+                client=client,
+                plan=plan,
+                base_url=settings.base_url.redacted(),
+                sink=sink or NullSink(),
+            )
+            return await runner.execute()
+
+    return asyncio.run(go())

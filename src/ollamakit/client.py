@@ -39,7 +39,7 @@ from typing import Any, Final, Self, cast
 import httpx
 import orjson
 
-from ollamakit import __version__
+from ollamakit import __version__, _http11
 from ollamakit.config import ServerURL, Settings
 from ollamakit.errors import (
     AuthError,
@@ -246,8 +246,9 @@ def _translate(
             return ConnectTimeout(detail, timeout_s=_fmt_s(timeouts.connect), **params)
     if isinstance(exc, httpx.ConnectError):
         return ConnectFailed(detail, **params)
-    if isinstance(exc, httpx.RemoteProtocolError) and "without sending" in detail:
+    if isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in detail:
         # A plain-HTTP request to a TLS port: the TLS server drops the connection unanswered.
+        # (Not "without sending complete message body": that is a body cut short, below.)
         if server.scheme == "http" and _speaks_tls(server.host, server.port):
             return TLSMismatch(
                 detail,
@@ -560,7 +561,8 @@ class ChunkStream:
         self._response: httpx.Response | None = None
         self.sent_ns = 0
         self.headers_ns = 0
-        self.decoder = NDJSONDecoder(core.server.url(path))
+        self.decoder_url = core.server.url(path)
+        self.decoder = NDJSONDecoder(self.decoder_url)
 
     def __enter__(self) -> Self:
         core = self._core
@@ -600,9 +602,23 @@ class ChunkStream:
         assert self._response is not None, "use ChunkStream as a context manager"
         decoder = self.decoder
         clock = time.perf_counter_ns
+        raw = _http11.attach(self._response)
         try:
-            for data in self._response.iter_raw():
-                yield from decoder.feed(data, clock())
+            if raw is None:
+                for data in self._response.iter_bytes():
+                    yield from decoder.feed(data, clock())
+            else:
+                # The fast path (see _http11): bytes that came with the headers arrived then.
+                yield from decoder.feed(_unframe(raw, raw.leading, self), self.headers_ns)
+                timeout = self._core.timeout.read
+                while not raw.decoder.done:
+                    try:
+                        data = raw.network.read(_http11.READ_SIZE, timeout=timeout)
+                    except Exception as exc:
+                        raise _http11.as_httpx_error(exc) from exc
+                    now = clock()
+                    yield from decoder.feed(_unframe(raw, data, self), now)
+                raw.release()
         except httpx.HTTPError as exc:
             raise self._core.translate(exc, self._path) from None
         yield from decoder.finish()
@@ -618,6 +634,18 @@ class ChunkStream:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _unframe(raw: _http11.RawBody, data: bytes, stream: ChunkStream | AsyncChunkStream) -> bytes:
+    """Chunked payload of one raw read; end of data before the last frame is a cut stream."""
+    if not data and not raw.decoder.done and data is not raw.leading:
+        raise httpx.RemoteProtocolError(
+            "peer closed connection without sending complete message body"
+        )
+    try:
+        return raw.decoder.feed(data)
+    except _http11.ChunkedFramingError as exc:
+        raise StreamCut(str(exc), url=stream.decoder_url) from None
 
 
 def _read_limited(response: httpx.Response) -> bytes:
@@ -768,7 +796,8 @@ class AsyncChunkStream:
         self._response: httpx.Response | None = None
         self.sent_ns = 0
         self.headers_ns = 0
-        self.decoder = NDJSONDecoder(core.server.url(path))
+        self.decoder_url = core.server.url(path)
+        self.decoder = NDJSONDecoder(self.decoder_url)
 
     async def __aenter__(self) -> Self:
         core = self._core
@@ -816,10 +845,25 @@ class AsyncChunkStream:
         assert self._response is not None, "use AsyncChunkStream as an async context manager"
         decoder = self.decoder
         clock = time.perf_counter_ns
+        raw = _http11.attach(self._response)
         try:
-            async for data in self._response.aiter_raw():
-                for chunk in decoder.feed(data, clock()):
+            if raw is None:
+                async for data in self._response.aiter_bytes():
+                    for chunk in decoder.feed(data, clock()):
+                        yield chunk
+            else:
+                for chunk in decoder.feed(_unframe(raw, raw.leading, self), self.headers_ns):
                     yield chunk
+                timeout = self._core.timeout.read
+                while not raw.decoder.done:
+                    try:
+                        data = await raw.network.read(_http11.READ_SIZE, timeout=timeout)
+                    except Exception as exc:
+                        raise _http11.as_httpx_error(exc) from exc
+                    now = clock()
+                    for chunk in decoder.feed(_unframe(raw, data, self), now):
+                        yield chunk
+                raw.release()
         except httpx.HTTPError as exc:
             raise self._core.translate(exc, self._path) from None
         for chunk in decoder.finish():

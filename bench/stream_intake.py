@@ -1,0 +1,188 @@
+"""How fast can each client take in an Ollama stream? (issue: "Fast intake")
+
+The simulator (in its own process, so it does not share our GIL) streams one ``/api/generate``
+reply of N chunks as fast as it can (``eval_tps=inf``). In the same run we time, on that same
+stream:
+
+* ``curl``                  the transport ceiling: bytes to /dev/null, no parsing;
+* ``httpx iter_raw``        our HTTP stack reading bytes, no parsing (the Python ceiling);
+* ``httpx iter_lines+json`` the naive way to parse NDJSON with httpx;
+* ``ollamakit sync``        ``OllamaClient.stream_generate`` (what chat/doctor use);
+* ``ollamakit async``       ``AsyncOllamaClient.stream_generate`` (what the benchmark uses);
+* ``ollama (official)``     ``ollama.Client().generate(stream=True)``.
+
+Each is run ``--repeat`` times; the table shows the median chunks/s and ratios against the
+official client and curl measured in this same run (machines are noisy: only ratios from one
+run mean anything). Targets: ollamakit ≥ 250,000 chunks/s and ≥ 5x the official client.
+
+    uv run python bench/stream_intake.py [--chunks 200000] [--repeat 5] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import ollama
+
+from ollamakit.client import AsyncOllamaClient, OllamaClient
+from ollamakit.config import Settings, parse_base_url
+from ollamakit.sim import start_subprocess
+
+MODEL = "fast:1b"
+
+
+def _settings(url: str) -> Settings:
+    return Settings(base_url=parse_base_url(url), home=Path("/tmp/ollamakit-bench"))
+
+
+def _body() -> dict[str, object]:
+    return {"model": MODEL, "prompt": "count", "stream": True}
+
+
+def run_curl(url: str, expected: int) -> int:
+    curl = shutil.which("curl")
+    if curl is None:
+        raise RuntimeError("curl not found")
+    out = subprocess.run(
+        [curl, "-sS", "-N", "-d", json.dumps(_body()), f"{url}/api/generate"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return out.count(b"\n")
+
+
+def run_httpx_raw(url: str, expected: int) -> int:
+    lines = 0
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream("POST", f"{url}/api/generate", json=_body()) as response,
+    ):
+        for data in response.iter_raw():
+            lines += data.count(b"\n")
+    return lines
+
+
+def run_httpx_lines(url: str, expected: int) -> int:
+    count = 0
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream("POST", f"{url}/api/generate", json=_body()) as response,
+    ):
+        for line in response.iter_lines():
+            if line:
+                json.loads(line)
+                count += 1
+    return count
+
+
+def run_ollamakit_sync(url: str, expected: int) -> int:
+    count = 0
+    with OllamaClient(_settings(url)) as client, client.stream_generate(MODEL, "count") as stream:
+        for _chunk in stream:
+            count += 1
+    return count
+
+
+def run_ollamakit_async(url: str, expected: int) -> int:
+    async def main() -> int:
+        count = 0
+        async with (
+            AsyncOllamaClient(_settings(url)) as client,
+            client.stream_generate(MODEL, "count") as stream,
+        ):
+            async for _chunk in stream:
+                count += 1
+        return count
+
+    return asyncio.run(main())
+
+
+def run_official(url: str, expected: int) -> int:
+    count = 0
+    client = ollama.Client(host=url)
+    for _part in client.generate(model=MODEL, prompt="count", stream=True):
+        count += 1
+    return count
+
+
+CLIENTS: list[tuple[str, Callable[[str, int], int]]] = [
+    ("curl (no parsing)", run_curl),
+    ("httpx iter_raw (no parsing)", run_httpx_raw),
+    ("httpx iter_lines + json.loads", run_httpx_lines),
+    ("ollamakit sync client", run_ollamakit_sync),
+    ("ollamakit async client", run_ollamakit_async),
+    ("ollama (official client)", run_official),
+]
+
+
+def measure(url: str, chunks: int, repeat: int) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {name: [] for name, _ in CLIENTS}
+    # Interleave the clients round by round so slow drifts of the machine hit all alike.
+    for _ in range(repeat):
+        for name, fn in CLIENTS:
+            start = time.perf_counter()
+            got = fn(url, chunks)
+            elapsed = time.perf_counter() - start
+            if got != chunks + 1:  # N answer chunks + the final done chunk
+                raise SystemExit(f"{name}: got {got} chunks, expected {chunks + 1}")
+            rates[name].append(got / elapsed)
+    return rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args(argv)
+
+    sim = start_subprocess(["--model", f"{MODEL},eval_tps=inf,reply_tokens={args.chunks}"])
+    try:
+        run_ollamakit_sync(sim.url, args.chunks)  # warm the model and the page cache
+        rates = measure(sim.url, args.chunks, args.repeat)
+    finally:
+        sim.stop()
+
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    official = median["ollama (official client)"]
+    curl = median["curl (no parsing)"]
+    rows = [
+        (
+            name,
+            median[name],
+            min(rates[name]),
+            max(rates[name]),
+            median[name] / official,
+            median[name] / curl,
+        )
+        for name, _ in CLIENTS
+    ]
+    head = f"{args.chunks:,} chunks x {args.repeat} runs, Python {sys.version.split()[0]}"
+    if args.markdown:
+        print(f"_{head}_\n")
+        print("| client | chunks/s (median) | min | max | vs official | vs curl |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, med, lo, hi, vs_off, vs_curl in rows:
+            print(
+                f"| {name} | {med:,.0f} | {lo:,.0f} | {hi:,.0f} | {vs_off:.2f}x | {vs_curl:.2f}x |"
+            )
+    else:
+        print(head)
+        print(f"{'client':32} {'median/s':>12} {'min/s':>12} {'max/s':>12} {'vs official':>12}")
+        for name, med, lo, hi, vs_off, _ in rows:
+            print(f"{name:32} {med:12,.0f} {lo:12,.0f} {hi:12,.0f} {vs_off:11.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

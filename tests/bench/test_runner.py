@@ -44,10 +44,11 @@ def test_scripted_timing_comes_back(start_sim: Any) -> None:
         assert prompt_count is not None and prompt_count > 5
         # TTFT = warm load + prefill (prompt tokens / prompt_tps) on the script's clock.
         scripted_ttft_ms = 5 + prompt_count / 1_000 * 1_000
-        assert r["ttft_ms"] == pytest.approx(scripted_ttft_ms, abs=10, rel=0.2)
+        # (generous: simulator and client share this process, and CI machines are busy)
+        assert r["ttft_ms"] == pytest.approx(scripted_ttft_ms, abs=30)
         # the decode rate the client saw is the script's rate
-        assert r["e2e_tps"] == pytest.approx(100, rel=0.1)
-        assert r["tpot_ms"] == pytest.approx(10, rel=0.1)
+        assert r["e2e_tps"] == pytest.approx(100, rel=0.15)
+        assert r["tpot_ms"] == pytest.approx(10, rel=0.15)
         # server rates are exactly count / duration
         assert r["eval_tps"] == pytest.approx(count / (r["eval_ms"] / 1000), rel=1e-6)
         assert r["prompt_tps"] == pytest.approx(
@@ -61,7 +62,7 @@ def test_scripted_timing_comes_back(start_sim: Any) -> None:
 
     [row] = doc["summary"]
     assert (row["n"], row["ok"], row["failed"]) == (3, 3, 0)
-    assert row["e2e_tps"]["median"] == pytest.approx(100, rel=0.1)
+    assert row["e2e_tps"]["median"] == pytest.approx(100, rel=0.15)
 
 
 def test_prompts_carry_a_run_marker_and_fixed_options(start_sim: Any) -> None:
@@ -132,7 +133,7 @@ def test_failures_are_recorded_per_request_and_the_run_goes_on(start_sim: Any) -
 
 
 def test_concurrency_sweep_and_the_num_parallel_hint(start_sim: Any) -> None:
-    quick = dataclasses.replace(FAST, eval_tps=400, reply_tokens=16)  # 40 ms a request
+    quick = dataclasses.replace(FAST, eval_tps=400, reply_tokens=40)  # 100 ms a request
     wide = dataclasses.replace(quick, name="wide:1b", num_parallel=8)
     sim = start_sim(SimConfig(models=(quick, wide), num_parallel=1))
     plan = BenchPlan(

@@ -10,18 +10,14 @@ user does, and returns what it printed.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ollamakit import console
 from ollamakit.i18n import set_language
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import CLIResult, run_program
 
 _CLEARED_PREFIXES = ("OLLAMA_", "OLLAMAKIT_")
 _CLEARED = {
@@ -60,44 +56,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     set_language("en")
 
 
-@dataclass
-class CLIResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run_program(
-    args: Sequence[str],
-    *,
-    env: dict[str, str] | None = None,
-    input: str | None = None,
-    timeout: float = 60,
-    script: str | None = None,
-) -> CLIResult:
-    """Run ``python -m ollamakit ARGS`` (or a root script) in a subprocess, no terminal."""
-    cmd = [sys.executable, str(REPO / script)] if script else [sys.executable, "-m", "ollamakit"]
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(
-        [*cmd, *args],
-        env=full_env,
-        input=input if input is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return CLIResult(proc.returncode, proc.stdout, proc.stderr)
-
-
 @pytest.fixture
 def run_cli() -> type[CLIResult] | object:
     """``run_cli(["doctor", "--base-url", url])`` -> CLIResult (returncode, stdout, stderr)."""
     return run_program
-
-
-def assert_no_traceback(result: CLIResult) -> None:
-    assert "Traceback (most recent call last)" not in result.output, result.output

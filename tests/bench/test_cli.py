@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conftest import assert_no_traceback, run_program
+from tests.support import assert_no_traceback, run_program
 from ollamakit.bench.schema import (
     SCHEMA_VERSION,
     MetricSummary,

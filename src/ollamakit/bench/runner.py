@@ -153,10 +153,16 @@ class StoreSink:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Progress news: one request finished (``warmup`` marks the unmeasured ones)."""
+    """Progress news: one request finished (``warmup`` marks the unmeasured ones).
+
+    ``marker`` is the run marker the request's prompt started with and ``sent_ns`` the client's
+    send stamp, so a listener can match a result with a server-side log (``bench/fidelity.py``).
+    """
 
     result: RequestResult
     warmup: bool = False
+    marker: str = ""
+    sent_ns: int = 0
 
 
 Listener = Callable[[Event], None]
@@ -317,7 +323,7 @@ class Runner:
             self._results.append(result)
             self._unsaved.append(result)
         if self.listener is not None:
-            self.listener(Event(result, warmup))
+            self.listener(Event(result, warmup, marker, stream.sent_ns))
         return result
 
     def _flush(self) -> None:

@@ -114,8 +114,14 @@ def _mask_userinfo(text: str) -> str:
     'ftp://u:***@h'
     >>> _mask_userinfo("no credentials here")
     'no credentials here'
+    >>> _mask_userinfo("https://u:pa/ss@host")  # a raw '/' in the password is masked too
+    'https://u:***@host'
+    >>> _mask_userinfo("u:pw@10.0.0.5:99999")  # no scheme
+    'u:***@10.0.0.5:99999'
     """
-    return re.sub(r"(//[^/@:]*):[^/]*@", r"\1:***@", text)
+    # Up to the *last* '@': a password that breaks parsing often holds a raw '/', '?' or '#'.
+    pattern = r"(//[^/@:]*):.*@" if "//" in text else r"^([^/@:]*):.*@"
+    return re.sub(pattern, r"\1:***@", text)
 
 
 def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
@@ -163,6 +169,9 @@ def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise fail("config.url_scheme", scheme=scheme)
+    if "@" not in parts.netloc and "@" in f"{parts.path}{parts.query}{parts.fragment}":
+        # user:pa/ss@host splits at the '/': the "port" would be "pa". Say what is wrong.
+        raise fail("config.url_query")
     if parts.query or parts.fragment:
         raise fail("config.url_query")
     host = parts.hostname or ""

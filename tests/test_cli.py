@@ -1,0 +1,172 @@
+"""The umbrella command and the root scripts as a user meets them, and the message catalogues.
+
+Subprocess tests (no terminal) for what every command shares: ``--help`` and ``--version``
+work, argument errors exit 2, a bad setting exits 2 with a message that names the key and
+masks the password (never a traceback), and the language follows ``--lang`` or the locale.
+The catalogue tests keep every message in both languages with the same placeholders.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO, assert_no_traceback, run_program
+from ollamakit import __version__
+from ollamakit.i18n import LANGUAGES, catalogue, domains
+
+# --------------------------------------------------------------------------- help and version
+
+
+@pytest.mark.parametrize(
+    ("args", "script", "words"),
+    [
+        (["--help"], None, ["bench", "chat", "doctor", "sim", "--base-url"]),
+        (["doctor", "--help"], None, ["--json", "--no-generate", "--ca-bundle"]),
+        (["--help"], "ollama-benchmark.py", ["--auto", "--base-url"]),
+        (["--help"], "hi-ai.py", ["--auto", "--base-url"]),
+    ],
+)
+def test_help_exits_zero(args: list[str], script: str | None, words: list[str]) -> None:
+    result = run_program(args, script=script)
+    assert result.returncode == 0, result.output
+    assert_no_traceback(result)
+    for word in words:
+        assert word in result.stdout
+
+
+@pytest.mark.parametrize("script", [None, "ollama-benchmark.py", "hi-ai.py"])
+def test_version(script: str | None) -> None:
+    result = run_program(["--version"], script=script)
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "script"),
+    [
+        (["--no-such-option"], None),
+        (["doctor", "--no-such-option"], None),
+        (["no-such-command"], None),
+        (["--no-such-option"], "ollama-benchmark.py"),
+        (["--no-such-option"], "hi-ai.py"),
+    ],
+)
+def test_unknown_option_exits_2(args: list[str], script: str | None) -> None:
+    result = run_program(args, script=script)
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "usage:" in result.stderr
+
+
+# --------------------------------------------------------------------------- bad settings
+
+
+@pytest.mark.parametrize(
+    ("args", "script"),
+    [(["doctor"], None), (["--auto"], "ollama-benchmark.py"), (["--auto"], "hi-ai.py")],
+)
+def test_bad_base_url_exits_2_with_masked_value(args: list[str], script: str | None) -> None:
+    env = {"OLLAMA_BASE_URL": "ftp://ollama-user:Canary-9x@ollama.example.com"}
+    result = run_program(args, env=env, script=script)
+    assert result.returncode == 2, result.output
+    assert_no_traceback(result)
+    assert "OLLAMA_BASE_URL=ftp://ollama-user:***@ollama.example.com" in result.stderr
+    assert "Example: OLLAMA_BASE_URL=https://" in result.stderr
+    assert "Canary-9x" not in result.output
+
+
+def test_bad_port_in_dotenv_exits_2() -> None:
+    Path(".env").write_text("OLLAMA_BASE_URL=http://192.168.1.100:99999\n")
+    result = run_program(["doctor"])
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "OLLAMA_BASE_URL=http://192.168.1.100:99999" in result.stderr
+    assert "65535" in result.stderr
+
+
+def test_bad_timeout_exits_2() -> None:
+    result = run_program(["doctor"], env={"BENCHMARK_TIMEOUT_SECONDS": "nan"})
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "BENCHMARK_TIMEOUT_SECONDS=nan" in result.stderr
+
+
+# --------------------------------------------------------------------------- language
+
+
+BAD_URL = {"OLLAMA_BASE_URL": "ftp://host.example"}
+
+
+def test_lang_flag_gives_chinese() -> None:
+    result = run_program(["doctor", "--lang", "zh-TW"], env=BAD_URL)
+    assert result.returncode == 2
+    assert "設定值無效" in result.stderr
+    assert "範例" in result.stderr
+
+
+def test_locale_gives_chinese() -> None:
+    result = run_program(["doctor"], env={**BAD_URL, "LANG": "zh_TW.UTF-8"})
+    assert "設定值無效" in result.stderr
+    help_text = run_program(["--help"], env={"LANG": "zh_TW.UTF-8"})
+    assert "所有指令共用的選項" in help_text.stdout
+
+
+def test_ollamakit_lang_beats_locale_and_flag_beats_both() -> None:
+    env = {**BAD_URL, "LANG": "en_US.UTF-8", "OLLAMAKIT_LANG": "zh-TW"}
+    assert "設定值無效" in run_program(["doctor"], env=env).stderr
+    assert "Invalid setting" in run_program(["doctor", "--lang", "en"], env=env).stderr
+
+
+def test_lang_flag_localises_help() -> None:
+    result = run_program(["--lang", "zh-TW", "--help"])
+    assert "所有指令共用的選項" in result.stdout
+
+
+# --------------------------------------------------------------------------- catalogues
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def test_every_catalogue_entry_has_both_languages_and_same_placeholders() -> None:
+    assert "errors" in domains() and "doctor" in domains()
+    problems = []
+    for domain in domains():
+        for key, entry in catalogue(domain).items():
+            if not isinstance(entry, dict):
+                problems.append(f"{domain}.{key}: not a table")
+                continue
+            for lang in LANGUAGES:
+                if not str(entry.get(lang) or "").strip():
+                    problems.append(f"{domain}.{key}: no {lang}")
+            if all(lang in entry for lang in LANGUAGES):
+                en, zh = (_placeholders(entry[lang]) for lang in LANGUAGES)
+                if en != zh:
+                    problems.append(f"{domain}.{key}: en {sorted(en)} != zh-TW {sorted(zh)}")
+    assert problems == []
+
+
+_LITERAL_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+)\.([A-Za-z0-9_]+)["']""")
+
+
+def test_every_literal_message_key_exists() -> None:
+    """A typo in ``t("domain.key")`` would only show up as a KeyError in front of a user."""
+    missing = []
+    for path in sorted((REPO / "src" / "ollamakit").rglob("*.py")):
+        for domain, key in _LITERAL_KEY.findall(path.read_text(encoding="utf-8")):
+            if domain not in domains() or key not in catalogue(domain):
+                missing.append(f"{path.relative_to(REPO)}: {domain}.{key}")
+    assert missing == []
+
+
+def test_doctor_step_titles_exist() -> None:
+    from ollamakit.diagnostics import STEPS
+
+    doctor = catalogue("doctor")
+    for name in (*STEPS, "warning"):
+        assert f"title_{name}" in doctor

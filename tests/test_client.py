@@ -1,0 +1,416 @@
+"""The client over real loopback HTTP: one test per failure class of the error tree.
+
+Each test provokes the failure the way it happens in the field (a closed port, an untrusted
+certificate, an nginx error page, a stream cut short ...) and checks the error class and the
+words of its message and fix, since those words are what a user acts on. The proxy-ish
+answers come from ``proxyish.CannedServer``; the stream faults from the simulator.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+
+from ollamakit.client import OllamaClient, _translate
+from ollamakit.config import Flags, Settings, load_settings, parse_base_url
+from ollamakit.errors import (
+    AuthError,
+    ConfigError,
+    ConnectionRefused,
+    ConnectTimeout,
+    DNSFailure,
+    ForbiddenError,
+    GatewayError,
+    MethodNotAllowed,
+    ModelNotFound,
+    NotFoundError,
+    NotOllama,
+    OllamaError,
+    ReadTimeout,
+    RedirectError,
+    ServerBusy,
+    StreamCut,
+    StreamError,
+    TLSMismatch,
+    TLSVerifyFailed,
+)
+from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, run_in_thread
+from tests.proxyish import (
+    BUSY,
+    NGINX_401,
+    NGINX_405,
+    NGINX_502,
+    NGINX_504,
+    PORTAL,
+    Blackhole,
+    Canned,
+    CannedServer,
+    closed_port,
+    generate_chunks,
+    ollama_json,
+    server_tls_context,
+)
+
+CANARY = "s3cr3t-canary-pw"
+
+
+def settings_for(url: str, environ: dict[str, str] | None = None, **flags: Any) -> Settings:
+    return load_settings(Flags(base_url=url, **flags), environ=environ or {})
+
+
+def raised(settings: Settings, call: str = "version", **kwargs: Any) -> OllamaError:
+    """Run one client call and return the OllamaError it raised."""
+    read_timeout_s = kwargs.pop("read_timeout_s", 5)
+    with (
+        OllamaClient(settings, read_timeout_s=read_timeout_s) as client,
+        pytest.raises(OllamaError) as info,
+    ):
+        if call == "generate":
+            with client.stream_generate(kwargs.pop("model", "m:1b"), "hi") as stream:
+                list(stream)
+        else:
+            getattr(client, call)(**kwargs)
+    return info.value
+
+
+def assert_words(error: OllamaError, *message: str, hint: tuple[str, ...] = ()) -> None:
+    for word in message:
+        assert word in error.message, error.message
+    for word in hint:
+        assert error.hint is not None and word in error.hint, error.hint
+    assert CANARY not in error.message
+    assert CANARY not in (error.hint or "")
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+def test_refused() -> None:
+    port = closed_port()
+    error = raised(settings_for(f"http://127.0.0.1:{port}"))
+    assert isinstance(error, ConnectionRefused)
+    assert_words(
+        error,
+        "refused",
+        f"127.0.0.1:{port}",
+        hint=("Ollama running", "OLLAMA_HOST=0.0.0.0:11434", f"{port}/tcp", "systemctl"),
+    )
+
+
+def test_dns_failure() -> None:
+    error = raised(settings_for("http://no-such-host.invalid:11434"))
+    assert isinstance(error, DNSFailure)
+    assert_words(error, "no-such-host.invalid", "resolution", hint=("IP address",))
+
+
+def test_connect_timeout_real() -> None:
+    with Blackhole() as hole:
+        settings = dataclasses.replace(
+            settings_for(f"http://127.0.0.1:{hole.port}"), connect_timeout_s=0.3
+        )
+        error = raised(settings)
+    assert isinstance(error, ConnectTimeout)
+    assert_words(error, "timed out", "0.3", hint=("firewall", "ufw allow", "firewall-cmd"))
+
+
+def test_connect_timeout_translation() -> None:
+    server = parse_base_url("http://10.1.2.3:11434")
+    error = _translate(
+        httpx.ConnectTimeout("timed out"), server, server.url("/"), httpx.Timeout(5.0)
+    )
+    assert isinstance(error, ConnectTimeout)
+    assert "10.1.2.3:11434" in str(error)
+    assert "11434/tcp" in (error.hint or "")
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[CannedServer]:
+    routes = {"/api/version": ollama_json({"version": "0.5.1"})}
+    with CannedServer(routes, tls=server_tls_context(ca)) as server:
+        yield server
+
+
+def test_tls_untrusted_suggests_ca_bundle(tls_server: CannedServer) -> None:
+    error = raised(settings_for(tls_server.url))
+    assert isinstance(error, TLSVerifyFailed)
+    assert_words(error, "not trusted", hint=("--ca-bundle", "OLLAMA_CA_BUNDLE", "Let's Encrypt"))
+
+
+def test_tls_trusted_with_ca_bundle(tls_server: CannedServer, ca_file: Path) -> None:
+    settings = settings_for(tls_server.url, ca_bundle=str(ca_file))
+    with OllamaClient(settings) as client:
+        assert client.version() == "0.5.1"
+
+
+def test_tls_ca_bundle_from_environment(tls_server: CannedServer, ca_file: Path) -> None:
+    settings = settings_for(tls_server.url, environ={"OLLAMA_CA_BUNDLE": str(ca_file)})
+    with OllamaClient(settings) as client:
+        assert client.version() == "0.5.1"
+
+
+def test_tls_insecure_skips_verification(tls_server: CannedServer) -> None:
+    with OllamaClient(settings_for(tls_server.url, insecure=True)) as client:
+        assert client.version() == "0.5.1"
+
+
+def test_tls_wrong_name(ca: trustme.CA, ca_file: Path) -> None:
+    with CannedServer({}, tls=server_tls_context(ca, "other.example")) as server:
+        error = raised(settings_for(server.url, ca_bundle=str(ca_file)))
+    assert isinstance(error, TLSVerifyFailed)
+    assert "127.0.0.1" in error.message
+
+
+def test_https_to_plain_http_port() -> None:
+    with CannedServer({}) as server:
+        error = raised(settings_for(f"https://127.0.0.1:{server.port}"))
+    assert isinstance(error, TLSMismatch)
+    assert_words(error, "TLS", hint=(f"http://127.0.0.1:{server.port}",))
+
+
+def test_http_to_tls_port(tls_server: CannedServer) -> None:
+    error = raised(settings_for(f"http://127.0.0.1:{tls_server.port}"))
+    assert isinstance(error, TLSMismatch)
+    assert_words(error, hint=(f"https://127.0.0.1:{tls_server.port}",))
+
+
+def test_nginx_plain_http_to_https_port() -> None:
+    page = "<html><head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
+    with CannedServer({"*": Canned(400, page, content_type="text/html")}) as server:
+        error = raised(settings_for(server.url))
+    assert isinstance(error, TLSMismatch)
+    assert_words(error, hint=(f"https://127.0.0.1:{server.port}",))
+
+
+# --------------------------------------------------------------------------- HTTP statuses
+
+
+def _unauthorized() -> Canned:
+    return Canned(
+        401,
+        NGINX_401,
+        content_type="text/html",
+        headers={"WWW-Authenticate": 'Basic realm="Ollama Server"'},
+    )
+
+
+def test_401_without_credentials() -> None:
+    with CannedServer({"*": _unauthorized()}) as server:
+        error = raised(settings_for(server.url))
+        assert "Authorization" not in server.requests[0].headers
+    assert isinstance(error, AuthError)
+    assert_words(error, "401", 'realm "Ollama Server"', hint=("requires a login", "USER:PASSWORD"))
+
+
+def test_401_with_wrong_credentials() -> None:
+    with CannedServer({"*": _unauthorized()}) as server:
+        error = raised(settings_for(f"http://ollama-user:{CANARY}@127.0.0.1:{server.port}"))
+        sent = server.requests[0]
+    assert isinstance(error, AuthError)
+    assert_words(error, "401", hint=("rejected", "htpasswd"))
+    # The password travels as a Basic header, never in the request line.
+    expected = base64.b64encode(f"ollama-user:{CANARY}".encode()).decode()
+    assert sent.headers["Authorization"] == f"Basic {expected}"
+    assert CANARY not in sent.path
+
+
+def test_bearer_api_key_is_sent() -> None:
+    with CannedServer({"*": ollama_json({"version": "1"})}) as server:
+        settings = settings_for(server.url, environ={"OLLAMA_API_KEY": "sk-test-1"})
+        with OllamaClient(settings) as client:
+            client.version()
+        headers = server.requests[0].headers
+    assert headers["Authorization"] == "Bearer sk-test-1"
+    assert "Origin" not in headers  # Ollama's CORS check would 403 a foreign Origin
+    assert headers["User-Agent"].startswith("ollamakit/")
+
+
+def test_password_and_api_key_together_is_a_config_error() -> None:
+    settings = settings_for("http://u:p@127.0.0.1:1", environ={"OLLAMA_API_KEY": "k"})
+    with pytest.raises(ConfigError, match="OLLAMA_API_KEY"):
+        OllamaClient(settings)
+
+
+def test_403_empty_body_explains_host_header() -> None:
+    with CannedServer({"*": Canned(403, b"")}) as server:
+        error = raised(settings_for(server.url))
+    assert isinstance(error, ForbiddenError)
+    assert_words(error, "403", hint=("Host", "proxy_set_header Host localhost:11434", "0.0.0.0"))
+
+
+def test_404_model_suggests_pull() -> None:
+    body = '{"error":"model \'llama9\' not found"}'
+    route = Canned(404, body, content_type="application/json")
+    with CannedServer({"POST /api/generate": route}) as server:
+        error = raised(settings_for(server.url), "generate", model="llama9")
+    assert isinstance(error, ModelNotFound)
+    assert_words(error, "llama9", hint=("ollama pull llama9",))
+
+
+def test_404_model_legacy_text() -> None:
+    body = '{"error":"model \\"llama9\\" not found, try pulling it first"}'
+    route = Canned(404, body, content_type="application/json")
+    with CannedServer({"POST /api/generate": route}) as server:
+        error = raised(settings_for(server.url), "generate", model="llama9")
+    assert isinstance(error, ModelNotFound)
+
+
+def test_404_path_is_not_a_missing_model() -> None:
+    with CannedServer({}) as server:  # every path: "404 page not found"
+        error = raised(settings_for(server.url + "/ollama"), "generate", model="x")
+    assert type(error) is NotFoundError
+    assert_words(error, "/ollama/api/generate", hint=("prefix",))
+
+
+def test_405_explains_post_turned_get() -> None:
+    route = Canned(405, NGINX_405, content_type="text/html")
+    with CannedServer({"POST /api/generate": route}) as server:
+        error = raised(settings_for(server.url), "generate")
+    assert isinstance(error, MethodNotAllowed)
+    assert_words(error, "405", hint=("POST", "GET", "https://"))
+
+
+@pytest.mark.parametrize(("status", "page"), [(502, NGINX_502), (504, NGINX_504)])
+def test_gateway_errors(status: int, page: str) -> None:
+    with CannedServer({"*": Canned(status, page, content_type="text/html")}) as server:
+        error = raised(settings_for(server.url))
+    assert isinstance(error, GatewayError)
+    assert_words(
+        error,
+        f"HTTP {status}",
+        "Ollama behind it",
+        hint=("127.0.0.1:11434", "proxy_read_timeout"),
+    )
+
+
+def test_503_busy() -> None:
+    route = Canned(503, BUSY, content_type="application/json")
+    with CannedServer({"POST /api/generate": route}) as server:
+        error = raised(settings_for(server.url), "generate")
+    assert isinstance(error, ServerBusy)
+    assert_words(error, "busy", "503", hint=("OLLAMA_MAX_QUEUE", "OLLAMA_NUM_PARALLEL"))
+
+
+def test_html_body_quotes_its_title() -> None:
+    with CannedServer({"*": Canned(200, PORTAL, content_type="text/html")}) as server:
+        error = raised(settings_for(server.url), "list_models")
+    assert isinstance(error, NotOllama)
+    assert_words(error, "Guest Wi-Fi - Sign in", "text/html", hint=("proxy",))
+
+
+def test_html_body_on_a_stream() -> None:
+    with CannedServer({"*": Canned(200, PORTAL, content_type="text/html")}) as server:
+        error = raised(settings_for(server.url), "generate")
+    assert isinstance(error, NotOllama)
+    assert "Guest Wi-Fi - Sign in" in error.message
+
+
+def test_heartbeat_from_something_else() -> None:
+    with CannedServer({"GET /": Canned(200, "It works!")}) as server:
+        error = raised(settings_for(server.url), "heartbeat")
+    assert isinstance(error, NotOllama)
+    assert '"It works!"' in error.message
+
+
+def test_redirect_to_https_names_the_url_to_use() -> None:
+    def to_https(request: Any) -> Canned:
+        return Canned(
+            301, headers={"Location": f"https://127.0.0.1:8443{request.path}"}, body=b"moved"
+        )
+
+    with CannedServer({"*": to_https}) as server:
+        url = f"http://ollama-user:{CANARY}@127.0.0.1:{server.port}"
+        error = raised(settings_for(url), "generate")
+    assert isinstance(error, RedirectError)
+    assert_words(
+        error,
+        "301",
+        "https://127.0.0.1:8443/api/generate",
+        hint=("OLLAMA_BASE_URL=https://ollama-user:***@127.0.0.1:8443", "POST"),
+    )
+
+
+# --------------------------------------------------------------------------- streams
+
+
+def _sim_config(*faults: Fault) -> SimConfig:
+    model = ModelSpec("m:1b", eval_tps=500, reply_tokens=12, load_ms=1, faults=faults)
+    return SimConfig(models=(model,), stall_s=5)
+
+
+def test_stream_happy_path_has_arrival_times() -> None:
+    with (
+        run_in_thread(_sim_config()) as sim,
+        OllamaClient(settings_for(sim.url)) as client,
+        client.stream_generate("m:1b", "hi") as stream,
+    ):
+        chunks = list(stream)
+    assert chunks[-1].done
+    arrivals = [c.arrival_ns for c in chunks]
+    assert arrivals == sorted(arrivals)
+    assert stream.sent_ns <= stream.headers_ns <= arrivals[0]
+
+
+def test_mid_stream_error_line() -> None:
+    with run_in_thread(_sim_config(Fault(FaultKind.ERROR_AFTER, 3))) as sim:
+        error = raised(settings_for(sim.url), "generate")
+    assert isinstance(error, StreamError)
+    assert_words(error, "middle of the reply", "an error was encountered", hint=("log",))
+
+
+def test_cut_stream() -> None:
+    with run_in_thread(_sim_config(Fault(FaultKind.CUT_AFTER, 3))) as sim:
+        error = raised(settings_for(sim.url), "generate")
+    assert isinstance(error, StreamCut)
+    assert_words(error, "ended before it was complete", hint=("proxy_read_timeout",))
+
+
+def test_stream_that_ends_cleanly_without_done() -> None:
+    chunks = generate_chunks("m:1b", 3, 1)[:-1]  # no final done line
+    route = Canned(200, content_type="application/x-ndjson", chunks=chunks)
+    with CannedServer({"POST /api/generate": route}) as server:
+        error = raised(settings_for(server.url), "generate")
+    assert isinstance(error, StreamCut)
+    assert "no final" in error.message and "3 chunks" in error.message
+
+
+def test_stall_is_a_read_timeout() -> None:
+    with run_in_thread(_sim_config(Fault(FaultKind.STALL_AFTER, 2))) as sim:
+        error = raised(settings_for(sim.url), "generate", read_timeout_s=0.3)
+    assert isinstance(error, ReadTimeout)
+    assert_words(error, "sent nothing for 0.3 s", hint=("--timeout", "BENCHMARK_TIMEOUT_SECONDS"))
+
+
+def test_busy_from_the_simulator() -> None:
+    with run_in_thread(_sim_config(Fault(FaultKind.BUSY))) as sim:
+        error = raised(settings_for(sim.url), "generate")
+    assert isinstance(error, ServerBusy)
+    assert "maximum pending requests" in error.message
+
+
+def test_unknown_model_from_the_simulator() -> None:
+    with run_in_thread(_sim_config()) as sim:
+        error = raised(settings_for(sim.url), "generate", model="llama9")
+    assert isinstance(error, ModelNotFound)
+    assert "ollama pull llama9" in (error.hint or "")

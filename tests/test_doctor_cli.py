@@ -1,0 +1,311 @@
+"""``ollamakit doctor`` as a user runs it: a subprocess, no terminal, real loopback servers.
+
+For every failure class: exit status 2, the message and fix a user needs (key words), and no
+traceback. For a healthy server: exit 0, every step ✔, and the ``--json`` document's shape.
+A canary password in the URL must never appear in any output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from tests.support import CLIResult, assert_no_traceback, run_program
+from ollamakit.diagnostics import STEPS
+from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, run_in_thread
+from tests.proxyish import (
+    BUSY,
+    NGINX_405,
+    NGINX_502,
+    NGINX_504,
+    PORTAL,
+    Canned,
+    CannedServer,
+    closed_port,
+    generate_chunks,
+    ollama_routes,
+    server_tls_context,
+)
+
+CANARY = "Canary-Pw-7f3a9"
+
+
+def doctor(*args: str, env: dict[str, str] | None = None) -> CLIResult:
+    result = run_program(["doctor", *args], env=env, timeout=60)
+    assert_no_traceback(result)
+    assert CANARY not in result.output
+    return result
+
+
+def failed(result: CLIResult, *words: str) -> None:
+    assert result.returncode == 2, result.output
+    assert "✘" in result.stdout
+    for word in words:
+        assert word in result.stdout, result.stdout
+
+
+def sim_config(*faults: Fault, **spec: Any) -> SimConfig:
+    options: dict[str, Any] = {"load_ms": 1, "eval_tps": 150, "reply_tokens": 40}
+    options.update(spec)
+    return SimConfig(models=(ModelSpec("m:1b", faults=faults, **options),), stall_s=5)
+
+
+# --------------------------------------------------------------------------- healthy
+
+
+@pytest.fixture(scope="module")
+def sim_url() -> Iterator[str]:
+    with run_in_thread(sim_config()) as sim:
+        yield sim.url
+
+
+def test_healthy_server(sim_url: str) -> None:
+    result = doctor("--base-url", sim_url)
+    assert result.returncode == 0, result.output
+    lines = result.stdout.splitlines()
+    step_lines = [line for line in lines if line[:2] in ("✔ ", "! ", "✘ ", "- ")]
+    assert len(step_lines) == len(STEPS)
+    assert all(line.startswith("✔") for line in step_lines if "TLS" not in line)
+    assert "All checks passed." in result.stdout
+    assert "\x1b[" not in result.output  # no colour codes when not a terminal
+    assert "first token after" in result.stdout and "tokens/s" in result.stdout
+
+
+def test_json_document(sim_url: str) -> None:
+    result = doctor("--base-url", f"http://ollama-user:{CANARY}@{sim_url[7:]}", "--json")
+    assert result.returncode == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["schema_version"] == 1
+    assert doc["healthy"] is True and doc["exit_status"] == 0
+    assert doc["server"].startswith("http://ollama-user:***@127.0.0.1:")
+    assert doc["tool"]["name"] == "ollamakit"
+    assert [s["name"] for s in doc["steps"]] == list(STEPS)
+    for step in doc["steps"]:
+        assert set(step) == {
+            "name",
+            "title",
+            "status",
+            "elapsed_ms",
+            "summary",
+            "notes",
+            "details",
+            "fix",
+        }
+        assert step["status"] in ("ok", "warn", "fail", "skip")
+    steps = {s["name"]: s for s in doc["steps"]}
+    assert steps["auth"]["details"]["credentials_sent"] is True
+    assert steps["generate"]["details"]["eval_tps"] > 0
+    assert steps["streaming"]["details"]["verdict"] == "streaming"
+    assert steps["rtt"]["details"]["median_ms"] > 0
+
+
+def test_json_of_a_failure() -> None:
+    result = doctor("--base-url", f"http://127.0.0.1:{closed_port()}", "--json")
+    assert result.returncode == 2
+    doc = json.loads(result.stdout)
+    assert doc["healthy"] is False
+    tcp = next(s for s in doc["steps"] if s["name"] == "tcp")
+    assert tcp["status"] == "fail"
+    assert tcp["details"]["error"] == "ConnectionRefused"
+    assert "OLLAMA_HOST=0.0.0.0:11434" in tcp["fix"]
+
+
+def test_no_generate(sim_url: str) -> None:
+    result = doctor("--base-url", sim_url, "--no-generate")
+    assert result.returncode == 0
+    assert "skipped (--no-generate)" in result.stdout
+    assert "tokens/s" not in result.stdout
+
+
+def test_configuration_from_dotenv(sim_url: str) -> None:
+    Path(".env").write_text(f"OLLAMA_BASE_URL={sim_url}\n")
+    result = doctor("--no-generate")
+    assert result.returncode == 0
+    assert "OLLAMA_BASE_URL ← .env" in result.stdout
+
+
+def test_chinese(sim_url: str) -> None:
+    result = doctor("--base-url", sim_url, "--no-generate", "--lang", "zh-TW")
+    assert result.returncode == 0
+    assert "身份驗證" in result.stdout and "所有檢查皆通過" in result.stdout
+
+
+def test_warnings_do_not_fail(sim_url: str) -> None:
+    result = doctor("--base-url", sim_url, "--no-generate", env={"OLLAMA_HOST": "0.0.0.0"})
+    assert result.returncode == 0
+    assert "! warning" in result.stdout
+    assert "OLLAMA_HOST=0.0.0.0 is set here" in result.stdout
+
+
+def test_buffering_proxy_warns() -> None:
+    lump = Canned(
+        200,
+        content_type="application/x-ndjson",
+        chunks=generate_chunks("tiny:latest", 12, 25),
+        delay_s=0.3,
+    )
+    with CannedServer(ollama_routes(generate=lump)) as server:
+        result = doctor("--base-url", server.url)
+    assert result.returncode == 0
+    assert "! streaming" in result.stdout
+    assert "one lump" in result.stdout and "proxy_buffering off" in result.stdout
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+def test_refused() -> None:
+    result = doctor("--base-url", f"http://127.0.0.1:{closed_port()}")
+    failed(result, "✘ TCP connect", "refused", "OLLAMA_HOST=0.0.0.0:11434", "/tcp")
+
+
+def test_dns() -> None:
+    failed(doctor("--base-url", "http://ollama.invalid:11434"), "✘ DNS", "ollama.invalid")
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[CannedServer]:
+    with CannedServer(ollama_routes(), tls=server_tls_context(ca)) as server:
+        yield server
+
+
+def test_tls_untrusted(tls_server: CannedServer) -> None:
+    failed(doctor("--base-url", tls_server.url), "✘ TLS", "not trusted", "--ca-bundle")
+
+
+def test_tls_trusted_with_ca_bundle(
+    tls_server: CannedServer, ca: trustme.CA, tmp_path: Path
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    result = doctor("--base-url", tls_server.url, "--ca-bundle", str(ca_file), "--no-generate")
+    assert result.returncode == 0, result.stdout
+    assert "✔ TLS" in result.stdout and "verified" in result.stdout
+
+
+def test_https_to_plain_port() -> None:
+    with CannedServer(ollama_routes()) as server:
+        result = doctor("--base-url", f"https://127.0.0.1:{server.port}")
+    failed(result, "✘ TLS", f"http://127.0.0.1:{server.port}")
+
+
+def test_http_to_tls_port(tls_server: CannedServer) -> None:
+    result = doctor("--base-url", f"http://127.0.0.1:{tls_server.port}")
+    failed(result, "✘ GET /", f"https://127.0.0.1:{tls_server.port}")
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def _proxy_answers(route: Canned, *args: str, url_userinfo: str = "") -> CLIResult:
+    with CannedServer({"*": route}) as server:
+        url = server.url.replace("http://", f"http://{url_userinfo}")
+        return doctor("--base-url", url, *args)
+
+
+def test_401_without_credentials() -> None:
+    route = Canned(401, headers={"WWW-Authenticate": 'Basic realm="Ollama Server"'})
+    result = _proxy_answers(route)
+    failed(result, "✘ authentication", "401", "no credentials", "requires a login")
+
+
+def test_401_with_wrong_credentials() -> None:
+    route = Canned(401, headers={"WWW-Authenticate": 'Basic realm="Ollama Server"'})
+    result = _proxy_answers(route, url_userinfo=f"ollama-user:{CANARY}@")
+    failed(result, "✘ authentication", "Basic auth as ollama-user", "rejected")
+
+
+def test_403_host_header() -> None:
+    failed(_proxy_answers(Canned(403)), "✘ authentication", "403", "proxy_set_header Host")
+
+
+@pytest.mark.parametrize(("status", "page"), [(502, NGINX_502), (504, NGINX_504)])
+def test_gateway(status: int, page: str) -> None:
+    result = _proxy_answers(Canned(status, page, content_type="text/html"))
+    failed(result, "✘ GET /", f"HTTP {status}", "Ollama behind it", "127.0.0.1:11434")
+
+
+def test_html_page() -> None:
+    result = _proxy_answers(Canned(200, PORTAL, content_type="text/html"))
+    failed(result, "✘ GET /", "Guest Wi-Fi - Sign in")
+
+
+def test_redirect_to_https() -> None:
+    def to_https(request: Any) -> Canned:
+        return Canned(301, headers={"Location": f"https://ollama.example.com{request.path}"})
+
+    with CannedServer({"*": to_https}) as server:
+        result = doctor("--base-url", server.url)
+    failed(result, "✘ GET /", "301", "OLLAMA_BASE_URL=https://ollama.example.com")
+
+
+def _generate_answers(route: Canned, *args: str) -> CLIResult:
+    with CannedServer(ollama_routes(generate=route)) as server:
+        return doctor("--base-url", server.url, *args)
+
+
+def test_405_on_generate() -> None:
+    result = _generate_answers(Canned(405, NGINX_405, content_type="text/html"))
+    failed(result, "✘ generation", "405", "POST")
+
+
+def test_503_busy() -> None:
+    result = _generate_answers(Canned(503, BUSY, content_type="application/json"))
+    failed(result, "✘ generation", "busy", "OLLAMA_MAX_QUEUE")
+
+
+# --------------------------------------------------------------------------- the simulator's faults
+
+
+def _sim_doctor(
+    *faults: Fault, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> CLIResult:
+    with run_in_thread(sim_config(*faults)) as sim:
+        return doctor("--base-url", sim.url, *args, env=env)
+
+
+def test_model_not_found() -> None:
+    result = _sim_doctor(args=("--model", "llama9"))
+    failed(result, "✘ generation", "llama9", "ollama pull llama9")
+
+
+def test_busy_from_the_simulator() -> None:
+    failed(_sim_doctor(Fault(FaultKind.BUSY)), "✘ generation", "503", "maximum pending")
+
+
+def test_mid_stream_error() -> None:
+    result = _sim_doctor(Fault(FaultKind.ERROR_AFTER, 3))
+    failed(result, "✘ generation", "middle of the reply", "an error was encountered")
+
+
+def test_cut_stream() -> None:
+    result = _sim_doctor(Fault(FaultKind.CUT_AFTER, 3))
+    failed(result, "✘ generation", "ended before it was complete")
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(("--timeout", "0.5"), None), ((), {"BENCHMARK_TIMEOUT_SECONDS": "0.5"})],
+)
+def test_stall_is_a_read_timeout(args: tuple[str, ...], env: dict[str, str] | None) -> None:
+    result = _sim_doctor(Fault(FaultKind.STALL_AFTER, 3), args=args, env=env)
+    failed(result, "✘ generation", "sent nothing for 0.5 s", "BENCHMARK_TIMEOUT_SECONDS")
+
+
+def test_bad_timeout_flag_is_a_config_error() -> None:
+    result = doctor("--base-url", "http://127.0.0.1:1", "--timeout", "-1")
+    assert result.returncode == 2
+    assert "BENCHMARK_TIMEOUT_SECONDS=-1.0" in result.stderr

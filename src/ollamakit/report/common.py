@@ -1,0 +1,369 @@
+"""What every renderer shares: number formatting, the run's header facts, summary access.
+
+Renderers (terminal tables, Markdown, CSV, HTML) read only the :class:`RunDocument`. The
+helpers here keep them consistent: the same precision for the same metric everywhere, ``—``
+for a value that is not known (``null``), and the same header facts in the same order.
+
+:func:`summary_rows` returns the document's own ``summary``; a run that never finished (the
+process was killed) has none, so one is computed from the saved requests instead, with the
+same definitions (median and p95 of the successful requests of each model × prompt ×
+concurrency cell; linear-interpolated percentiles).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final, Literal, cast
+
+from ollamakit.bench.schema import (
+    ConcurrencyRow,
+    MetricSummary,
+    RequestResult,
+    RunDocument,
+    SummaryRow,
+)
+from ollamakit.i18n import t
+
+DASH: Final = "—"
+
+#: The metrics a summary row aggregates (name in the row -> name in a RequestResult).
+SUMMARY_METRICS: Final = (
+    "ttft_ms",
+    "total_ms",
+    "eval_tps",
+    "prompt_tps",
+    "e2e_tps",
+    "tpot_ms",
+    "network_ms",
+    "itl_p95_ms",
+)
+
+Stat = Literal["median", "p95", "mean", "stdev"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+
+
+def is_number(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def fmt_num(value: object, digits: int | None = None) -> str:
+    """A measurement with sensible precision: more digits for small values, ``—`` for null.
+
+    >>> [fmt_num(v) for v in (None, 0, 0.0421, 3.14159, 42.71, 245.3, 12345.6)]
+    ['—', '0', '0.04', '3.14', '42.7', '245', '12,346']
+    >>> fmt_num(1.5, digits=0)
+    '2'
+    """
+    if not is_number(value):
+        return DASH
+    number = float(cast(float, value))
+    if digits is None:
+        size = abs(number)
+        if number == 0 or size >= 100:
+            digits = 0
+        elif size >= 10:
+            digits = 1
+        else:
+            digits = 2
+    return f"{number:,.{digits}f}"
+
+
+def fmt_int(value: object) -> str:
+    return f"{int(cast(float, value)):,}" if is_number(value) else DASH
+
+
+def fmt_pct(change: float | None) -> str:
+    """A relative change: ``+12.3%``, ``-4.0%``, ``—``.
+
+    >>> fmt_pct(0.1234), fmt_pct(-0.04), fmt_pct(None)
+    ('+12.3%', '-4.0%', '—')
+    """
+    if change is None or not math.isfinite(change):
+        return DASH
+    return f"{change * 100:+.1f}%"
+
+
+def change(old: float | None, new: float | None) -> float | None:
+    """Relative change from ``old`` to ``new`` (0.1 = 10 % more); None when not computable."""
+    if old is None or new is None or old == 0:
+        return None
+    return (new - old) / abs(old)
+
+
+def fmt_time(iso: str | None) -> str:
+    """An ISO-8601 timestamp for people: ``2025-03-01 14:05:09 UTC``.
+
+    >>> fmt_time("2025-03-01T14:05:09.123456+00:00")
+    '2025-03-01 14:05:09 UTC'
+    >>> fmt_time("2025-03-01T22:05:09+08:00")
+    '2025-03-01 22:05:09 +08:00'
+    >>> fmt_time(None), fmt_time("yesterday")
+    ('—', 'yesterday')
+    """
+    if not iso:
+        return DASH
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    text = when.strftime("%Y-%m-%d %H:%M:%S")
+    offset = when.utcoffset()
+    if offset is None:
+        return text
+    if not offset:
+        return f"{text} UTC"
+    zone = when.strftime("%z")
+    return f"{text} {zone[:3]}:{zone[3:]}"
+
+
+def duration_s(start: str | None, end: str | None) -> float | None:
+    try:
+        if start and end:
+            return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (ValueError, TypeError):
+        pass
+    return None
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``45 s``, ``3 min 12 s``, ``1 h 02 min``.
+
+    >>> fmt_duration(45.2), fmt_duration(192), fmt_duration(3720), fmt_duration(None)
+    ('45 s', '3 min 12 s', '1 h 02 min', '—')
+    """
+    if seconds is None or seconds < 0:
+        return DASH
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+# ---------------------------------------------------------------------------------------------
+# The run's header
+
+
+def status_text(status: str) -> str:
+    key = f"report.status_{status}"
+    try:
+        return t(key)
+    except KeyError:
+        return status
+
+
+def rtt_text(doc: RunDocument) -> str:
+    rtt = doc["server"].get("rtt_ms") or {}
+    median, p95 = rtt.get("median"), rtt.get("p95")
+    if not is_number(median):
+        return DASH
+    if is_number(p95):
+        return t("report.rtt_value", median=fmt_num(median), p95=fmt_num(p95))
+    return f"{fmt_num(median)} ms"
+
+
+def config_items(doc: RunDocument) -> list[tuple[str, str]]:
+    """The run's settings as ``(option, value)``; lists of models and prompts are left out
+    (the tables show them)."""
+    items: list[tuple[str, str]] = []
+    for key, value in cast(Mapping[str, Any], doc.get("config") or {}).items():
+        if key in ("models", "prompts"):
+            continue
+        if isinstance(value, list):
+            text = ",".join(str(v) for v in value)
+        elif value is None:
+            text = DASH
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, float) and value.is_integer():
+            text = str(int(value))
+        else:
+            text = str(value)
+        items.append((str(key), text))
+    return items
+
+
+def config_text(doc: RunDocument) -> str:
+    return " · ".join(f"{k} {v}" for k, v in config_items(doc)) or DASH
+
+
+def header_facts(doc: RunDocument) -> list[tuple[str, str]]:
+    """The labelled facts every report starts with, translated, in a fixed order."""
+    server = doc["server"]
+    facts = [
+        (t("report.server"), server.get("base_url") or DASH),
+        (t("report.ollama_version"), server.get("version") or DASH),
+        (t("report.rtt"), rtt_text(doc)),
+        (t("report.started"), fmt_time(doc.get("started_at"))),
+        (
+            t("report.duration"),
+            fmt_duration(duration_s(doc.get("started_at"), doc.get("finished_at"))),
+        ),
+        (t("report.status"), status_text(doc.get("status", "running"))),
+        (t("report.run_id"), doc.get("run_id", DASH)),
+    ]
+    tool = doc.get("tool") or {}
+    if tool:
+        facts.append(
+            (t("report.tool"), f"{tool.get('name', 'ollamakit')} {tool.get('version', '')}")
+        )
+    return facts
+
+
+def title(doc: RunDocument) -> str:
+    label = doc.get("label")
+    return t("report.title_label", label=label) if label else t("report.title")
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary access
+
+
+def metric(row: Mapping[str, Any], name: str, stat: Stat = "median") -> float | None:
+    """``row[name][stat]`` when it is a finite number, else None."""
+    block = row.get(name)
+    value = block.get(stat) if isinstance(block, Mapping) else None
+    return float(cast(float, value)) if is_number(value) else None
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default), ``q`` in 0..100.
+
+    >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([10.0], 95), percentile([], 50)
+    (2.5, 10.0, None)
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def summarize_values(values: Iterable[object]) -> MetricSummary:
+    numbers = [float(cast(float, v)) for v in values if is_number(v)]
+    return {
+        "median": statistics.median(numbers) if numbers else None,
+        "p95": percentile(numbers, 95),
+        "mean": statistics.fmean(numbers) if numbers else None,
+        "stdev": statistics.stdev(numbers) if len(numbers) > 1 else None,
+    }
+
+
+def result_value(result: Mapping[str, Any], name: str) -> object:
+    if name == "itl_p95_ms":
+        itl = result.get("itl_ms")
+        return itl.get("p95") if isinstance(itl, Mapping) else None
+    return result.get(name)
+
+
+def compute_summary(results: list[RequestResult]) -> list[SummaryRow]:
+    """Summary rows from the requests, one per (model, prompt_id, concurrency), first-seen order."""
+    cells: dict[tuple[str, str, int], list[RequestResult]] = {}
+    for result in results:
+        key = (result["model"], result["prompt_id"], int(result.get("concurrency") or 1))
+        cells.setdefault(key, []).append(result)
+    rows: list[SummaryRow] = []
+    for (model, prompt_id, concurrency), cell in cells.items():
+        ok = [r for r in cell if r.get("ok")]
+        row: dict[str, Any] = {
+            "model": model,
+            "prompt_id": prompt_id,
+            "category": cell[0].get("category") or "",
+            "concurrency": concurrency,
+            "n": len(cell),
+            "ok": len(ok),
+            "failed": len(cell) - len(ok),
+        }
+        for name in SUMMARY_METRICS:
+            row[name] = summarize_values(result_value(r, name) for r in ok)
+        rows.append(cast(SummaryRow, row))
+    return rows
+
+
+def summary_rows(doc: RunDocument) -> list[SummaryRow]:
+    """The document's summary, or one computed from its results when it has none."""
+    if doc.get("summary"):
+        return list(doc["summary"])
+    return compute_summary(doc.get("results") or [])
+
+
+def summary_is_computed(doc: RunDocument) -> bool:
+    return not doc.get("summary") and bool(doc.get("results"))
+
+
+def concurrency_levels(doc: RunDocument) -> list[int]:
+    levels = {int(row.get("concurrency", 1)) for row in summary_rows(doc)}
+    return sorted(levels) or [1]
+
+
+def base_rows(doc: RunDocument) -> list[SummaryRow]:
+    """Summary rows at the lowest concurrency of each model: the single-user picture."""
+    rows = summary_rows(doc)
+    lowest: dict[str, int] = {}
+    for row in rows:
+        level = int(row.get("concurrency", 1))
+        model = row.get("model", "")
+        lowest[model] = min(level, lowest.get(model, level))
+    return [r for r in rows if int(r.get("concurrency", 1)) == lowest[r.get("model", "")]]
+
+
+def concurrency_rows(doc: RunDocument) -> list[ConcurrencyRow]:
+    return list(doc.get("concurrency_summary") or [])
+
+
+def model_order(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.setdefault(str(row.get("model", "")), None)
+    return list(seen)
+
+
+def per_model_eval_tps(doc: RunDocument) -> list[tuple[str, float | None]]:
+    """Median decode rate (eval tok/s) of each model over all its successful single-user
+    requests, best first; models with no value last."""
+    rows = base_rows(doc)
+    wanted = {(r.get("model"), r.get("prompt_id"), r.get("concurrency", 1)) for r in rows}
+    values: dict[str, list[float]] = {m: [] for m in model_order(rows)}
+    for result in doc.get("results") or []:
+        key = (result["model"], result["prompt_id"], result.get("concurrency", 1))
+        if key in wanted and result.get("ok") and is_number(result.get("eval_tps")):
+            values.setdefault(result["model"], []).append(float(cast(float, result["eval_tps"])))
+    out: list[tuple[str, float | None]] = []
+    for model, numbers in values.items():
+        if numbers:
+            out.append((model, statistics.median(numbers)))
+        else:  # no per-request data (a summary-only document): median of the cell medians
+            cells = [metric(r, "eval_tps") for r in rows if r.get("model") == model]
+            known = [c for c in cells if c is not None]
+            out.append((model, statistics.median(known) if known else None))
+    return sorted(out, key=lambda item: (item[1] is None, -(item[1] or 0.0)))
+
+
+def failures(doc: RunDocument) -> list[RequestResult]:
+    return [r for r in doc.get("results") or [] if not r.get("ok")]
+
+
+def ok_of(row: Mapping[str, Any]) -> str:
+    return f"{row.get('ok', 0)}/{row.get('n', 0)}"
+
+
+def shorten(text: str, width: int) -> str:
+    """Cut ``text`` to ``width`` characters with an ellipsis.
+
+    >>> shorten("hf.co/bartowski/Llama-3.2-3B-Instruct-GGUF:Q4_K_M", 24)
+    'hf.co/bartowski/Llama-3…'
+    """
+    return text if len(text) <= width else text[: width - 1] + "…"

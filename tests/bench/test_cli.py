@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from tests.support import assert_no_traceback, run_program
 from ollamakit.bench.schema import (
     SCHEMA_VERSION,
     MetricSummary,
@@ -35,6 +34,7 @@ from ollamakit.bench.schema import (
 from ollamakit.errors import ExitStatus
 from ollamakit.sim import FaultKind, ModelSpec, SimConfig
 from ollamakit.store import HistoryStore
+from tests.support import assert_no_traceback, run_program
 
 from .conftest import FAST, faulty
 
@@ -265,3 +265,34 @@ def test_ctrl_c_saves_the_finished_part_and_exits_130(
     assert doc["finished_at"] is not None
     assert 2 <= len(doc["results"]) < 10
     assert all(r["ok"] for r in doc["results"])  # the cancelled one is dropped, not a failure
+
+
+def test_menu_on_a_terminal_picks_models_and_categories(start_sim: Any, tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    other = ModelSpec("other:1b", load_ms=5, warm_load_ms=1, prompt_tps=50_000, eval_tps=1_000,
+                      reply_tokens=4)  # fmt: skip
+    sim = start_sim(SimConfig(models=(FAST, other)))
+    suite = tmp_path / "two.toml"
+    suite.write_text(
+        '[[prompts]]\nid = "a"\ncategory = "greeting"\nprompt = "Hi"\n'
+        '[[prompts]]\nid = "b"\ncategory = "coding"\nprompt = "Code"\n',
+        "utf-8",
+    )
+    args = ["-m", "ollamakit", "bench", "--base-url", sim.url, "--runs", "1", "--warmup", "0",
+            "--suite", str(suite), "--no-save"]  # fmt: skip
+    child = pexpect.spawn(sys.executable, args, env=dict(os.environ), encoding="utf-8", timeout=30)
+    try:
+        child.expect("Models on")
+        child.expect("Enter = all")
+        child.sendline("2")
+        child.expect("Prompt categories")
+        child.expect("Enter = all")
+        child.sendline("2")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before
+    chats = [r.body for r in sim.requests() if r.path == "/api/chat"]
+    assert [(b["model"], b["messages"][0]["content"].split("] ", 1)[1]) for b in chats] == [
+        ("other:1b", "Code")
+    ]

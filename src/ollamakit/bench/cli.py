@@ -307,13 +307,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     runner = Runner(client=client, plan=plan, base_url=settings.base_url.redacted(), sink=sink)
     try:
-        if console.stderr.is_terminal:
-            with BarProgress(plan.total_requests) as bar:
-                runner.listener = bar
+        try:
+            if console.stderr.is_terminal:
+                with BarProgress(plan.total_requests) as bar:
+                    runner.listener = bar
+                    doc = asyncio.run(_execute(runner))
+            else:
+                runner.listener = PlainProgress(plan.total_requests)
                 doc = asyncio.run(_execute(runner))
-        else:
-            runner.listener = PlainProgress(plan.total_requests)
-            doc = asyncio.run(_execute(runner))
+        except KeyboardInterrupt:
+            # A second Ctrl-C stops the event loop at once; the first one is handled inside
+            # the runner. Either way the finished part is kept and the run closed.
+            if runner.document is None:
+                raise
+            doc = runner.finalize(interrupted=True)
     finally:
         if store is not None and hasattr(store, "close"):
             store.close()

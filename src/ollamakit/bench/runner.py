@@ -201,6 +201,7 @@ class Runner:
         self._levels: list[ConcurrencyRow] = []
         self._cold_loads: list[LoadInfo] = []
         self._options = self.plan.suite.options()
+        self.document: RunDocument | None = None  # set once the run has started
 
     # ------------------------------------------------------------------ the whole run
 
@@ -225,6 +226,7 @@ class Runner:
             "hints": [],
         }
         self.sink.begin(doc)
+        self.document = doc
         interrupted = False
         try:
             for model in self.plan.models:
@@ -236,6 +238,19 @@ class Runner:
             if task is not None:
                 task.uncancel()
             interrupted = True
+        return self.finalize(interrupted=interrupted)
+
+    def finalize(self, *, interrupted: bool) -> RunDocument:
+        """Close the run: save what is unsaved, compute summaries, mark the status.
+
+        :meth:`execute` calls it; so does the CLI when a second Ctrl-C ended the event loop
+        before ``execute`` could (the run must not stay ``running`` in the history).
+        """
+        doc = self.document
+        if doc is None:
+            raise RuntimeError("the run has not started")
+        if doc["status"] != "running":
+            return doc
         self._flush()
         doc["results"] = list(self._results)
         doc["summary"] = summary_rows(self._results)

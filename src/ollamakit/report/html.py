@@ -167,7 +167,11 @@ td.databar {
 }
 .na { color: var(--muted); }
 tr.fail td { background-color: var(--bad-bg) !important; }
-td.err { color: var(--bad); overflow-wrap: anywhere; min-width: 16rem; }
+td.err { color: var(--bad); overflow-wrap: anywhere; min-width: 14rem; }
+table.requests { font-size: .8rem; }
+table.requests th, table.requests td { padding: .3rem .45rem; }
+table.requests td.name { white-space: nowrap; }
+table.requests td.err { min-width: 9rem; }
 .okn.partial { color: var(--warn); font-weight: 600; }
 .okn.none { color: var(--bad); font-weight: 600; }
 .note { color: var(--muted); font-size: .85rem; margin-top: .5rem; }
@@ -247,6 +251,11 @@ def _num_td(value: object, cls: str = "") -> str:
     return f'<td class="{classes}">{e(text)}</td>'
 
 
+def _int_td(value: object) -> str:
+    text = fmt_int(value)
+    return f'<td class="num{" na" if text == DASH else ""}">{e(text)}</td>'
+
+
 def _okn_td(ok: int, n: int) -> str:
     cls = "" if ok == n else (" none" if ok == 0 else " partial")
     return f'<td class="num okn{cls}">{ok}/{n}</td>'
@@ -256,9 +265,10 @@ def _th(label: str, numeric: bool = False) -> str:
     return f'<th class="num">{e(label)}</th>' if numeric else f"<th>{e(label)}</th>"
 
 
-def _table(head: str, body: Sequence[str]) -> str:
+def _table(head: str, body: Sequence[str], cls: str = "") -> str:
+    attr = f' class="{cls}"' if cls else ""
     return (
-        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+        f'<div class="table-wrap"><table{attr}><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
@@ -801,12 +811,13 @@ def _requests(doc: RunDocument) -> str:
         error = "" if ok else (r.get("error") or t("report.unknown_error"))
         body.append(
             f"<tr{'' if ok else _FAIL}>"
-            f"<td>{e(r.get('model', ''))}</td><td>{e(r.get('prompt_id', ''))}</td>"
+            f'<td class="name">{e(r.get("model", ""))}</td>'
+            f'<td class="name">{e(r.get("prompt_id", ""))}</td>'
             f'<td class="num">{e(r.get("concurrency", 1))}</td>'
             f'<td class="num">{e(r.get("run_index", ""))}</td>'
             f"{_num_td(r.get('ttft_ms'))}{_num_td(r.get('total_ms'))}"
             f"{_num_td(r.get('eval_tps'))}{_num_td(r.get('prompt_tps'))}"
-            f'<td class="num">{e(fmt_int(r.get("eval_count")))}</td>'
+            f"{_int_td(r.get('eval_count'))}"
             f"{_num_td(r.get('network_ms'))}{_num_td(itl.get('p95'))}"
             f'<td class="err">{e(error)}</td></tr>'
         )
@@ -814,7 +825,8 @@ def _requests(doc: RunDocument) -> str:
     summary = t("report.requests_summary", n=len(results), failed=n_failed)
     return (
         f'<section id="requests"><h2>{e(t("report.requests_title"))}</h2>'
-        f"<details><summary>{e(summary)}</summary>{_table(head, body)}</details></section>"
+        f"<details><summary>{e(summary)}</summary>{_table(head, body, 'requests')}</details>"
+        "</section>"
     )
 
 

@@ -11,8 +11,8 @@ The harness, bottom up:
 * :class:`Nginx` writes a minimal top-level ``nginx.conf`` into its own prefix directory
   (``daemon off``, ``master_process off``: one process, the test's user, every path under the
   prefix) around ``http { include site.conf; }`` and runs it on free loopback ports.
-* :class:`Simulator` runs ``python -m ollamakit sim`` in a subprocess on a free loopback port
-  (it prints ``listening on http://HOST:PORT``).
+* :class:`Simulator` runs ``ollamakit sim`` in a subprocess on a free loopback port, with one small
+  model whose token interval is known, so tests can tell streaming from buffering.
 * :class:`PKI` is a trustme CA with a server certificate for 127.0.0.1 and localhost, and an
   htpasswd file with a canary password, so tests can prove the password leaks nowhere.
 
@@ -23,6 +23,8 @@ instances per test module.
 from __future__ import annotations
 
 import base64
+import json
+import math
 import os
 import re
 import shutil
@@ -31,12 +33,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
+
+from ollamakit.sim import ModelSpec, SimConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -332,21 +338,48 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 
 # --------------------------------------------------------------------------- simulator
 
+MODEL = "tiny:1b"
+TOKEN_INTERVAL_S = 0.025  # eval_tps 40
+REPLY_TOKENS = 24  # 575 ms: a buffered lump stands out from a stream, even on a busy box
+
+
+def sim_config() -> SimConfig:
+    """One small model with a steady, measurable token interval and a short reply (~3 KB)."""
+    return SimConfig(
+        models=(
+            ModelSpec(
+                MODEL,
+                load_ms=5,
+                warm_load_ms=1,
+                prompt_tps=math.inf,
+                eval_tps=1 / TOKEN_INTERVAL_S,
+                reply_tokens=REPLY_TOKENS,
+            ),
+        )
+    )
+
 
 @dataclass
 class Simulator:
-    """``python -m ollamakit sim`` in a subprocess, on a free loopback port."""
+    """``python -m ollamakit sim`` in a subprocess on 127.0.0.1, a free port.
 
-    args: list[str]
+    (Not :func:`ollamakit.sim.start_subprocess`: its handle leaves the pipes open after
+    ``stop()``, which ``filterwarnings = error`` turns into a ResourceWarning failure.)
+    """
+
+    config: SimConfig
+    folder: Path
     proc: subprocess.Popen[str] | None = field(default=None, repr=False)
     url: str = ""
 
     @property
     def address(self) -> str:
+        """``host:port``, for the nginx upstream."""
         return self.url.removeprefix("http://")
 
     def start(self, timeout: float = 20) -> Simulator:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        config_file = self.folder / "sim.json"
+        config_file.write_text(json.dumps(self.config.to_dict()), encoding="utf-8")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -357,18 +390,21 @@ class Simulator:
                 "127.0.0.1",
                 "--port",
                 "0",
-                *self.args,
+                "--quiet",
+                "--config",
+                str(config_file),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             text=True,
-            env=env,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         seen = []
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
+            line = self.proc.stdout.readline()  # --quiet: the listening line, then nothing
             if not line:
                 break
             seen.append(line)
@@ -379,16 +415,32 @@ class Simulator:
         self.stop()
         raise RuntimeError("the simulator did not start:\n" + "".join(seen))
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The simulator's request log (what reached Ollama, after nginx)."""
+        reply = httpx.get(f"{self.url}/_sim/requests", timeout=10, trust_env=False)
+        reply.raise_for_status()
+        return list(reply.json())
+
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc is not None and self.proc.stdout is not None:
+        if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    """The simulator on 127.0.0.1, so Ollama's Host-header rule applies."""
+    simulator = Simulator(sim_config(), tmp_path_factory.mktemp("sim")).start()
+    yield simulator
+    simulator.stop()
 
 
 @pytest.fixture(scope="module")
@@ -424,3 +476,61 @@ def start_nginx(
     yield start
     for server in started:
         server.stop()
+
+
+# --------------------------------------------------------------------------- proxy variants
+
+#: The "host" variant forwards the server's public name, as ``proxy_set_header Host $host``
+#: does in production, where clients connect by DNS name (here they connect to 127.0.0.1, so
+#: ``$host`` would be an IP address, which Ollama allows).
+PUBLIC_HOST = {"proxy_set_header Host localhost:11434;": "proxy_set_header Host $server_name;"}
+#: The seed's literal directive.
+SEED_HOST = {"proxy_set_header Host localhost:11434;": "proxy_set_header Host $host;"}
+#: Buffers that hold a whole short reply: the client gets it in one lump at the end.
+BUFFERING = {
+    "proxy_buffering off;": "proxy_buffering on; proxy_buffers 16 64k; proxy_buffer_size 64k;"
+}
+
+StartNginx = Callable[..., Nginx]
+
+
+@pytest.fixture(scope="module")
+def tls(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    """``ollama-tls-auth.conf`` as shipped: HTTPS + Basic auth, http -> https 301."""
+    return start_nginx("ollama-tls-auth.conf", sim.address)
+
+
+@pytest.fixture(scope="module")
+def plain(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    """``ollama.conf`` as shipped."""
+    return start_nginx("ollama.conf", sim.address)
+
+
+@pytest.fixture(scope="module")
+def apikey(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    """``ollama-apikey.conf`` as shipped, with :data:`API_KEY` in its map."""
+    return start_nginx("ollama-apikey.conf", sim.address)
+
+
+@pytest.fixture(scope="module")
+def down(start_nginx: StartNginx) -> Nginx:
+    """``ollama-tls-auth.conf`` whose upstream has nothing listening: 502."""
+    return start_nginx("ollama-tls-auth.conf", f"127.0.0.1:{free_port()}")
+
+
+@pytest.fixture(scope="module")
+def host(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    """``ollama-tls-auth.conf`` forwarding a public Host name: 403 from the simulator."""
+    return start_nginx("ollama-tls-auth.conf", sim.address, PUBLIC_HOST)
+
+
+@pytest.fixture(scope="module")
+def seed(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    """``ollama.conf`` with the seed's ``proxy_set_header Host $host``."""
+    return start_nginx("ollama.conf", sim.address, SEED_HOST)
+
+
+@pytest.fixture(scope="module")
+def buffering(start_nginx: StartNginx, sim: Simulator) -> Nginx:
+    """``ollama-tls-auth.conf`` with ``proxy_buffering on``."""
+    return start_nginx("ollama-tls-auth.conf", sim.address, BUFFERING)

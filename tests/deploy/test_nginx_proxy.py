@@ -20,8 +20,6 @@ commands themselves run through the same proxies in ``test_commands_through_ngin
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -39,90 +37,20 @@ from ollamakit.errors import (
 
 from .conftest import (
     API_KEY,
+    MODEL,
     ODD_PASSWORD,
     ODD_USER,
     PASSWORD,
     PKI,
+    REPLY_TOKENS,
+    TOKEN_INTERVAL_S,
     USER,
     Nginx,
     Simulator,
-    free_port,
     secret_forms,
 )
 
 pytestmark = pytest.mark.nginx
-
-MODEL = "tiny:1b"
-TOKEN_INTERVAL_S = 0.025  # eval_tps 40
-REPLY_TOKENS = 16
-
-#: The simulator's models: one small model with a steady, measurable token interval.
-SIM_CONFIG = {
-    "models": [
-        {
-            "name": MODEL,
-            "load_ms": 5,
-            "warm_load_ms": 1,
-            "prompt_tps": "inf",
-            "eval_tps": 1 / TOKEN_INTERVAL_S,
-            "reply_tokens": REPLY_TOKENS,
-        }
-    ]
-}
-
-#: What the "host" variant forwards: the server's public name, as `$host` does in production.
-PUBLIC_HOST = {"proxy_set_header Host localhost:11434;": "proxy_set_header Host $server_name;"}
-SEED_HOST = {"proxy_set_header Host localhost:11434;": "proxy_set_header Host $host;"}
-BUFFERING = {
-    "proxy_buffering off;": "proxy_buffering on; proxy_buffers 16 64k; proxy_buffer_size 64k;"
-}
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    path = tmp_path_factory.mktemp("sim") / "sim.json"
-    path.write_text(json.dumps(SIM_CONFIG), encoding="utf-8")
-    simulator = Simulator(["--config", str(path)]).start()
-    yield simulator
-    simulator.stop()
-
-
-StartNginx = Callable[..., Nginx]
-
-
-@pytest.fixture(scope="module")
-def tls(start_nginx: StartNginx, sim: Simulator) -> Nginx:
-    return start_nginx("ollama-tls-auth.conf", sim.address)
-
-
-@pytest.fixture(scope="module")
-def plain(start_nginx: StartNginx, sim: Simulator) -> Nginx:
-    return start_nginx("ollama.conf", sim.address)
-
-
-@pytest.fixture(scope="module")
-def apikey(start_nginx: StartNginx, sim: Simulator) -> Nginx:
-    return start_nginx("ollama-apikey.conf", sim.address)
-
-
-@pytest.fixture(scope="module")
-def down(start_nginx: StartNginx) -> Nginx:
-    return start_nginx("ollama-tls-auth.conf", f"127.0.0.1:{free_port()}")
-
-
-@pytest.fixture(scope="module")
-def host(start_nginx: StartNginx, sim: Simulator) -> Nginx:
-    return start_nginx("ollama-tls-auth.conf", sim.address, PUBLIC_HOST)
-
-
-@pytest.fixture(scope="module")
-def seed(start_nginx: StartNginx, sim: Simulator) -> Nginx:
-    return start_nginx("ollama.conf", sim.address, SEED_HOST)
-
-
-@pytest.fixture(scope="module")
-def buffering(start_nginx: StartNginx, sim: Simulator) -> Nginx:
-    return start_nginx("ollama-tls-auth.conf", sim.address, BUFFERING)
 
 
 def settings_for(url: str, ca: Path | None = None, **env: str) -> Settings:
@@ -216,16 +144,21 @@ def test_stream_arrives_incrementally_through_the_proxy(tls: Nginx, pki: PKI) ->
     expected_s = (len(arrivals) - 1) * TOKEN_INTERVAL_S
     # Tokens arrive about one interval apart, as the simulator sends them.
     assert spread_s >= 0.6 * expected_s, (spread_s, expected_s)
+    # Most in reads of their own (a busy machine may merge a few).
     distinct = len(set(arrivals))
-    assert distinct >= 0.8 * len(arrivals), f"{distinct} reads for {len(arrivals)} tokens"
+    assert distinct >= 0.5 * len(arrivals), f"{distinct} reads for {len(arrivals)} tokens"
 
 
 def test_buffering_variant_delivers_in_one_lump(buffering: Nginx, pki: PKI) -> None:
-    """The broken variant the doctor check needs really is broken (the harness can fail)."""
+    """The broken variant the doctor check needs really is broken (the harness can fail).
+
+    The tokens may still come in several reads (nginx writes the buffered upstream chunks out
+    one TLS record at a time), but all within a small part of the time they took to make.
+    """
     arrivals, _ = _arrivals(buffering, pki)
     spread_s = (arrivals[-1] - arrivals[0]) / 1e9
-    assert spread_s < 2 * TOKEN_INTERVAL_S, spread_s
-    assert len(set(arrivals)) <= 3
+    expected_s = (len(arrivals) - 1) * TOKEN_INTERVAL_S
+    assert spread_s < 0.3 * expected_s, (spread_s, expected_s)
 
 
 # --------------------------------------------------------------------------- failures
@@ -289,9 +222,7 @@ def test_public_host_header_is_403_naming_proxy_set_header(host: Nginx, pki: PKI
     assert "proxy_set_header Host localhost:11434" in text
 
 
-def test_seed_config_with_host_dollar_host_is_403_for_a_dns_name(
-    seed: Nginx, plain: Nginx
-) -> None:
+def test_seed_config_with_host_dollar_host_is_403_for_a_dns_name(seed: Nginx, plain: Nginx) -> None:
     """The seed's literal config: a client using the DNS name gets 403 on every request."""
     public = {"Host": "ollama.example.com"}
     broken = httpx.get(seed.http_origin + "/", headers=public, trust_env=False)
@@ -300,3 +231,13 @@ def test_seed_config_with_host_dollar_host_is_403_for_a_dns_name(
     fixed = httpx.get(plain.http_origin + "/", headers=public, trust_env=False)
     assert fixed.status_code == 200
     assert fixed.text == "Ollama is running"
+
+
+def test_what_reaches_ollama(tls: Nginx, pki: PKI, sim: Simulator) -> None:
+    """Ollama sees Host localhost:11434 and no credentials: nginx checked them and kept them."""
+    with OllamaClient(settings_for(tls.https_url(), pki.ca_pem)) as client:
+        client.version()
+    record = next(r for r in reversed(sim.requests()) if r["path"] == "/api/version")
+    assert record["host"] == "localhost:11434"
+    assert record["authorization"] is False
+    assert record["status"] == 200

@@ -20,6 +20,7 @@ commands themselves run through the same proxies in ``test_commands_through_ngin
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -31,9 +32,11 @@ from ollamakit.errors import (
     AuthError,
     ForbiddenError,
     GatewayError,
+    HTTPError,
     RedirectError,
     TLSVerifyFailed,
 )
+from ollamakit.sim import ModelSpec, SimConfig
 
 from .conftest import (
     API_KEY,
@@ -241,3 +244,54 @@ def test_what_reaches_ollama(tls: Nginx, pki: PKI, sim: Simulator) -> None:
     assert record["host"] == "localhost:11434"
     assert record["authorization"] is False
     assert record["status"] == 200
+
+
+@pytest.fixture(scope="module")
+def slow_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    """A model that takes 3 s to load (a big model's cold start, shortened)."""
+    config = SimConfig(models=(ModelSpec("big:70b", load_ms=3000, eval_tps=50, reply_tokens=4),))
+    simulator = Simulator(config, tmp_path_factory.mktemp("slow-sim")).start()
+    yield simulator
+    simulator.stop()
+
+
+def test_short_proxy_read_timeout_is_504(
+    start_nginx: Callable[..., Nginx], slow_sim: Simulator, pki: PKI
+) -> None:
+    """Why the configs set proxy_read_timeout 600s: a slow first byte becomes a 504."""
+    server = start_nginx(
+        "ollama-tls-auth.conf",
+        slow_sim.address,
+        {"proxy_read_timeout 600s;": "proxy_read_timeout 1s;"},
+    )
+    with (
+        OllamaClient(settings_for(server.https_url(), pki.ca_pem)) as client,
+        pytest.raises(GatewayError) as info,
+        client.stream_chat("big:70b", [{"role": "user", "content": "hi"}]) as stream,
+    ):
+        list(stream)
+    text = message_of(info.value)
+    assert "HTTP 504" in text
+    assert "proxy_read_timeout" in text
+
+
+@pytest.mark.xfail(
+    reason="client.py maps 413 to ServerError, whose hint blames the Ollama server log and "
+    "memory; a proxy's 413 should name client_max_body_size (reported to the client's owner)",
+    strict=True,
+)
+def test_request_too_large_names_client_max_body_size(
+    start_nginx: Callable[..., Nginx], sim: Simulator
+) -> None:
+    """nginx's default body limit (1 MB) and a vision request: 413 from the proxy."""
+    server = start_nginx(
+        "ollama.conf", sim.address, {"client_max_body_size 100m;": "client_max_body_size 1m;"}
+    )
+    image = "A" * 2_000_000  # base64, as Ollama takes images
+    with (
+        OllamaClient(settings_for(server.http_origin)) as client,
+        pytest.raises(HTTPError) as info,
+    ):
+        client.chat(MODEL, [{"role": "user", "content": "what is this?", "images": [image]}])
+    assert info.value.status == 413
+    assert "client_max_body_size" in message_of(info.value)

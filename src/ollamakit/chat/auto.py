@@ -19,18 +19,20 @@ Exit status: 0 when every model answered, 1 when at least one did not.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ollamakit import console as term
+from ollamakit.chat.models import resolve_model
 from ollamakit.chat.render import format_ms
 from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
 from ollamakit.config import Settings
@@ -53,19 +55,28 @@ class GreetResult:
     eval_count: int | None = None
     total_ms: float | None = None
     reply: str = ""
+    message: str | None = None  # the full error message (``reason`` is its short form)
     hint: str | None = None
 
 
 class _Printer:
-    """Streams a reply under the model's name: thinking dim, answer plain."""
+    """Streams a reply under the model's name: thinking dim, answer plain.
+
+    On a terminal, text is word-wrapped as it arrives (the column is tracked across chunks),
+    so words are not split at the right edge; into a file or pipe it is written unchanged.
+    """
 
     def __init__(self, out: Console) -> None:
         self.out = out
+        self.wrap = out.is_terminal
         self.column = 0
+        self.space = False  # a space is owed before the next word
         self.kind: str | None = None
 
     def header(self, model: str) -> None:
         self.out.rule(Text(model, style="bold"), align="left", style="dim")
+        self.kind = None
+        self.column, self.space = 0, False
 
     def write(self, text: str, kind: Literal["thinking", "content"]) -> None:
         if not text:
@@ -79,13 +90,37 @@ class _Printer:
         if not text:
             return
         self.kind = kind
-        self.out.print(Text(text, style="dim italic" if kind == "thinking" else ""), end="")
-        self.column = 0 if text.endswith("\n") else 1
+        style = "dim italic" if kind == "thinking" else ""
+        if not self.wrap:
+            self.out.print(Text(text, style=style), end="", soft_wrap=True)
+            self.column = 0 if text.endswith("\n") else 1
+            return
+        width = max(self.out.width, 20)
+        for piece in re.split(r"(\s+)", text):
+            if not piece:
+                continue
+            if piece.isspace():
+                if "\n" in piece:
+                    self.out.print("\n" * piece.count("\n"), end="")
+                    self.column, self.space = 0, False
+                else:
+                    self.space = self.column > 0
+                continue
+            size = cell_len(piece)
+            gap = 1 if self.space else 0
+            if self.column and self.column + gap + size > width:
+                self.out.print()
+                self.column, gap = 0, 0
+            if gap:
+                self.out.print(" ", end="", soft_wrap=True)
+            self.out.print(Text(piece, style=style), end="", soft_wrap=True)
+            self.column = (self.column + gap + size) % width
+            self.space = False
 
     def end_line(self) -> None:
         if self.column:
             self.out.print()
-            self.column = 0
+        self.column, self.space = 0, False
 
 
 async def greet(
@@ -129,10 +164,11 @@ async def greet(
         return GreetResult(
             model,
             "error",
-            exc.short,
+            exc.detail or exc.short,
             ttft_ms=_ttft(first_ns, stream),
             total_ms=elapsed_ms(),
             reply="".join(parts),
+            message=exc.message,
             hint=exc.hint,
         )
     finally:
@@ -173,7 +209,10 @@ async def greet_all(
     # The read timeout only backs up the deadline below, which always fires first.
     async with AsyncOllamaClient(settings, read_timeout_s=timeout_s + 5) as client:
         listed = await client.list_models()  # an unreachable server raises here: exit 2
-        names = list(models) if models else [m["name"] for m in listed]
+        # A typed name is matched like in the interactive chat (llama3.2 -> llama3.2:latest);
+        # one that matches nothing is sent as typed, and the server's 404 becomes its row.
+        names = [resolve_model(m, listed) or m for m in models] if models else []
+        names = names or [m["name"] for m in listed]
         if not names:
             raise UsageError(t("chat.no_models"))
         out.print(
@@ -197,7 +236,6 @@ async def greet_all(
         for name in names:
             out.print()
             printer.header(name)
-            printer.kind = None
             result = await greet(client, name, messages, timeout_s, printer)
             _print_outcome(out, result)
             results.append(result)
@@ -210,13 +248,13 @@ def _print_outcome(out: Console, result: GreetResult) -> None:
     elif result.status == "timeout":
         out.print(f"[yellow]✘ {escape(result.reason or '')}[/]")
     else:
-        out.print(f"[red]✘ {escape(result.reason or '')}[/]")
+        out.print(f"[red]✘ {escape(result.message or result.reason or '')}[/]")
         for line in (result.hint or "").splitlines():
             out.print(f"  [cyan]→[/] {escape(line)}")
 
 
 def results_table(results: Sequence[GreetResult]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     table.add_column(t("chat.col_model"), overflow="fold")
     table.add_column(t("chat.col_status"), overflow="fold")
     table.add_column(t("chat.col_ttft"), justify="right")
@@ -250,7 +288,8 @@ def run_auto(
     if not failed:
         out.print(Text(t("chat.auto_summary_all", total=len(results)), style="green"))
         return int(ExitStatus.OK)
-    term.stderr.print(
-        f"[yellow]{escape(t('chat.auto_summary_some', failed=len(failed), total=len(results)))}[/]"
-    )
+    summary = t("chat.auto_summary_some", failed=len(failed), total=len(results))
+    if any(r.status == "timeout" for r in failed):
+        summary += " " + t("chat.auto_timeout_hint", seconds=f"{settings.greeting_timeout_s:g}")
+    Console(stderr=True, highlight=False).print(Text(summary, style="yellow"))
     return int(ExitStatus.FAILURES)

@@ -94,7 +94,7 @@ class MarkdownSplitter:
         while True:
             end = self._buf.find("\n", self._scanned)
             if end < 0:
-                return blocks
+                break
             start, self._scanned = self._scanned, end + 1
             cut = self._line(self._buf[start:end], start, end + 1)
             if cut is not None:
@@ -105,6 +105,17 @@ class MarkdownSplitter:
                 self._scanned -= rest_from
                 if self._blank_at is not None:
                     self._blank_at -= rest_from
+        # A line has begun after blank lines: its first character already tells whether it
+        # continues the block (indented) or starts a new one, so the block need not wait.
+        if self._blank_at is not None:
+            first = self._buf[self._scanned : self._scanned + 1]
+            if first and not first.isspace():
+                block = self._buf[: self._blank_at]
+                if block.strip():
+                    blocks.append(block.rstrip())
+                self._buf = self._buf[self._scanned :]
+                self._scanned, self._blank_at, self._has_content = 0, None, False
+        return blocks
 
     def _line(self, line: str, start: int, end: int) -> tuple[str, int] | None:
         """Examine one complete line; return (finished block, offset where the rest begins)."""

@@ -789,7 +789,10 @@ def run_chat(settings: Settings, *, model: str | None, system: str | None) -> in
             )
             transcript.close()
             with contextlib.suppress(OSError):
-                out.print(Text(t("chat.transcript_at", path=str(transcript.path)), style="dim"))
+                out.print(
+                    Text(t("chat.transcript_at", path=str(transcript.path)), style="dim"),
+                    soft_wrap=True,  # one line, whatever its length: easy to copy
+                )
         return status
 
 

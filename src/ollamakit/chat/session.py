@@ -30,6 +30,7 @@ for the prompt, and :class:`LineAssembler` does the same line by line for piped 
 from __future__ import annotations
 
 import difflib
+import re
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -369,7 +370,7 @@ class ChatSession:
             out += [f"> **system:** {self.system}", ""]
         for turn in self.turns:
             reply = turn.reply
-            out += [f"## {you}", "", turn.user.strip(), "", f"## {reply.model}", ""]
+            out += [f"## {you}", "", _user_markdown(turn.user), "", f"## {reply.model}", ""]
             if reply.thinking.strip():
                 quoted = "\n".join(
                     f"> {line}".rstrip() for line in reply.thinking.strip().split("\n")
@@ -379,6 +380,27 @@ class ChatSession:
             if reply.interrupted:
                 out += [f"*({interrupted})*", ""]
         return "\n".join(out)
+
+
+def _user_markdown(text: str) -> str:
+    """A user message for the Markdown export: one line as it is, several lines fenced.
+
+    Markdown joins single line breaks, and a pasted snippet should stay verbatim.
+
+    >>> _user_markdown("Hi")
+    'Hi'
+    >>> print(_user_markdown("a\\n```b```"))
+    ````text
+    a
+    ```b```
+    ````
+    """
+    text = text.strip("\n")
+    if "\n" not in text:
+        return text.strip()
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
 
 
 # --------------------------------------------------------------------------- input parsing

@@ -1,0 +1,145 @@
+"""The chat without a terminal (piped stdin) and ``--auto``: subprocesses against the simulator."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support import assert_no_traceback, run_program
+
+from .conftest import FAST_REPLY, chat_requests, only_transcript
+
+
+def test_piped_lines_are_messages_with_plain_replies(chat_sim: Any, isolated_env: Path) -> None:
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input='Hello\n\n"""\nblock line 1\nblock line 2\n"""\n//slash text\n',
+    )
+    assert result.returncode == 0, result.output
+    assert_no_traceback(result)
+    # stdout holds the replies and nothing else: no prompt, no colour, no stats.
+    assert result.stdout == f"{FAST_REPLY}\n" * 3
+    assert "\x1b[" not in result.stdout
+    assert "Transcript:" in result.stderr
+    contents = [r.body["messages"][-1]["content"] for r in chat_requests(chat_sim)]
+    assert contents == ["Hello", "block line 1\nblock line 2", "/slash text"]
+    assert len(chat_requests(chat_sim)[-1].body["messages"]) == 5  # multi-turn here too
+    events = only_transcript(isolated_env)
+    assert [e["event"] for e in events].count("reply") == 3
+
+
+def test_piped_commands_work_and_bye_stops(chat_sim: Any) -> None:
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input="/model other\nHi\n/bye\nnever sent\n",
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout == "Other model here.\n"
+    assert "Now chatting with other:1b" in result.stderr
+    assert [r.body["model"] for r in chat_requests(chat_sim)] == ["other:1b"]
+
+
+def test_piped_failure_sets_exit_status_1(chat_sim: Any) -> None:
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "broken"],
+        input="First\nSecond\n",
+    )
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert result.stderr.count("The server failed in the middle of the reply") == 2
+
+
+def test_piped_without_model_uses_the_newest(chat_sim: Any) -> None:
+    result = run_program(["chat", "--base-url", chat_sim.url], input="")
+    assert result.returncode == 0, result.output
+    assert "Using " in result.stderr and "newest of 6 models" in result.stderr
+
+
+def test_unknown_model_and_unreachable_server_exit_2(chat_sim: Any) -> None:
+    unknown = run_program(["chat", "--base-url", chat_sim.url, "--model", "nosuch"], input="Hi\n")
+    assert unknown.returncode == 2
+    assert 'Model "nosuch" is not on the server' in unknown.stderr
+    down = run_program(["chat", "--base-url", "http://127.0.0.1:9"], input="Hi\n")
+    assert down.returncode == 2
+    assert "Connection refused" in down.stderr
+    for result in (unknown, down):
+        assert_no_traceback(result)
+
+
+def test_root_script_help_documents_exit_status() -> None:
+    result = run_program(["--help"], script="hi-ai.py")
+    assert result.returncode == 0
+    assert "--auto" in result.stdout and "--greeting" in result.stdout
+    assert "Exit status" in result.stdout
+
+
+def test_auto_stalled_and_unknown_models(chat_sim: Any) -> None:
+    started = time.monotonic()
+    result = run_program(
+        [
+            "chat",
+            "--auto",
+            "--base-url",
+            chat_sim.url,
+            "--model",
+            "fast",
+            "--model",
+            "stall:1b",
+            "--model",
+            "nosuch",
+            "--model",
+            "broken",
+        ],
+        env={"GREETING_TIMEOUT_SECONDS": "1.5"},
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.output
+    assert_no_traceback(result)
+    assert elapsed < 12  # the stalled model cost its 1.5 s, not the simulator's 30 s stall
+    out = result.stdout
+    assert FAST_REPLY in out  # replies stream under each model's name
+    assert "\nHello,\n" in out  # the two chunks the stalled model sent before it stalled
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()[:1].isalpha()}
+    assert "ok" in rows["fast:1b"].split()
+    assert "timeout" in rows["stall:1b"].split()
+    assert "error: model 'nosuch' not found" in rows["nosuch"]
+    assert "error:" in rows["broken:1b"]
+    assert "3 of 4 models did not answer" in result.stderr
+    assert "GREETING_TIMEOUT_SECONDS=1.5" in result.stderr
+    greeted = chat_requests(chat_sim)
+    assert all(r.body["messages"] == [{"role": "user", "content": "Hello!"}] for r in greeted)
+    stalled = next(r for r in greeted if r.model == "stall:1b")
+    assert stalled.outcome == "stall" and stalled.chunks == 2
+
+
+def test_auto_greets_every_model_with_the_greeting(chat_sim: Any) -> None:
+    result = run_program(
+        ["chat", "--auto", "--base-url", chat_sim.url, "--greeting", "Hi!", "--system", "Brief."],
+        env={"GREETING_TIMEOUT_SECONDS": "1"},
+    )
+    assert result.returncode == 1  # stall:1b and broken:1b are among them
+    greeted = {r.model for r in chat_requests(chat_sim)}
+    assert greeted == {"fast:1b", "slow:1b", "think:1b", "other:1b", "broken:1b", "stall:1b"}
+    first = chat_requests(chat_sim)[0]
+    assert first.body["messages"] == [
+        {"role": "system", "content": "Brief."},
+        {"role": "user", "content": "Hi!"},
+    ]
+
+
+def test_auto_all_answered_exit_0_and_zh_tw_greeting(chat_sim: Any) -> None:
+    result = run_program(
+        ["chat", "--auto", "--base-url", chat_sim.url, "--model", "fast", "--lang", "zh-TW"],
+    )
+    assert result.returncode == 0, result.output
+    assert "全部 1 個模型都有回應" in result.stdout
+    (request,) = chat_requests(chat_sim)
+    assert request.body["messages"][-1]["content"] == "你好！"
+
+
+def test_auto_unreachable_server_exit_2() -> None:
+    result = run_program(["chat", "--auto", "--base-url", "http://127.0.0.1:9"])
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "Connection refused" in result.stderr

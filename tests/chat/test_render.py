@@ -1,0 +1,166 @@
+"""Streaming rendering (``chat.render``): however a reply is chunked, it is drawn once, whole."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from rich.console import Console
+
+from ollamakit.chat.render import (
+    LineSplitter,
+    MarkdownSplitter,
+    PlainReplyView,
+    RichReplyView,
+    stats_line,
+)
+from ollamakit.chat.session import ReplyStats
+
+DOC = """# Setting up
+
+First paragraph, which
+spans two lines.
+
+- item one
+- item two
+
+  continued item two
+
+```python
+def greet(name: str) -> str:
+
+    return f"Hello, {name}!"
+```
+Text right after the fence.
+
+| a | b |
+|---|---|
+| 1 | 2 |
+
+~~~
+tilde fence
+~~~
+
+    indented code
+
+The end."""
+
+
+def chunkings(text: str, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(text):
+        n = rng.choice([1, 1, 2, 3, 5, 8, 20])
+        out.append(text[i : i + n])
+        i += n
+    return out
+
+
+def split_all(chunks: list[str]) -> list[str]:
+    s = MarkdownSplitter()
+    blocks = [b for c in chunks for b in s.feed(c)]
+    return blocks + s.flush()
+
+
+def test_blocks_do_not_depend_on_chunking() -> None:
+    whole = split_all([DOC])
+    for seed in range(30):
+        assert split_all(chunkings(DOC, seed)) == whole
+    assert split_all(list(DOC)) == whole
+
+
+def test_blocks_keep_all_text_and_respect_fences() -> None:
+    blocks = split_all([DOC])
+    assert "\n\n".join(blocks).split() == DOC.split()
+    code = next(b for b in blocks if b.startswith("```python"))
+    assert code.endswith("```")  # the blank line inside the fence did not split it
+    assert "Text right after the fence." in blocks
+    item = next(b for b in blocks if b.startswith("- item one"))
+    assert "continued item two" in item  # indented continuation stays with its list
+
+
+def test_unclosed_fence_is_one_block() -> None:
+    assert split_all(["```\ncode\n\nmore code\n"]) == ["```\ncode\n\nmore code"]
+
+
+def test_thinking_lines() -> None:
+    s = LineSplitter()
+    out = [line for chunk in chunkings("a b\n\n\n\nc d\ne", 1) for line in s.feed(chunk)]
+    assert out + s.flush() == ["a b", "", "c d", "e"]
+
+
+def render(chunks: list[str], outcome: str = "done", thinking: list[str] = ()) -> str:  # type: ignore[assignment]
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, color_system=None, force_terminal=False)
+    view = RichReplyView(console, model="m")
+    view.start()
+    for piece in thinking:
+        view.thinking(piece)
+    for piece in chunks:
+        view.content(piece)
+    view.finish(outcome, ReplyStats(total_ms=1200, ttft_ms=80, chunks=9, eval_count=9, eval_ms=300))  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def test_rich_view_output_is_the_same_however_it_streamed() -> None:
+    whole = render([DOC])
+    assert render(list(DOC)) == whole
+    assert render(chunkings(DOC, 7)) == whole
+    for word in ("Setting", "spans", "greet", "tilde", "indented", "The end."):
+        assert whole.count(word) == 1, word
+    assert "9 tokens · 30.0 tok/s · first token 80 ms · 1.20 s" in whole
+    assert max(len(line) for line in whole.splitlines()) <= 80
+
+
+def test_rich_view_thinking_then_answer() -> None:
+    out = render(["Answer ", "here."], thinking=["\nLet me ", "think.\n", "Done"])
+    lines = [line.rstrip() for line in out.splitlines()]
+    assert lines[:3] == ["┊ Let me think.", "┊ Done", ""]
+    assert lines[3] == "Answer here."
+
+
+def test_rich_view_interrupted_keeps_partial_text() -> None:
+    out = render(["Half a sent"], outcome="interrupted")
+    assert "Half a sent" in out
+    assert "⏹ interrupted" in out
+    assert "interrupted after 9 chunks" in out
+
+
+def test_plain_view() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    view = PlainReplyView(out, err, None)
+    view.start()
+    view.thinking("\n  hmm")
+    view.content("\n\nHello")
+    view.content(" world")
+    view.finish("done", None)
+    assert out.getvalue() == "Hello world\n"
+    assert err.getvalue() == "hmm\n"
+    out2 = io.StringIO()
+    cut = PlainReplyView(out2, None, None)
+    cut.content("Partial")
+    cut.finish("interrupted", None)
+    assert out2.getvalue() == "Partial\n[interrupted]\n"
+
+
+@pytest.mark.parametrize(
+    ("stats", "outcome", "expected"),
+    [
+        (ReplyStats(total_ms=50, chunks=0), "failed", "0 chunks · 50 ms"),
+        (
+            ReplyStats(
+                total_ms=2000,
+                ttft_ms=1500,
+                chunks=5,
+                eval_count=4,
+                eval_ms=100,
+                done_reason="length",
+            ),
+            "done",
+            "4 tokens · 40.0 tok/s · first token 1.50 s · 2.00 s · stopped at the length limit",
+        ),
+    ],
+)
+def test_stats_line(stats: ReplyStats, outcome: str, expected: str) -> None:
+    assert stats_line(stats, outcome).startswith(expected)  # type: ignore[arg-type]

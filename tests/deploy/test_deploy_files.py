@@ -235,3 +235,17 @@ def test_remote_doc_covers_both_languages_and_every_shipped_file() -> None:
             "CUDA_VISIBLE_DEVICES",
         ):
             assert needed in half, needed
+
+
+def test_deploy_readme_links_resolve() -> None:
+    readme = DEPLOY / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    doc = REMOTE_DOC.read_text(encoding="utf-8")
+    doc_anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", doc, flags=re.M)}
+    for target in re.findall(r"\]\(([^)]+)\)", text):
+        path, _, anchor = target.partition("#")
+        assert (readme.parent / path).resolve().exists(), target
+        if anchor:
+            assert path.endswith("remote.md") and anchor in doc_anchors, target
+    for name in ("docker-compose.yml", "docker-compose.gpu.yml", *SHIPPED_CONFIGS):
+        assert name in text

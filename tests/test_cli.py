@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, assert_no_traceback, run_program
 from ollamakit import __version__
 from ollamakit.i18n import LANGUAGES, catalogue, domains
+from tests.support import REPO, assert_no_traceback, run_program
 
 # --------------------------------------------------------------------------- help and version
 

@@ -19,6 +19,7 @@ import trustme
 from ollamakit.client import OllamaClient
 from ollamakit.config import Flags, Settings, load_settings
 from ollamakit.diagnostics import (
+    GENERATE_NUM_PREDICT,
     STEPS,
     CheckResult,
     Status,
@@ -454,12 +455,12 @@ def test_unknown_model_via_model_option() -> None:
 
 
 def test_run_against_the_simulator() -> None:
-    spec = ModelSpec("m:1b", load_ms=1, eval_tps=100, reply_tokens=40)
+    spec = ModelSpec("m:1b", load_ms=1, eval_tps=100, reply_tokens=80)
     with run_in_thread(SimConfig(models=(spec,))) as sim:
         results = run(settings_for(sim.url))
     steps = by_name(results)
     assert exit_status(results) == 0
     assert steps["version"].details["version"]
     assert steps["tags"].details["count"] == 1
-    assert steps["generate"].details["eval_count"] == 32  # num_predict
+    assert steps["generate"].details["eval_count"] == GENERATE_NUM_PREDICT
     assert steps["streaming"].status is Status.OK, steps["streaming"].summary

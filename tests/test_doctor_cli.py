@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.support import CLIResult, assert_no_traceback, run_program
 from ollamakit.diagnostics import STEPS
 from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, run_in_thread
 from tests.proxyish import (
@@ -31,6 +30,7 @@ from tests.proxyish import (
     ollama_routes,
     server_tls_context,
 )
+from tests.support import CLIResult, assert_no_traceback, run_program
 
 CANARY = "Canary-Pw-7f3a9"
 

@@ -74,12 +74,14 @@ from ollamakit.types import ModelEntry
 SMALL_REQUEST_TIMEOUT_S: Final = 30.0
 RTT_SAMPLES: Final = 5
 # Enough tokens for the streaming check to have something to judge even on a fast GPU
-# (32 tokens at 300 tokens/s still span ~100 ms), and few enough that the whole reply
-# (~100 bytes per chunk, ~3.5 KB) fits in one nginx proxy buffer (4 or 8 KB): a buffering
-# proxy then delivers it in a single lump, which is what the check looks for.
-GENERATE_NUM_PREDICT: Final = 32
-# Counting gives a reply that does not stop after three words, in every model and language.
-GENERATE_PROMPT: Final = "Count from 1 to 40, separated by spaces."
+# (48 tokens at 400 tokens/s still span 120 ms, see MIN_SERVER_SPREAD_MS), and few enough that
+# the whole reply (~110 bytes per chunk, ~5 KB) fits in one proxy buffer (nginx's TLS record
+# buffer is 16 KB): a buffering proxy then delivers it in one lump, which is what the check
+# looks for. On a CPU-only server (5 tokens/s) this costs about ten seconds.
+GENERATE_NUM_PREDICT: Final = 48
+# Counting gives a reply that runs past num_predict in every model and language, instead of
+# stopping after a few words and leaving too little to judge.
+GENERATE_PROMPT: Final = "Count from 1 to 100, separated by spaces."
 TLS_EXPIRY_WARN_DAYS: Final = 14
 MAX_MODEL_ATTEMPTS: Final = 3  # models tried when one turns out unable to generate
 

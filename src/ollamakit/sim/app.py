@@ -218,6 +218,11 @@ class SimApp:
         record.origin = req.headers.get("origin")
         record.user_agent = req.headers.get("user-agent")
         record.peer = req.peer
+
+        def headers_sent(status: int, ns: int) -> None:
+            record.status, record.headers_sent_ns = status, ns
+
+        resp.on_headers = headers_sent  # so /_sim/requests shows them while a stream runs
         try:
             await self._dispatch(req, resp, record)
         except ClientGone:
@@ -567,7 +572,7 @@ class SimApp:
         answer = reply_seq(
             spec.name,
             prompt,
-            spec.reply_tokens,
+            spec.reply_length,
             seed=int(seed) if isinstance(seed, (int, float)) else None,
             json_format=fmt not in (None, ""),
             fixed=spec.reply,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import queue
 import signal
 import sys
+import threading
 from typing import TextIO
 
 from ollamakit.errors import OllamakitError
@@ -127,7 +129,7 @@ def print_models(config: SimConfig, out: TextIO) -> None:
             f"{spec.load_ms:g}",
             _rate(spec.prompt_tps),
             _rate(spec.eval_tps),
-            str(spec.reply_tokens),
+            str(spec.reply_length),
             ", ".join(str(f) for f in spec.faults) or "-",
         ]
         for spec in config.models
@@ -168,11 +170,44 @@ def _request_line(record: RequestRecord) -> str:
     )
 
 
+class LinePrinter:
+    """Prints log lines from a background thread, so a slow or full stdout never blocks serving.
+
+    A parent process that starts the simulator with a pipe and never reads it would otherwise
+    freeze the event loop once the pipe buffer fills. Lines beyond ``limit`` waiting are dropped.
+    """
+
+    def __init__(self, out: TextIO, limit: int = 10_000) -> None:
+        self._out = out
+        self._queue: queue.Queue[str | None] = queue.Queue(limit)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._pump, name="sim-log", daemon=True)
+        self._thread.start()
+
+    def __call__(self, line: str) -> None:
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def _pump(self) -> None:
+        while (line := self._queue.get()) is not None:
+            with contextlib.suppress(OSError, ValueError):
+                print(line, file=self._out, flush=True)
+
+    def close(self, timeout: float = 1.0) -> None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+
 async def _serve(config: SimConfig, args: argparse.Namespace) -> int:
     quiet = bool(getattr(args, "quiet", False))
+    printer = None if quiet else LinePrinter(sys.stdout)
 
     def log(record: RequestRecord) -> None:
-        print(_request_line(record), flush=True)
+        if printer is not None:
+            printer(_request_line(record))
 
     server = SimServer(config, on_request=None if quiet else log)
     try:
@@ -200,8 +235,11 @@ async def _serve(config: SimConfig, args: argparse.Namespace) -> int:
         await stop.wait()
     finally:
         await server.stop()
+        if printer is not None:
+            printer.close()
     if not quiet:
-        print(t("sim.stopped"), flush=True)
+        with contextlib.suppress(OSError):
+            print(t("sim.stopped"), flush=True)
     return 0
 
 

@@ -38,6 +38,9 @@ from typing import Any, Final
 from ollamakit.errors import ConfigError, UsageError
 from ollamakit.i18n import t
 from ollamakit.sim.gojson import GoDecodeError, keep_alive_ns
+from ollamakit.sim.tokens import split_chunks
+
+DEFAULT_REPLY_TOKENS: Final = 48
 
 
 class FaultKind(str, Enum):
@@ -181,9 +184,9 @@ class ModelSpec:
     warm_load_ms: float = 2.0  # already loaded: Ollama still reports a few ms
     prompt_tps: float = 1000.0  # prefill rate; inf = instant
     eval_tps: float = 50.0  # decode rate; inf (or 0 in a file) = fast path, no delays
-    reply_tokens: int = 48
+    reply_tokens: int | None = None  # None: 48, or the length of ``reply`` when that is set
     thinking_tokens: int = 32  # thinking chunks before the answer (thinking models only)
-    reply: str | None = None  # fixed reply text instead of the generated one
+    reply: str | None = None  # fixed reply text instead of the generated one (repeats if short)
     num_parallel: int | None = None  # None: the server-wide value
     modified_at_ns: int | None = None  # None: server start time minus a few hours per model
     faults: tuple[Fault, ...] = ()
@@ -208,6 +211,13 @@ class ModelSpec:
     @property
     def capabilities(self) -> list[str]:
         return ["completion", "thinking"] if self.thinking else ["completion"]
+
+    @property
+    def reply_length(self) -> int:
+        """Answer tokens per reply (before ``num_predict`` and stop sequences)."""
+        if self.reply_tokens is not None:
+            return self.reply_tokens
+        return len(split_chunks(self.reply)) if self.reply else DEFAULT_REPLY_TOKENS
 
     @property
     def fast(self) -> bool:

@@ -373,6 +373,7 @@ class Responder:
     must_close: bool = False
     headers_sent_ns: int | None = None
     bytes_sent: int = 0
+    on_headers: Callable[[int, int], None] | None = None  # (status, perf_counter_ns) when sent
 
     @property
     def chunked(self) -> bool:
@@ -414,11 +415,13 @@ class Responder:
         data = head if self.head_only or status in (204, 304) else head + body
         self.status = status
         self.started = self.finished = True
-        self.headers_sent_ns = time.perf_counter_ns()
         self.bytes_sent += len(data)
+        self._sent(status)  # before the write: whoever sees the bytes also sees the record
         self.conn.write(data)
 
-    def begin_stream(self, status: int, content_type: str, first: bytes = b"") -> None:
+    def begin_stream(
+        self, status: int, content_type: str, first: bytes = b"", sent_ns: int | None = None
+    ) -> None:
         """Send the status line and headers, together with ``first`` (already framed)."""
         assert not self.started, "response already started"
         if self.chunked:
@@ -429,10 +432,15 @@ class Responder:
         head = self._head(status, [("Content-Type", content_type)], tail) + b"\r\n"
         self.status = status
         self.started = True
-        self.headers_sent_ns = time.perf_counter_ns()
         data = head + first
         self.bytes_sent += len(data)
+        self._sent(status, sent_ns)
         self.conn.write(data)
+
+    def _sent(self, status: int, sent_ns: int | None = None) -> None:
+        self.headers_sent_ns = now = sent_ns or time.perf_counter_ns()
+        if self.on_headers is not None:
+            self.on_headers(status, now)
 
     def frame(self, data: bytes) -> bytes:
         """One HTTP chunk holding ``data`` (or ``data`` itself for HTTP/1.0)."""

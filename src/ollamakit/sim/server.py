@@ -35,8 +35,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-import httpx
-
 from ollamakit.sim.app import SimApp
 from ollamakit.sim.config import SimConfig
 from ollamakit.sim.http import HTTPServer
@@ -193,6 +191,7 @@ class ThreadedSim:
 
     def _main(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         host, port, cert, key = self._args
         try:
             loop.run_until_complete(self.server.start(host, port, tls_cert=cert, tls_key=key))
@@ -244,11 +243,19 @@ def run_in_thread(
 class SimProcess:
     """A simulator subprocess; see :func:`start_subprocess`."""
 
-    def __init__(self, proc: subprocess.Popen[str], url: str, config_file: str | None) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[str],
+        url: str,
+        config_file: str | None,
+        pumps: Sequence[threading.Thread] = (),
+    ) -> None:
         self.proc = proc
         self.url = url
         self._config_file = config_file
-        self.output: list[str] = []
+        self._pumps = list(pumps)
+        self.output: list[str] = []  # stdout lines after the listening line
+        self.errors: list[str] = []  # stderr lines
 
     @property
     def pid(self) -> int:
@@ -256,12 +263,16 @@ class SimProcess:
 
     def requests(self, since: int = 0) -> list[RequestRecord]:
         """The request log, fetched from ``GET /_sim/requests``."""
+        import httpx  # imported here: the simulator process itself never needs it
+
         with httpx.Client(verify=False, timeout=30) as client:  # a local test server
             reply = client.get(f"{self.url}/_sim/requests", params={"since": since})
             reply.raise_for_status()
             return [RequestRecord.from_json(item) for item in reply.json()]
 
     def clear_requests(self) -> int:
+        import httpx
+
         with httpx.Client(verify=False, timeout=30) as client:
             reply = client.delete(f"{self.url}/_sim/requests")
             reply.raise_for_status()
@@ -276,6 +287,11 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout)
+        for pump in self._pumps:  # they end at EOF, once the process is gone
+            pump.join(timeout)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
         if self._config_file:
             with contextlib.suppress(OSError):
                 os.unlink(self._config_file)
@@ -357,23 +373,24 @@ def start_subprocess(
             if len(errors) < 1000:
                 errors.append(line.rstrip("\n"))
 
-    threading.Thread(target=pump_stdout, daemon=True).start()
-    threading.Thread(target=pump_stderr, daemon=True).start()
+    pumps = [
+        threading.Thread(target=pump_stdout, daemon=True),
+        threading.Thread(target=pump_stderr, daemon=True),
+    ]
+    for pump in pumps:
+        pump.start()
     deadline = time.monotonic() + timeout
     while not ready.wait(0.05):
         if time.monotonic() > deadline:
             break
+    handle = SimProcess(proc, found[0] if found else "", config_file, pumps)
+    handle.output = handle_output
+    handle.errors = errors
     if not found:
-        proc.kill()
-        proc.wait()
-        time.sleep(0.05)  # let the stderr pump finish
-        if config_file:
-            os.unlink(config_file)
+        handle.stop()
         raise RuntimeError(
             "simulator did not start: " + ("\n".join(errors) or f"exit code {proc.returncode}")
         )
-    handle = SimProcess(proc, found[0], config_file)
-    handle.output = handle_output
     return handle
 
 

@@ -171,15 +171,16 @@ async def write_chunks(
         else:
             stop = min(limit, k + FAST_BATCH)
         data = encoder.encode(k, stop, created_at())
-        if resp.started:
-            resp.write(data)
-        else:
-            resp.begin_stream(200, NDJSON, data)
+        # Record first, then write: whoever sees the bytes also sees the record.
         now = time.perf_counter_ns()
         if result.first_ns is None:
             result.first_ns = record.first_chunk_ns = now
         result.last_ns = record.last_chunk_ns = now
         record.chunks += stop - k
+        if resp.started:
+            resp.write(data)
+        else:
+            resp.begin_stream(200, NDJSON, data, now)
         result.sent = k = stop
         if resp.paused:
             await resp.drain()
@@ -193,12 +194,12 @@ async def write_chunks(
 def write_line(resp: Responder, encoder: ChunkEncoder, line: bytes, record: RequestRecord) -> None:
     """Write one complete NDJSON line (the final ``done`` or ``error`` line)."""
     data = encoder.frame(line)
-    if resp.started:
-        resp.write(data)
-    else:
-        resp.begin_stream(200, NDJSON, data)
     now = time.perf_counter_ns()
     if record.first_chunk_ns is None:
         record.first_chunk_ns = now
     record.last_chunk_ns = now
     record.chunks += 1
+    if resp.started:
+        resp.write(data)
+    else:
+        resp.begin_stream(200, NDJSON, data, now)

@@ -236,3 +236,10 @@ def test_doctor_is_quiet_about_a_streaming_proxy(tls: Nginx, pki: PKI, isolated_
     assert result.returncode == 0, result.output
     assert "proxy_buffering" not in result.stdout
     assert "one lump" not in result.stdout
+
+
+def test_doctor_insecure_works_but_warns(tls: Nginx, isolated_env: Path) -> None:
+    result = run(["doctor", "--no-generate", "--insecure", "--base-url", tls.https_url()])
+    assert result.returncode == 0, result.output
+    assert "TLS certificate verification is OFF (--insecure)" in result.output
+    assert_no_secret(result, isolated_env)

@@ -51,6 +51,7 @@ from .conftest import (
     Nginx,
     Simulator,
     secret_forms,
+    sim_config,
 )
 
 pytestmark = pytest.mark.nginx
@@ -295,3 +296,20 @@ def test_request_too_large_names_client_max_body_size(
         client.chat(MODEL, [{"role": "user", "content": "what is this?", "images": [image]}])
     assert info.value.status == 413
     assert "client_max_body_size" in message_of(info.value)
+
+
+def test_ollama_stopping_behind_a_running_proxy_is_502(
+    start_nginx: Callable[..., Nginx], pki: PKI, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Ollama answered, then stopped: nginx's kept-alive upstream connection is dead too."""
+    backend = Simulator(sim_config(), tmp_path_factory.mktemp("stopping-sim")).start()
+    try:
+        server = start_nginx("ollama-tls-auth.conf", backend.address)
+        with OllamaClient(settings_for(server.https_url(), pki.ca_pem)) as client:
+            assert client.heartbeat() == "Ollama is running"
+            backend.stop()
+            with pytest.raises(GatewayError) as info:
+                client.list_models()
+    finally:
+        backend.stop()
+    assert "is up, but Ollama behind it is not answering (HTTP 502)" in str(info.value)

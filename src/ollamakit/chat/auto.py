@@ -33,7 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ollamakit.chat.models import resolve_model
-from ollamakit.chat.render import format_ms
+from ollamakit.chat.session import format_ms
 from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError

@@ -42,7 +42,7 @@ from rich.segment import Segment
 from rich.spinner import Spinner
 from rich.text import Text
 
-from ollamakit.chat.session import ReplyStats
+from ollamakit.chat.session import ReplyStats, format_ms
 from ollamakit.i18n import t
 
 MAX_WIDTH: Final = 100
@@ -248,19 +248,6 @@ def thinking_line(line: str) -> Gutter:
 
 
 # --------------------------------------------------------------------------- stats line
-
-
-def format_ms(ms: float | None) -> str:
-    """Milliseconds for people.
-
-    >>> format_ms(183.4), format_ms(1420.0), format_ms(65_000), format_ms(None)
-    ('183 ms', '1.42 s', '65.0 s', '—')
-    """
-    if ms is None:
-        return "—"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    return f"{ms / 1000:.2f} s" if ms < 10_000 else f"{ms / 1000:.1f} s"
 
 
 def stats_line(stats: ReplyStats, outcome: Outcome = "done") -> str:

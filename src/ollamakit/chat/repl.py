@@ -6,10 +6,9 @@ Flow
 the model (``--model`` > ``OLLAMA_MODEL`` > the only one > a picker; from a pipe, the newest),
 opens the transcript and hands over to :class:`ChatApp`, which reads from one of two inputs:
 
-* :class:`PromptInput` (stdin and stdout are terminals): prompt_toolkit with a history file,
-  slash-command completion, ``\"\"\"`` blocks (Enter adds a line while a block is open,
-  Alt-Enter always does), bracketed paste (pasted lines arrive as one message), Ctrl-C
-  clearing the line or, on an empty line, explaining how to leave;
+* :class:`~ollamakit.chat.prompt.PromptInput` (stdin and stdout are terminals): prompt_toolkit
+  with a history file, completion, ``\"\"\"`` blocks and bracketed paste (imported only then:
+  piped runs start faster without it);
 * :class:`LineInput` (anything else): one message per line, no prompt, no colour.
 
 Sending a message (:meth:`ChatApp.send`)
@@ -39,17 +38,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from prompt_toolkit import PromptSession, prompt
-from prompt_toolkit.application.current import get_app
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion, WordCompleter
-from prompt_toolkit.document import Document
-from prompt_toolkit.filters import Condition
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
-from prompt_toolkit.key_binding import KeyBindings
-from prompt_toolkit.key_binding.key_processor import KeyPressEvent
-from prompt_toolkit.styles import Style
 from rich.console import Console
 from rich.markup import escape
 from rich.padding import Padding
@@ -63,7 +53,6 @@ from ollamakit.chat.render import (
     PlainReplyView,
     ReplyView,
     RichReplyView,
-    format_ms,
 )
 from ollamakit.chat.session import (
     COMMANDS,
@@ -74,11 +63,10 @@ from ollamakit.chat.session import (
     OptionError,
     Reply,
     ReplyStats,
-    block_is_open,
+    format_ms,
     message_text,
     parse_command,
     parse_think,
-    unwrap_block,
 )
 from ollamakit.chat.transcript import Transcript
 from ollamakit.client import Chunk, OllamaClient
@@ -86,6 +74,9 @@ from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.types import ModelEntry
+
+if TYPE_CHECKING:
+    from ollamakit.chat.prompt import PromptInput
 
 HISTORY_FILE: Final = "chat_history"
 
@@ -203,100 +194,6 @@ class LineInput:
             if message is not None:
                 return message
         return self._assembler.flush()
-
-
-class PromptInput:
-    """prompt_toolkit line editor: history file, completion, blocks, bracketed paste."""
-
-    interactive = True
-
-    def __init__(self, history_path: Path, models: Callable[[], list[ModelEntry]]) -> None:
-        bindings = KeyBindings()
-        block_open = Condition(lambda: block_is_open(get_app().current_buffer.text))
-
-        @bindings.add("enter", filter=block_open)
-        def _newline_in_block(event: KeyPressEvent) -> None:
-            event.current_buffer.newline(copy_margin=False)
-
-        @bindings.add("enter", filter=~block_open)
-        def _accept(event: KeyPressEvent) -> None:
-            event.current_buffer.validate_and_handle()
-
-        @bindings.add("escape", "enter")
-        def _newline(event: KeyPressEvent) -> None:
-            event.current_buffer.newline(copy_margin=False)
-
-        @bindings.add("c-c")
-        def _interrupt(event: KeyPressEvent) -> None:
-            buffer = event.current_buffer
-            if buffer.text:
-                buffer.reset()  # like a shell: Ctrl-C drops the line being typed
-            else:
-                event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
-
-        history: History
-        try:
-            history_path.parent.mkdir(parents=True, exist_ok=True)
-            history = FileHistory(str(history_path))
-        except OSError:
-            history = InMemoryHistory()
-        self._session: PromptSession[str] = PromptSession(
-            history=history,
-            key_bindings=bindings,
-            multiline=True,
-            completer=SlashCompleter(models),
-            complete_while_typing=True,
-            prompt_continuation=lambda width, line, soft: "... ".rjust(width),
-            # Evaluated per frame: hidden in the final frame, so a submitted empty line or a
-            # Ctrl-C does not leave "Send a message" on the screen as if it had been typed.
-            placeholder=lambda: (
-                "" if get_app().is_done else [("class:placeholder", t("chat.placeholder"))]
-            ),
-            style=Style.from_dict({"placeholder": "#888888", "prompt": "bold"}),
-            enable_open_in_editor=False,
-        )
-
-    def read(self) -> str | None:
-        try:
-            text = self._session.prompt([("class:prompt", ">>> ")])
-        except EOFError:
-            return None
-        return unwrap_block(text)
-
-    def ask(self, message: str, choices: list[str]) -> str:
-        """One question with completion (the model picker)."""
-        return prompt(message, completer=WordCompleter(choices, sentence=True))
-
-
-class SlashCompleter(Completer):
-    """Completes ``/commands``, then model names, option names and on/off after them."""
-
-    def __init__(self, models: Callable[[], list[ModelEntry]]) -> None:
-        self._models = models
-
-    def get_completions(
-        self, document: Document, complete_event: CompleteEvent
-    ) -> Iterator[Completion]:
-        text = document.text_before_cursor
-        if not text.startswith("/") or "\n" in text:
-            return
-        if " " not in text:
-            for spec in COMMANDS:
-                name = f"/{spec.name}"
-                if name.startswith(text.lower()):
-                    yield Completion(name, start_position=-len(text), display_meta=t(spec.help_key))
-            return
-        command, _, arg = text.partition(" ")
-        choices: list[str] = []
-        if command == "/model":
-            choices = [m["name"] for m in self._models()]
-        elif command == "/set" and " " not in arg:
-            choices = list(OPTION_NAMES)
-        elif command == "/think":
-            choices = ["on", "off"]
-        for choice in choices:
-            if choice.lower().startswith(arg.lower()):
-                yield Completion(choice, start_position=-len(arg))
 
 
 # --------------------------------------------------------------------------- one reply
@@ -736,6 +633,8 @@ def run_chat(settings: Settings, *, model: str | None, system: str | None) -> in
 
         prompt_input: PromptInput | None = None
         if interactive:
+            from ollamakit.chat.prompt import PromptInput
+
             prompt_input = PromptInput(settings.home / HISTORY_FILE, known_models)
         ask = _picker(prompt_input, out) if prompt_input is not None else None
         chosen = choose_model(model, models, ask=ask, out=out)

@@ -128,6 +128,19 @@ class ReplyStats:
         }
 
 
+def format_ms(ms: float | None) -> str:
+    """Milliseconds for people.
+
+    >>> format_ms(183.4), format_ms(1420.0), format_ms(65_000), format_ms(None)
+    ('183 ms', '1.42 s', '65.0 s', '—')
+    """
+    if ms is None:
+        return "—"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    return f"{ms / 1000:.2f} s" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 

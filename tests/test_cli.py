@@ -170,3 +170,59 @@ def test_doctor_step_titles_exist() -> None:
     doctor = catalogue("doctor")
     for name in (*STEPS, "warning"):
         assert f"title_{name}" in doctor
+
+
+# --------------------------------------------------------------------------- the canary
+
+
+CANARY = "Canary-Pw-5150"
+
+
+def test_canary_password_appears_in_no_output_and_no_file(isolated_env: Path) -> None:
+    """Every command, healthy and failing, with a password in the URL: it shows up nowhere.
+
+    Not in stdout/stderr (also with ``--debug``), not in files the commands write, not under
+    ``OLLAMAKIT_HOME`` (history database, transcripts).
+    """
+    from ollamakit.sim import ModelSpec, SimConfig, run_in_thread
+    from tests.proxyish import Canned, CannedServer
+
+    spec = ModelSpec("m:1b", load_ms=1, eval_tps=2000, reply_tokens=8)
+    with run_in_thread(SimConfig(models=(spec,))) as sim:
+        url = sim.url.replace("http://", f"http://ollama-user:{CANARY}@")
+        quick_bench = ["--auto", "--runs", "1", "--warmup", "0", "--num-predict", "8"]
+        commands: list[tuple[list[str], str | None, str | None]] = [
+            (["doctor"], None, None),
+            (["doctor", "--json"], None, None),
+            (["doctor", "--debug"], None, None),
+            (["bench", *quick_bench, "--output", "run.json", "--output", "run.md"], None, None),
+            (["bench", *quick_bench, "--output", "run.html", "--output", "run.csv"], None, None),
+            (quick_bench, "ollama-benchmark.py", None),
+            (["chat", "--auto"], None, None),
+            (["--auto"], "hi-ai.py", None),
+            (["chat", "--model", "m:1b"], None, "hello\n/save chat.md\n/bye\n"),
+            (["history"], None, None),
+            (["report"], None, None),
+            (["report", "--format", "json"], None, None),
+        ]
+        for args, script, stdin in commands:
+            result = run_program([*args, "--base-url", url], script=script, input=stdin)
+            assert result.returncode == 0, (args, script, result.output)
+            assert CANARY not in result.output, (args, script)
+            assert_no_traceback(result)
+    unauthorized = Canned(401, headers={"WWW-Authenticate": 'Basic realm="x"'})
+    with CannedServer({"*": unauthorized}) as server:
+        url = server.url.replace("http://", f"http://ollama-user:{CANARY}@")
+        # --debug shows tracebacks and a request log: the likeliest place for a leak.
+        for args in (["doctor"], ["doctor", "--debug"], ["bench", "--auto", "--debug"]):
+            result = run_program([*args, "--base-url", url])
+            assert result.returncode != 0
+            assert CANARY not in result.output, args
+        result = run_program(["chat", "--auto", "--debug", "--base-url", url])
+        assert CANARY not in result.output
+    written = [p for root in (Path.cwd(), isolated_env) if root.exists() for p in root.rglob("*")]
+    files = [p for p in written if p.is_file()]
+    names = {p.name for p in files}
+    assert {"run.json", "run.md", "run.html", "run.csv", "chat.md"} <= names, names
+    for path in files:
+        assert CANARY.encode() not in path.read_bytes(), path

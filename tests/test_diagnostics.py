@@ -9,6 +9,7 @@ proxy from a streaming path.
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,20 @@ def test_tls_to_plain_http_port() -> None:
     assert result.status is Status.FAIL
     assert isinstance(result.error, TLSMismatch)
     assert f"http://127.0.0.1:{server.port}" in (result.fix or "")
+
+
+def test_tls_silent_server_times_out() -> None:
+    # A listener that completes TCP handshakes (the kernel does) but never says a word.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        settings = dataclasses.replace(
+            settings_for(f"https://127.0.0.1:{port}"), connect_timeout_s=0.3
+        )
+        result = check_tls(settings)
+    assert result.status is Status.FAIL
+    assert isinstance(result.error, ConnectTimeout)
 
 
 def test_tls_skipped_for_http() -> None:

@@ -459,10 +459,21 @@ def check_tls(settings: Settings) -> CheckResult:
             error = TLSVerifyFailed(str(exc), **_params(server))
         return _failed("tls", error, elapsed, verified=False)
     except TimeoutError as exc:
-        error = ConnectTimeout(
-            str(exc), timeout_s=f"{settings.connect_timeout_s:g}", **_params(server)
-        )
-        return _failed("tls", error, _since_ms(start))
+        # TCP connected a moment ago, so a silent handshake is rarely a firewall: more often a
+        # plain-HTTP server waiting for a request line that never comes.
+        elapsed = _since_ms(start)
+        if _answers_plain_http(server.host, server.port, settings.connect_timeout_s):
+            error = TLSMismatch(
+                str(exc),
+                expected="TLS (https)",
+                suggestion=server.origin.replace("https://", "http://", 1),
+                **_params(server),
+            )
+        else:
+            error = ConnectTimeout(
+                str(exc), timeout_s=f"{settings.connect_timeout_s:g}", **_params(server)
+            )
+        return _failed("tls", error, elapsed)
     except OSError as exc:
         return _failed(
             "tls", ConnectFailed(exc.strerror or str(exc), **_params(server)), _since_ms(start)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from typing import ClassVar, Final, Literal, Protocol, TextIO
@@ -307,13 +308,25 @@ class RichReplyView:
         self._started_at = time.monotonic()
         self._live = Live(
             console=console,
-            auto_refresh=True,
-            refresh_per_second=12,
+            auto_refresh=False,
             transient=True,
             redirect_stdout=False,
             redirect_stderr=False,
             get_renderable=self._live_view,
         )
+        # Redraws come from our own timer thread, under the same lock as the permanent prints
+        # of the main thread: with rich's auto-refresh thread, a redraw could slip between the
+        # moment a print computes where the live region is and the moment it writes, and the
+        # region would be erased at the wrong height (torn, duplicated lines under load).
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="chat-live", daemon=True)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1 / 12):
+            with self._lock:
+                if not self._stop.is_set():
+                    self._live.refresh()
 
     @property
     def width(self) -> int:
@@ -340,7 +353,8 @@ class RichReplyView:
     # -- permanent output
 
     def _print(self, renderable: RenderableType) -> None:
-        self._live.console.print(renderable, width=self.width)
+        with self._lock:
+            self._live.console.print(renderable, width=self.width)
 
     def _block(self, block: str) -> None:
         if self._printed:
@@ -361,7 +375,9 @@ class RichReplyView:
 
     def start(self) -> None:
         self._started_at = time.monotonic()
-        self._live.start(refresh=True)
+        with self._lock:
+            self._live.start(refresh=True)
+        self._ticker.start()
 
     def thinking(self, text: str) -> None:
         if not text or self._phase == "answer":
@@ -384,7 +400,11 @@ class RichReplyView:
 
     def finish(self, outcome: Outcome, stats: ReplyStats | None) -> None:
         """Clear the live region, print what is left, then the outcome and the stats line."""
-        self._live.stop()
+        self._stop.set()
+        if self._ticker.is_alive():
+            self._ticker.join()
+        with self._lock:
+            self._live.stop()
         if self._phase == "thinking":
             self._to_answer()
             self._printed = False

@@ -46,15 +46,21 @@ COMMANDS = (
 )
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every command takes (design.md)."""
+def add_common_arguments(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    """The options every command takes (design.md), before or after the command name.
+
+    On a sub-command's parser the defaults are suppressed: argparse would otherwise let the
+    sub-parser's ``None`` overwrite a value given before the command
+    (``ollamakit --lang zh-TW history``).
+    """
     group = parser.add_argument_group(t("cli.common_group"))
-    group.add_argument("--base-url", metavar="URL", help=t("cli.help_base_url"))
-    group.add_argument("--env-file", metavar="PATH", help=t("cli.help_env_file"))
-    group.add_argument("--ca-bundle", metavar="PATH", help=t("cli.help_ca_bundle"))
-    group.add_argument("--insecure", action="store_true", help=t("cli.help_insecure"))
-    group.add_argument("--lang", choices=["en", "zh-TW"], help=t("cli.help_lang"))
-    group.add_argument("--debug", action="store_true", help=t("cli.help_debug"))
+    extra: dict[str, Any] = {"default": argparse.SUPPRESS} if sub else {}
+    group.add_argument("--base-url", metavar="URL", help=t("cli.help_base_url"), **extra)
+    group.add_argument("--env-file", metavar="PATH", help=t("cli.help_env_file"), **extra)
+    group.add_argument("--ca-bundle", metavar="PATH", help=t("cli.help_ca_bundle"), **extra)
+    group.add_argument("--insecure", action="store_true", help=t("cli.help_insecure"), **extra)
+    group.add_argument("--lang", choices=["en", "zh-TW"], help=t("cli.help_lang"), **extra)
+    group.add_argument("--debug", action="store_true", help=t("cli.help_debug"), **extra)
     group.add_argument(
         "--version",
         action="version",
@@ -91,7 +97,7 @@ def build_parser(
         p = sub.add_parser(command.name, help=t(command.help_key), description=t(command.help_key))
         if command.name == chosen:
             _load(command).add_arguments(p)
-        add_common_arguments(p)
+        add_common_arguments(p, sub=True)
     return parser
 
 

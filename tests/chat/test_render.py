@@ -6,6 +6,7 @@ import io
 import random
 
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 
 from ollamakit.chat.render import (
@@ -164,3 +165,50 @@ def test_plain_view() -> None:
 )
 def test_stats_line(stats: ReplyStats, outcome: str, expected: str) -> None:
     assert stats_line(stats, outcome).startswith(expected)  # type: ignore[arg-type]
+
+
+def test_chinese_text_fills_each_line() -> None:
+    text = (
+        "你好！我是 qwen2.5:0.5b，由 ollamakit 模擬器提供的模型。"
+        "今天想聊些什麼呢？請記得每次執行結果都可能不同。"
+    )
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=40, color_system=None, force_terminal=False)
+    view = RichReplyView(console, model="m", show_stats=False)
+    view.start()
+    for ch in text:
+        view.content(ch)
+    view.finish("done", None)
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines() if line.strip()]
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert all(cell_len(line) >= 37 for line in lines[:-1]), lines
+    assert not any(line.startswith(("，", "。", "！", "？")) for line in lines)
+
+
+def test_auto_printer_wraps_words_across_chunks() -> None:
+    from ollamakit.chat.auto import _Printer
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=30, color_system=None, force_terminal=True)
+    printer = _Printer(console)
+    words = [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+    ]
+    for i, word in enumerate(words):
+        printer.write(("" if i == 0 else " ") + word, "content")
+    printer.end_line()
+    lines = buffer.getvalue().splitlines()
+    assert all(len(line) <= 30 for line in lines), lines
+    assert " ".join(line.strip() for line in lines).split() == words

@@ -19,7 +19,6 @@ Exit status: 0 when every model answered, 1 when at least one did not.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ollamakit.chat import cjk
 from ollamakit.chat.models import resolve_model
 from ollamakit.chat.session import format_ms
 from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
@@ -68,7 +68,7 @@ class _Printer:
 
     def __init__(self, out: Console) -> None:
         self.out = out
-        self.wrap = out.is_terminal
+        self.wrap = out.is_terminal  # words (and CJK characters) are never split at the edge
         self.column = 0
         self.space = False  # a space is owed before the next word
         self.kind: str | None = None
@@ -96,26 +96,26 @@ class _Printer:
             self.column = 0 if text.endswith("\n") else 1
             return
         width = max(self.out.width, 20)
-        for piece in re.split(r"(\s+)", text):
-            if not piece:
-                continue
-            if piece.isspace():
-                if "\n" in piece:
-                    self.out.print("\n" * piece.count("\n"), end="")
-                    self.column, self.space = 0, False
-                else:
-                    self.space = self.column > 0
-                continue
-            size = cell_len(piece)
-            gap = 1 if self.space else 0
-            if self.column and self.column + gap + size > width:
+        for index, line in enumerate(text.split("\n")):
+            if index:
                 self.out.print()
-                self.column, gap = 0, 0
-            if gap:
-                self.out.print(" ", end="", soft_wrap=True)
-            self.out.print(Text(piece, style=style), end="", soft_wrap=True)
-            self.column = (self.column + gap + size) % width
-            self.space = False
+                self.column, self.space = 0, False
+            if line[:1].isspace() and self.column:
+                self.space = True
+            for _, _, unit in cjk.units(line):
+                core = unit.strip()
+                if unit[:1].isspace() and self.column:
+                    self.space = True
+                size = cell_len(core)
+                gap = 1 if self.space else 0
+                if self.column and self.column + gap + size > width:
+                    self.out.print()
+                    self.column, gap = 0, 0
+                if gap:
+                    self.out.print(" ", end="", soft_wrap=True)
+                self.out.print(Text(core, style=style), end="", soft_wrap=True)
+                self.column = (self.column + gap + size) % width
+                self.space = unit[-1:].isspace()
 
     def end_line(self) -> None:
         if self.column:

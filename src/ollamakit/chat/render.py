@@ -20,7 +20,7 @@ and the last block is printed in full, so whatever arrived is on screen exactly 
 Thinking text (``message.thinking``) goes through the same machinery line by line
 (:class:`LineSplitter`), drawn dim and italic behind a ``┊`` gutter, before the answer.
 Paragraph width is capped at :data:`MAX_WIDTH` columns for readability on wide terminals;
-on an 80-column terminal everything wraps at 80.
+on an 80-column terminal everything wraps at 80, Chinese text included (:mod:`.cjk`).
 
 When standard output is not a terminal, :class:`PlainReplyView` writes the text as it comes
 (no colour, no cursor movement) and sends thinking text to stderr, so ``> file`` or ``| less``
@@ -43,6 +43,7 @@ from rich.segment import Segment
 from rich.spinner import Spinner
 from rich.text import Text
 
+from ollamakit.chat import cjk
 from ollamakit.chat.session import ReplyStats, format_ms
 from ollamakit.i18n import t
 
@@ -298,6 +299,7 @@ class RichReplyView:
     """Live Markdown for a terminal (see the module docstring)."""
 
     def __init__(self, console: Console, *, model: str, show_stats: bool = True) -> None:
+        cjk.install()
         self.console = console
         self.model = model
         self.show_stats = show_stats

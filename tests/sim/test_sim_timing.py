@@ -73,8 +73,9 @@ def test_ttft_interval_and_reported_durations_follow_the_script(start_sim) -> No
     assert final["total_duration"] >= (
         final["load_duration"] + final["prompt_eval_duration"] + final["eval_duration"]
     )
+    # The server's total fits inside what the client saw; the rest is connect/send/parse time.
     client_total = arrivals[-1] - (arrivals[0] - ttft)
-    assert abs(final["total_duration"] / 1e9 - client_total) < 0.05
+    assert 0 <= client_total - final["total_duration"] / 1e9 < 0.15
 
     # Warm: a few ms of load, same prefill.
     ttft_warm, _, warm = stream(sim.url, body)

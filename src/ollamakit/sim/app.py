@@ -392,6 +392,7 @@ class SimApp:
             "general.quantization_version": 2,
             f"{family}.attention.head_count": 24,
             f"{family}.block_count": 28,
+            # The trained context, larger than the num_ctx the runner uses (context_length).
             f"{family}.context_length": spec.context_length * 32,
             f"{family}.embedding_length": 3072,
             "tokenizer.ggml.model": "gpt2",
@@ -424,7 +425,8 @@ class SimApp:
     async def _sim_route(self, req: Request, resp: Responder) -> None:
         query = parse_qs(req.target.split("?", 1)[1]) if "?" in req.target else {}
         if req.path == "/_sim/requests" and req.method in ("GET", "HEAD"):
-            since = int(query.get("since", ["0"])[0] or 0)
+            since_text = query.get("since", ["0"])[0]
+            since = int(since_text) if since_text.isdigit() else 0
             records = [r.to_json() for r in self.log.snapshot(since)]
             resp.send(200, dumps(records), JSON_UTF8)
         elif req.path == "/_sim/requests" and req.method == "DELETE":

@@ -349,8 +349,11 @@ class HTTPConnection(asyncio.Protocol):
             self._task = None
         if responder.cut_done:
             return
-        if not responder.finished:
-            responder.send(200, b"", None)
+        if not responder.started:
+            responder.send(200, b"", None)  # Go: a handler that wrote nothing sends an empty 200
+        elif not responder.finished:
+            self.close()  # a body that cannot be completed must not be followed by another reply
+            return
         if request.keep_alive and not responder.must_close and not self._eof:
             if self._buf:
                 self._next_request()

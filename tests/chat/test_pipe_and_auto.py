@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -143,3 +146,32 @@ def test_auto_unreachable_server_exit_2() -> None:
     assert result.returncode == 2
     assert_no_traceback(result)
     assert "Connection refused" in result.stderr
+
+
+def test_ctrl_c_with_piped_input_stops_the_run(chat_sim: Any, isolated_env: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ollamakit", "chat", "--base-url", chat_sim.url, "--model", "slow"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("Spell the alphabet\nNever sent\n")
+        proc.stdin.flush()
+        seen = ""
+        while "charlie" not in seen:  # replies stream to stdout as they arrive
+            char = proc.stdout.read(1)
+            assert char, seen
+            seen += char
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    events = only_transcript(isolated_env)
+    assert [e["event"] for e in events] == ["start", "user", "reply", "end"]
+    assert events[2]["interrupted"] is True
+    assert len(chat_requests(chat_sim)) == 1

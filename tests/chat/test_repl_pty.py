@@ -7,6 +7,7 @@ transcript file holds.
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,20 @@ def test_picker_when_no_model_is_given(chat_sim: Any) -> None:
     finally:
         if child.isalive():
             child.terminate(force=True)
+
+
+def test_sigterm_mid_reply_still_completes_the_transcript(
+    start_chat: Any, isolated_env: Path
+) -> None:
+    chat = start_chat("--model", "slow:1b")
+    chat.send("Spell the alphabet")
+    chat.child.expect_exact("charlie")
+    chat.child.kill(signal.SIGTERM)
+    chat.child.expect(pexpect.EOF)
+    chat.child.close()
+    assert chat.child.exitstatus == 128 + signal.SIGTERM
+    events = only_transcript(isolated_env)
+    assert [e["event"] for e in events] == ["start", "user", "reply", "end"]
+    assert events[2]["interrupted"] is True
+    assert events[2]["content"].startswith("alpha bravo charlie")
+    assert events[3]["exit_status"] == 128 + signal.SIGTERM

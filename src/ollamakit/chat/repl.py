@@ -299,8 +299,13 @@ class ChatApp:
                 if command is None:
                     self.send(message_text(line))
                     continue
-                if self.dispatch(command) == "bye":
-                    break
+                try:
+                    if self.dispatch(command) == "bye":
+                        break
+                except KeyboardInterrupt:  # e.g. Ctrl-C while /models waits for the server
+                    if not self.interactive:
+                        raise
+                    self.hint(t("chat.interrupted_mark"))
         if self.session.totals.failed and not self.interactive:
             return int(ExitStatus.FAILURES)
         return int(ExitStatus.OK)
@@ -339,6 +344,9 @@ class ChatApp:
             finally:
                 with guard.shield():
                     self._conclude(text, collected, outcome, error, view)
+        if outcome == "interrupted" and not self.interactive:
+            # Ctrl-C with piped input stops the whole run (exit 130), not just this reply.
+            raise KeyboardInterrupt
 
     def _conclude(
         self,
@@ -677,6 +685,12 @@ def run_chat(settings: Settings, *, model: str | None, system: str | None) -> in
                 status = app.run(prompt_input)
             else:
                 status = app.run(LineInput(sys.stdin))
+        except KeyboardInterrupt:
+            status = int(ExitStatus.INTERRUPTED)
+            raise
+        except _Terminated as exc:
+            status = exc.code if isinstance(exc.code, int) else status
+            raise
         finally:
             totals = session.totals
             transcript.write(

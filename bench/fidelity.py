@@ -82,8 +82,12 @@ def run_level(
                 plan=plan,
                 base_url=settings.base_url.redacted(),
                 listener=events.append,
+                client_factory=lambda: AsyncOllamaClient(settings, max_connections=2),
             )
-            return await runner.execute()
+            try:
+                return await runner.execute()
+            finally:
+                await runner.aclose()
 
     return asyncio.run(go()), events
 

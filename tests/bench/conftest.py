@@ -66,7 +66,11 @@ def run_plan(
                 plan=plan,
                 base_url=settings.base_url.redacted(),
                 sink=sink or NullSink(),
+                client_factory=lambda: AsyncOllamaClient(settings, max_connections=2),
             )
-            return await runner.execute()
+            try:
+                return await runner.execute()
+            finally:
+                await runner.aclose()
 
     return asyncio.run(go())

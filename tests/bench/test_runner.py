@@ -193,3 +193,15 @@ def test_degenerate_fast_path_gives_null_rates_not_infinity(start_sim: Any) -> N
     assert r["tpot_ms"] is None and r["e2e_tps"] is None
     assert r["eval_tps"] is None  # 1 token, eval_duration 0: omitted by the server
     assert r["eval_ms"] is None
+
+
+def test_each_stream_of_a_batch_has_its_own_connection(start_sim: Any) -> None:
+    sim = start_sim(SimConfig(models=(FAST,)))
+    doc = run_plan(sim.url, BenchPlan(("fast:1b",), ONE_PROMPT, runs=2, warmup=0, concurrency=(4,)))
+    assert len(doc["results"]) == 8 and all(r["ok"] for r in doc["results"])
+    chats = [r for r in sim.requests() if r.path == "/api/chat"]
+    assert len({r.peer for r in chats}) == 4  # four lanes, each reused by both batches
+    # the lanes were opened before the level started, not inside a measured batch
+    first_chat = min(r.received_ns for r in chats)
+    versions = [r for r in sim.requests() if r.path == "/api/version"]
+    assert sum(1 for r in versions if r.received_ns < first_chat) >= 1 + 5 + 3

@@ -243,6 +243,7 @@ async def _execute(runner: Runner) -> RunDocument:
     try:
         return await runner.execute()
     finally:
+        await runner.aclose()
         await runner.client.aclose()
 
 
@@ -305,7 +306,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         read_timeout_s=settings.benchmark_timeout_s,
         max_connections=max(64, max(levels)),
     )
-    runner = Runner(client=client, plan=plan, base_url=settings.base_url.redacted(), sink=sink)
+    runner = Runner(
+        client=client,
+        plan=plan,
+        base_url=settings.base_url.redacted(),
+        sink=sink,
+        client_factory=lambda: AsyncOllamaClient(
+            settings, read_timeout_s=settings.benchmark_timeout_s, max_connections=2
+        ),
+    )
     try:
         try:
             if console.stderr.is_terminal:

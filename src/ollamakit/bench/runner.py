@@ -19,9 +19,20 @@ Order of work
 Measurement hygiene
 -------------------
 Timestamps come from the client (``sent_ns``, each chunk's ``arrival_ns``); this module only
-collects chunks. Nothing slow runs while a measured stream is in flight: results are written to
-the history store when their batch has ended (at ``c = 1``: right after each request), because a
-SQLite commit inside the event loop would delay the stamping of other streams' chunks.
+collects chunks, and keeps other work out of the windows in which streams are being timed:
+
+* Results are written to the history store when their batch has ended (at ``c = 1``: right
+  after each request): a SQLite commit in the event loop would delay other streams' stamps.
+* In a batch, the work after a stream's last byte (returning the connection to the pool,
+  computing its metrics, progress output) waits until every stream of the batch has stopped
+  receiving (:class:`_Gate`).
+* Each extra stream of a batch has its own client and connection ("lanes", opened by
+  ``client_factory`` before the level starts). With one shared pool of ``c`` connections,
+  httpcore re-examines every pooled connection (a poll and a ``getpeername`` each) whenever a
+  request starts or ends, so sending 16 requests at once costs O(16²) system calls inside the
+  event loop; on a busy 2-CPU machine that held requests back by 60–80 ms (median) between
+  ``sent_ns`` and the wire, counted as TTFT. With lanes the same burst took 10–14 ms
+  (``bench/fidelity.py``).
 
 Failures
 --------
@@ -39,6 +50,7 @@ catches it, drops the requests that were still in flight, saves the finished one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import statistics
 import time
@@ -192,6 +204,7 @@ class Runner:
     base_url: str  # redacted, for the document
     sink: ResultSink = field(default_factory=NullSink)
     listener: Listener | None = None
+    client_factory: Callable[[], AsyncOllamaClient] | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
@@ -202,6 +215,7 @@ class Runner:
         self._cold_loads: list[LoadInfo] = []
         self._options = self.plan.suite.options()
         self.document: RunDocument | None = None  # set once the run has started
+        self._lanes: list[AsyncOllamaClient] = []
 
     # ------------------------------------------------------------------ the whole run
 
@@ -274,6 +288,7 @@ class Runner:
                 load["load_ms"] = result["load_ms"]
                 self._cold_loads.append(load)
         for level in self.plan.concurrency:
+            await self._prepare_lanes(level)
             level_results: list[RequestResult] = []
             wall_ns = 0
             try:
@@ -297,41 +312,57 @@ class Runner:
         if level == 1:
             return [await self._request(identities[0], prompt)]
         done: list[RequestResult] = []
+        gate = _Gate(level)
 
-        async def one(identity: Identity) -> None:
-            done.append(await self._request(identity, prompt))
+        async def one(identity: Identity, lane: int) -> None:
+            done.append(await self._request(identity, prompt, gate=gate, lane=lane))
 
         # Interrupted mid-batch, the TaskGroup cancels the others; finished ones are recorded.
         async with asyncio.TaskGroup() as group:
-            for identity in identities:
-                group.create_task(one(identity))
+            for lane, identity in enumerate(identities):
+                group.create_task(one(identity, lane))
         return done
 
     # ------------------------------------------------------------------ one request
 
     async def _request(
-        self, identity: Identity, prompt: Prompt, *, warmup: bool = False
+        self,
+        identity: Identity,
+        prompt: Prompt,
+        *,
+        warmup: bool = False,
+        gate: _Gate | None = None,
+        lane: int = 0,
     ) -> RequestResult:
-        """Send one request and measure it; failures become ``ok: false`` results."""
+        """Send one request and measure it; failures become ``ok: false`` results.
+
+        With a ``gate`` (a batch of several streams), the work that follows the last byte
+        (returning the connection to the pool, computing the metrics, progress output) waits
+        until every stream of the batch has stopped receiving, so it cannot delay the arrival
+        stamps of the streams still running.
+        """
         self._sequence += 1
         marker = f"bench {self.run_id[:8]} #{self._sequence}"
-        stream = self.client.stream_chat(
-            identity.model, marked(prompt, marker), options=self._options
-        )
+        client = self._lanes[lane - 1] if 0 < lane <= len(self._lanes) else self.client
+        stream = client.stream_chat(identity.model, marked(prompt, marker), options=self._options)
         chunks: list[Chunk] = []
         final: dict[str, Any] | None = None
         error: str | None = None
         started_at = now_iso()
-        try:
-            async with asyncio.timeout(self.plan.timeout_s), stream:
-                async for chunk in stream:
-                    chunks.append(chunk)
-                    if chunk.done:
-                        final = chunk.data
-        except TimeoutError:
-            error = t("bench.timeout", seconds=f"{self.plan.timeout_s:g}")
-        except OllamakitError as exc:
-            error = exc.short
+        async with contextlib.AsyncExitStack() as closing:
+            try:
+                async with asyncio.timeout(self.plan.timeout_s):
+                    await closing.enter_async_context(stream)
+                    async for chunk in stream:
+                        chunks.append(chunk)
+                        if chunk.done:
+                            final = chunk.data
+            except TimeoutError:
+                error = t("bench.timeout", seconds=f"{self.plan.timeout_s:g}")
+            except OllamakitError as exc:
+                error = exc.short
+            if gate is not None:
+                await gate.pass_when_all_arrived()
         result = measure(identity, stream.sent_ns, chunks, final, error=error)
         result["started_at"] = started_at
         if not warmup:
@@ -341,10 +372,39 @@ class Runner:
             self.listener(Event(result, warmup, marker, stream.sent_ns))
         return result
 
+    async def _prepare_lanes(self, level: int) -> None:
+        """One client (one connection) per extra stream of a batch, opened before measuring."""
+        if self.client_factory is None:
+            return
+        while len(self._lanes) < level - 1:
+            lane = self.client_factory()
+            self._lanes.append(lane)
+            await lane.version()  # opens its connection now, not during a batch
+
+    async def aclose(self) -> None:
+        """Close the per-stream clients (the main client belongs to the caller)."""
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            await lane.aclose()
+
     def _flush(self) -> None:
         """Write finished results to the sink (called between batches, never mid-stream)."""
         while self._unsaved:
             self.sink.add(self._unsaved.pop(0))
+
+
+class _Gate:
+    """Holds the streams of a batch until all of them have stopped receiving."""
+
+    def __init__(self, lanes: int) -> None:
+        self._waiting = lanes
+        self._open = asyncio.Event()
+
+    async def pass_when_all_arrived(self) -> None:
+        self._waiting -= 1
+        if self._waiting <= 0:
+            self._open.set()
+        await self._open.wait()
 
 
 def throughput_hints(rows: Sequence[ConcurrencyRow]) -> list[str]:

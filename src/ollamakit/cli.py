@@ -1,7 +1,8 @@
 """The umbrella command ``ollamakit`` and the one ``main()`` that maps errors to exit codes.
 
 Each command lives in its own module, which exposes ``add_arguments(parser)`` and
-``run(args, settings) -> int`` (the simulator: ``run(args)``, it needs no client settings).
+``run(args, settings) -> int`` (and ``REPORTS_WARNINGS = True`` if it shows the start-up
+warnings itself, as ``doctor`` does) (the simulator: ``run(args)``, it needs no client settings).
 Those functions do no error handling: :func:`main` does it all, once (httpie's
 ``main``/``program`` split). The root scripts ``ollama-benchmark.py`` and ``hi-ai.py`` call
 :func:`main` with a fixed command.
@@ -183,7 +184,8 @@ def main(
         set_language(settings.lang)
         if debug:
             _debug_banner(settings)
-        startup_warnings(settings)
+        if not getattr(module, "REPORTS_WARNINGS", False):  # doctor lists them as checks
+            startup_warnings(settings)
         return int(module.run(args, settings))
     except OllamakitError as exc:
         if debug:

@@ -41,6 +41,10 @@ _SYMBOLS = {
 _TIME_WIDTH = 9  # "12345 ms" / "123.4 s" right-aligned
 
 
+#: The --insecure / plain-http warnings are checks of their own here; cli.main skips its copy.
+REPORTS_WARNINGS = True
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help=t("doctor.help_json"))
     parser.add_argument("--no-generate", action="store_true", help=t("doctor.help_no_generate"))

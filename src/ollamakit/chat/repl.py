@@ -616,12 +616,12 @@ def _picker(prompt_input: PromptInput, out: Console) -> Callable[[list[ModelEntr
                 answer = prompt_input.ask(t("chat.pick_prompt", count=len(models)), names).strip()
             except EOFError:
                 return None
-            if not answer:
-                return names[0]
+            name = names[0] if not answer else None
             if answer.isdigit() and 1 <= int(answer) <= len(names):
-                return names[int(answer) - 1]
-            name = resolve_model(answer, models)
+                name = names[int(answer) - 1]
+            name = name or resolve_model(answer, models)
             if name is not None:
+                out.print()
                 return name
             out.print(Text(t("chat.pick_again", count=len(models)), style="yellow"))
 

@@ -23,8 +23,9 @@ Ollama learns to stop generating. However the request ends — done, Ctrl-C, err
 SIGTERM/SIGHUP — :meth:`ChatApp._conclude` records it in the transcript and the session
 before anything is drawn.
 
-Errors mid-chat print the same message and fix as ``doctor`` (:func:`console.print_error`) and
-the session goes on; the message waits for ``/retry``.
+Errors mid-chat print the same message and fix as ``doctor`` (``✘`` what happened, ``→`` what
+to do; word-wrapped on a terminal, :func:`console.print_error` otherwise) and the session goes
+on; the message waits for ``/retry``.
 """
 
 from __future__ import annotations
@@ -101,17 +102,19 @@ class SigintGuard:
     def active(self) -> Iterator[None]:
         try:
             previous = signal.signal(signal.SIGINT, self._handler)
+            installed = True
         except ValueError:  # not the main thread (tests): leave SIGINT alone
-            yield
-            return
+            previous, installed = None, False
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if installed:
+                signal.signal(signal.SIGINT, previous)
             self._pending = False
 
     @contextlib.contextmanager
-    def shield(self) -> Iterator[None]:
+    def shield(self, *, deliver: bool = True) -> Iterator[None]:
+        """Defer Ctrl-C to the end of the block; ``deliver=False`` drops it (already stopping)."""
         self._shielded += 1
         try:
             yield
@@ -119,21 +122,24 @@ class SigintGuard:
             self._shielded -= 1
         if not self._shielded and self._pending:
             self._pending = False
-            raise KeyboardInterrupt
+            if deliver:
+                raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def quiet_tty(stream: Any = None) -> Iterator[None]:
     """No echo, no line editing on the terminal while a reply streams; Ctrl-C still signals."""
     stream = sys.stdin if stream is None else stream
+    saved: list[Any] | None = None
     try:
         import termios
 
         fd = stream.fileno()
-        if not os.isatty(fd):
-            raise OSError
-        saved = termios.tcgetattr(fd)
+        if os.isatty(fd):
+            saved = termios.tcgetattr(fd)
     except (ImportError, OSError, ValueError, AttributeError):
+        saved = None
+    if saved is None:
         yield
         return
     quiet = list(saved)
@@ -342,7 +348,7 @@ class ChatApp:
             except OllamakitError as exc:
                 outcome, error = "failed", exc
             finally:
-                with guard.shield():
+                with guard.shield(deliver=False):  # a second Ctrl-C while wrapping up: ignored
                     self._conclude(text, collected, outcome, error, view)
         if outcome == "interrupted" and not self.interactive:
             # Ctrl-C with piped input stops the whole run (exit 130), not just this reply.

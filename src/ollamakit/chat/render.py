@@ -241,8 +241,37 @@ class BottomLines:
             yield Segment.line()
 
 
-def markdown(text: str) -> Markdown:
-    return ChatMarkdown(text, code_theme="monokai")
+class Trimmed:
+    """A renderable without the blank lines rich puts above lists, tables and quotes.
+
+    Blocks are rendered one by one, so their spacing is ours to set: exactly one blank line
+    between blocks. Lines with a background (a code block's padding) are content, not space.
+    """
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    @staticmethod
+    def _blank(line: list[Segment]) -> bool:
+        return all(
+            seg.control or (not seg.text.strip() and not (seg.style and seg.style.bgcolor))
+            for seg in line
+        )
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = console.render_lines(self.renderable, options, pad=False)
+        start, end = 0, len(lines)
+        while start < end and self._blank(lines[start]):
+            start += 1
+        while end > start and self._blank(lines[end - 1]):
+            end -= 1
+        for line in lines[start:end]:
+            yield from line
+            yield Segment.line()
+
+
+def markdown(text: str) -> Trimmed:
+    return Trimmed(ChatMarkdown(text, code_theme="monokai"))
 
 
 def thinking_line(line: str) -> Gutter:

@@ -23,7 +23,6 @@ instances per test module.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import os
 import re
@@ -31,7 +30,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,10 +37,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 
-from ollamakit.sim import ModelSpec, SimConfig
+from ollamakit.sim import ModelSpec, SimConfig, SimProcess, start_subprocess
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -361,84 +358,39 @@ def sim_config() -> SimConfig:
 
 @dataclass
 class Simulator:
-    """``python -m ollamakit sim`` in a subprocess on 127.0.0.1, a free port.
-
-    (Not :func:`ollamakit.sim.start_subprocess`: its handle leaves the pipes open after
-    ``stop()``, which ``filterwarnings = error`` turns into a ResourceWarning failure.)
-    """
+    """``ollamakit sim`` in a subprocess on 127.0.0.1, a free port (:func:`start_subprocess`)."""
 
     config: SimConfig
-    folder: Path
-    proc: subprocess.Popen[str] | None = field(default=None, repr=False)
-    url: str = ""
+    process: SimProcess | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        assert self.process is not None, "call start() first"
+        return self.process.url
 
     @property
     def address(self) -> str:
         """``host:port``, for the nginx upstream."""
         return self.url.removeprefix("http://")
 
-    def start(self, timeout: float = 20) -> Simulator:
-        config_file = self.folder / "sim.json"
-        config_file.write_text(json.dumps(self.config.to_dict()), encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ollamakit",
-                "sim",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--quiet",
-                "--config",
-                str(config_file),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        seen = []
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()  # --quiet: the listening line, then nothing
-            if not line:
-                break
-            seen.append(line)
-            match = re.search(r"listening on (http://[\w.\[\]:-]+)", line)
-            if match:
-                self.url = match.group(1)
-                return self
-        self.stop()
-        raise RuntimeError("the simulator did not start:\n" + "".join(seen))
+    def start(self) -> Simulator:
+        self.process = start_subprocess(config=self.config)
+        return self
 
     def requests(self) -> list[dict[str, Any]]:
         """The simulator's request log (what reached Ollama, after nginx)."""
-        reply = httpx.get(f"{self.url}/_sim/requests", timeout=10, trust_env=False)
-        reply.raise_for_status()
-        return list(reply.json())
+        assert self.process is not None
+        return [record.to_json() for record in self.process.requests()]
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        if self.process is not None:
+            self.process.stop()
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+def sim() -> Iterator[Simulator]:
     """The simulator on 127.0.0.1, so Ollama's Host-header rule applies."""
-    simulator = Simulator(sim_config(), tmp_path_factory.mktemp("sim")).start()
+    simulator = Simulator(sim_config()).start()
     yield simulator
     simulator.stop()
 

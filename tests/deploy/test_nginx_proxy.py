@@ -248,10 +248,10 @@ def test_what_reaches_ollama(tls: Nginx, pki: PKI, sim: Simulator) -> None:
 
 
 @pytest.fixture(scope="module")
-def slow_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+def slow_sim() -> Iterator[Simulator]:
     """A model that takes 3 s to load (a big model's cold start, shortened)."""
     config = SimConfig(models=(ModelSpec("big:70b", load_ms=3000, eval_tps=50, reply_tokens=4),))
-    simulator = Simulator(config, tmp_path_factory.mktemp("slow-sim")).start()
+    simulator = Simulator(config).start()
     yield simulator
     simulator.stop()
 
@@ -299,10 +299,10 @@ def test_request_too_large_names_client_max_body_size(
 
 
 def test_ollama_stopping_behind_a_running_proxy_is_502(
-    start_nginx: Callable[..., Nginx], pki: PKI, tmp_path_factory: pytest.TempPathFactory
+    start_nginx: Callable[..., Nginx], pki: PKI
 ) -> None:
     """Ollama answered, then stopped: nginx's kept-alive upstream connection is dead too."""
-    backend = Simulator(sim_config(), tmp_path_factory.mktemp("stopping-sim")).start()
+    backend = Simulator(sim_config()).start()
     try:
         server = start_nginx("ollama-tls-auth.conf", backend.address)
         with OllamaClient(settings_for(server.https_url(), pki.ca_pem)) as client:

@@ -53,10 +53,15 @@ def test_piped_failure_sets_exit_status_1(chat_sim: Any) -> None:
     assert result.stderr.count("The server failed in the middle of the reply") == 2
 
 
-def test_piped_without_model_uses_the_newest(chat_sim: Any) -> None:
-    result = run_program(["chat", "--base-url", chat_sim.url], input="")
-    assert result.returncode == 0, result.output
-    assert "Using " in result.stderr and "newest of 6 models" in result.stderr
+def test_model_from_environment_else_the_newest(chat_sim: Any) -> None:
+    from_env = run_program(
+        ["chat", "--base-url", chat_sim.url], input="Hi\n", env={"OLLAMA_MODEL": "other"}
+    )
+    assert from_env.returncode == 0, from_env.output
+    assert from_env.stdout == "Other model here.\n"
+    newest = run_program(["chat", "--base-url", chat_sim.url], input="")
+    assert newest.returncode == 0, newest.output
+    assert "Using " in newest.stderr and "newest of 6 models" in newest.stderr
 
 
 def test_unknown_model_and_unreachable_server_exit_2(chat_sim: Any) -> None:

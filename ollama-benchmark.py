@@ -1,4 +1,7 @@
-"""Benchmark the models on an Ollama server: uv run ollama-benchmark.py --auto (= ollamakit bench)."""
+"""Benchmark the models on an Ollama server (same as ``ollamakit bench``).
+
+uv run ollama-benchmark.py --auto
+"""
 
 from ollamakit.cli import bench_main
 

@@ -62,6 +62,7 @@ from ollamakit.errors import (
     OllamaError,
     ReadTimeout,
     RedirectError,
+    RequestTooLarge,
     ServerBusy,
     ServerError,
     StreamCut,
@@ -370,6 +371,8 @@ def _raise_for_response(
         raise NotFoundError(detail, status=status, **params)
     if status == 405:
         raise MethodNotAllowed(detail, status=status, **params)
+    if status == 413:
+        raise RequestTooLarge(detail, status=status, **params)
     if status in (429, 503):
         raise ServerBusy(detail, status=status, **params)
     if status in (502, 504):

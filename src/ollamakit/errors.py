@@ -22,6 +22,7 @@
         │   ├── NotFoundError       404: wrong URL path / not an Ollama endpoint
         │   │   └── ModelNotFound   404: the model is not pulled on the server
         │   ├── MethodNotAllowed    405: usually a redirect that turned POST into GET
+        │   ├── RequestTooLarge     413: a proxy's body size limit (nginx client_max_body_size)
         │   ├── ServerBusy          503/429: queue full or rate-limited
         │   ├── GatewayError        502/504: the proxy is up, Ollama behind it is not
         │   └── ServerError         500 and anything else: Ollama reported a failure
@@ -212,6 +213,13 @@ class MethodNotAllowed(HTTPError):
 
     key = "errors.method_not_allowed"
     hint_key = "errors.method_not_allowed_hint"
+
+
+class RequestTooLarge(HTTPError):
+    """413: the request body is over a proxy's size limit (nginx's default is 1 MB)."""
+
+    key = "errors.too_large"
+    hint_key = "errors.too_large_hint"
 
 
 class ServerBusy(HTTPError):

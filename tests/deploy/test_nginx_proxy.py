@@ -276,11 +276,6 @@ def test_short_proxy_read_timeout_is_504(
     assert "proxy_read_timeout" in text
 
 
-@pytest.mark.xfail(
-    reason="client.py maps 413 to ServerError, whose hint blames the Ollama server log and "
-    "memory; a proxy's 413 should name client_max_body_size (reported to the client's owner)",
-    strict=True,
-)
 def test_request_too_large_names_client_max_body_size(
     start_nginx: Callable[..., Nginx], sim: Simulator
 ) -> None:

@@ -1,4 +1,4 @@
-"""The benchmark runner: asyncio, one client, a plan in, a :class:`RunDocument` out.
+"""The benchmark runner: asyncio, a plan in, a :class:`RunDocument` out.
 
 Order of work
 -------------
@@ -32,7 +32,7 @@ collects chunks, and keeps other work out of the windows in which streams are be
   request starts or ends, so sending 16 requests at once costs O(16²) system calls inside the
   event loop; on a busy 2-CPU machine that held requests back by 60–80 ms (median) between
   ``sent_ns`` and the wire, counted as TTFT. With lanes the same burst took 10–14 ms
-  (``bench/fidelity.py``).
+  (docs/performance.md, "Measurement fidelity").
 
 Failures
 --------

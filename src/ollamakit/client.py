@@ -26,12 +26,10 @@ turns into a GET, so a 3xx becomes an error naming the URL to use instead.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import logging
 import re
 import socket
 import ssl
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -74,14 +72,6 @@ from ollamakit.i18n import t
 from ollamakit.types import ChatChunk, GenerateChunk, Message, ModelEntry, Options, RunningModel
 
 log = logging.getLogger("ollamakit.http")
-
-# httpcore runs `import sniffio` each time it creates a lock (several per request). anyio 4
-# no longer installs sniffio, so each of those is a failed import that searches sys.path:
-# about a millisecond of blocking work in the event loop per request (more on a busy machine),
-# which delays every other stream's arrival stamps. Caching the miss keeps the same outcome
-# (ImportError, so httpcore assumes asyncio) at the cost of a dict lookup.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 USER_AGENT: Final = f"ollamakit/{__version__}"
 _ERROR_BODY_LIMIT: Final = 64 * 1024

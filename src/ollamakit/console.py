@@ -35,11 +35,16 @@ def info(message: str) -> None:
 
 
 def print_error(error: OllamakitError) -> None:
-    """``✘ message`` then the fix, indented: the shape of every failure the user sees."""
-    stderr.print(f"[bold red]✘ {escape(error.message)}[/]")
+    """``✘ message`` then the fix, indented: the shape of every failure the user sees.
+
+    On a terminal the text is word-wrapped to its width (soft wrapping would let the terminal
+    cut words in half); into a pipe or a log each message stays on one line, easy to grep.
+    """
+    wrap = not stderr.is_terminal
+    stderr.print(f"[bold red]✘ {escape(error.message)}[/]", soft_wrap=wrap)
     if error.hint:
         for line in error.hint.splitlines():
-            stderr.print(f"  [cyan]→[/] {escape(line)}")
+            stderr.print(f"  [cyan]→[/] {escape(line)}", soft_wrap=wrap)
 
 
 def print_unexpected(exc: BaseException) -> None:

@@ -99,6 +99,31 @@ def test_stall_ends_after_stall_s(start_sim) -> None:
     assert not reply.complete and len(reply.lines) == 1
 
 
+def test_a_stalled_request_frees_its_slot_when_the_client_hangs_up(start_sim) -> None:
+    """Like Ollama (Go cancels the request context): a client that gives up frees the model."""
+    stalled = faulty("stall:1b", Fault(FaultKind.STALL_AFTER, 1))
+    sim = start_sim(quick_config(stalled, num_parallel=1, stall_s=60))
+    with (
+        httpx.Client(timeout=httpx.Timeout(5, read=0.5)) as client,
+        pytest.raises(httpx.ReadTimeout),
+        client.stream(
+            "POST", sim.url + "/api/generate", json={"model": "stall:1b", "prompt": "x"}
+        ) as r,
+    ):
+        for _ in r.iter_lines():
+            pass
+    # The same model again: with the slot still held this waits for stall_s (60 s) and the
+    # 3 s read timeout fires before any header arrives.
+    with (
+        httpx.Client(timeout=httpx.Timeout(5, read=3)) as client,
+        client.stream(
+            "POST", sim.url + "/api/generate", json={"model": "stall:1b", "prompt": "x"}
+        ) as r,
+    ):
+        assert r.status_code == 200
+        assert '"done":false' in next(r.iter_lines())
+
+
 def test_slow_headers_delay_the_status_line(start_sim) -> None:
     sim = start_sim(quick_config(faulty("slow:1b", Fault(FaultKind.SLOW_HEADERS_MS, 400))))
     hostport = sim.url.split("://")[1]

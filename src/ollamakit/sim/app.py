@@ -29,6 +29,7 @@ such routes, and the middlewares do not apply to them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import socket
@@ -725,7 +726,8 @@ class SimApp:
             record.outcome = "stall"
             record.error = "stalled"
             try:
-                await asyncio.sleep(self.config.stall_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(resp.conn.hangup.wait(), self.config.stall_s)
             finally:
                 resp.cut()
             return

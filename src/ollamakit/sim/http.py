@@ -136,6 +136,9 @@ class HTTPConnection(asyncio.Protocol):
         self._eof = False
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        # Set when the client stops sending (EOF) or the connection drops: a stalled reply
+        # waits on it, so a client that gave up frees the model's slot at once.
+        self.hangup = asyncio.Event()
         self.peer = ""
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -158,6 +161,7 @@ class HTTPConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # A client that half-closes after its request (printf ... | nc) still gets an answer.
         self._eof = True
+        self.hangup.set()
         if self._task is None:
             self._next_request()
             if self._task is None:
@@ -166,6 +170,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.hangup.set()
         self._server.connections.discard(self)
         if self._task is not None and not self._task.done():
             self._task.cancel()

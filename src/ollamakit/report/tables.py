@@ -118,7 +118,9 @@ def summary_table(doc: RunDocument) -> Table:
 def concurrency_table(doc: RunDocument) -> Table | None:
     """Aggregate throughput per model and concurrency level, with the scaling from level 1."""
     rows = concurrency_rows(doc)
-    if not rows:
+    if len({int(row.get("concurrency", 1)) for row in rows}) < 2:
+        # One level is no sweep: its aggregate tok/s (idle gaps included) next to the summary's
+        # decode rate only invites a wrong comparison.
         return None
     table = Table(title=t("report.concurrency_title"), title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column(t("report.col_model"), style="bold", overflow="fold")

@@ -217,17 +217,88 @@ def _topic(prompt: str, limit: int = 8) -> str:
     return " ".join(w for w in words[:limit] if w.isalnum()) or "this"
 
 
-def _filler(sentences: Sequence[str], start: int, joiner: str, min_tokens: int) -> str:
-    """Sentences from ``start`` on (wrapping) until the text has at least ``min_tokens``."""
-    parts: list[str] = []
-    tokens = 0
-    i = start
-    while tokens < min_tokens and len(parts) < 4 * len(sentences):
-        sentence = sentences[i % len(sentences)]
-        parts.append(sentence)
-        tokens += count_tokens(sentence)
-        i += 1
-    return joiner.join(parts)
+# Closing phrases of different token counts: whatever whole sentences leave over (2 tokens or
+# more) is filled exactly with a few of these, so a reply of N tokens still ends on a sentence.
+_EN_CLOSERS: Final = (
+    "Enjoy!",
+    "Good luck!",
+    "Hope this helps.",
+    "I hope that helps!",
+    "Let me know if you need more.",
+    "Feel free to ask a follow-up question.",
+)
+_ZH_CLOSERS: Final = (
+    "好。",
+    "加油！",
+    "祝順利！",
+    "祝你順利！",
+    "希望有幫助。",
+    "有問題再問我。",
+    "希望這些說明對你有用。",
+    "如果還有問題，歡迎再問我。",
+)
+
+
+def _closing(tokens: int, closers: Sequence[str]) -> list[str] | None:
+    """The fewest closers whose tokens add up to exactly ``tokens`` (None: impossible).
+
+    >>> parts = _closing(7, _EN_CLOSERS)
+    >>> len(parts), sum(count_tokens(p) for p in parts)
+    (2, 7)
+    >>> _closing(1, _EN_CLOSERS) is None
+    True
+    """
+    best: list[list[str] | None] = [[]] + [None] * tokens
+    for total in range(1, tokens + 1):
+        for closer in closers:
+            prev = total - count_tokens(closer)
+            option = best[prev] if prev >= 0 else None
+            if option is not None and closer not in option:
+                candidate = [*option, closer]
+                current = best[total]
+                if current is None or len(candidate) < len(current):
+                    best[total] = candidate
+    return best[tokens]
+
+
+def _fit(
+    head: str,
+    sentences: Sequence[str],
+    start: int,
+    joiner: str,
+    tokens: int,
+    closers: Sequence[str],
+) -> str:
+    """``head``, then whole sentences from ``start`` on, then closers: ``tokens`` tokens in all.
+
+    If nothing fits exactly (a tiny budget) the text is simply longer and gets cut.
+    """
+    parts = [head] if head else []
+    used = count_tokens(head)
+    added = True
+    next_index = start
+    while added:  # passes over the sentences until none fits any more
+        added = False
+        for i in range(next_index, next_index + len(sentences)):
+            sentence = sentences[i % len(sentences)]
+            rest = tokens - used - count_tokens(sentence)
+            if rest >= 0 and rest != 1:  # a single token left over cannot be a closing phrase
+                parts.append(sentence)
+                used += count_tokens(sentence)
+                added = True
+                next_index = i + 1
+                break
+    # Rotating the closers by ``start`` varies the ending with the seed, like the sentences.
+    shift = start % len(closers)
+    rotated = [*closers[shift:], *closers[:shift]]
+    tail = _closing(tokens - used, rotated) if tokens - used > 0 else []
+    if tail is None:
+        tail = [sentences[start % len(sentences)]]
+    return joiner.join([*parts, *tail])
+
+
+_EN_SHORT_CODE: Final = 'Here is a small example:\n\n```python\nprint("Hello, world!")\n```\n\n'
+_ZH_SHORT_CODE: Final = '以下是一個小範例：\n\n```python\nprint("你好，世界！")\n```\n\n'
 
 
 # A cycle long enough to look like prose, short enough to keep per-batch work small.
@@ -249,20 +320,24 @@ def reply_text(
             + _topic(prompt).replace('"', "'")
             + '"}'
         )
+    sentences, joiner, closers = (
+        (_ZH_SENTENCES, "", _ZH_CLOSERS) if zh else (_EN_SENTENCES, " ", _EN_CLOSERS)
+    )
     if _CODE.search(prompt):
         intro = _ZH_CODE if zh else _EN_CODE
-        return intro
+        if count_tokens(intro) > want:
+            intro = _ZH_SHORT_CODE if zh else _EN_SHORT_CODE
+        return _fit(intro.rstrip("\n") + "\n\n", sentences, salt, joiner, want, closers)
     if _GREETING.search(prompt):
         if zh:
             head = f"你好！我是 {model}，由 ollamakit 模擬器提供的模型。今天想聊些什麼呢？"
-            return head + _filler(_ZH_SENTENCES, salt, "", want - count_tokens(head))
-        head = (
-            f"Hello! I'm {model}, a simulated model served by ollamakit. How can I help you today?"
-        )
-        return head + " " + _filler(_EN_SENTENCES, salt, " ", want - count_tokens(head))
-    if zh:
-        return _filler(_ZH_SENTENCES, salt, "", want)
-    return _filler(_EN_SENTENCES, salt, " ", want)
+        else:
+            head = (
+                f"Hello! I'm {model}, a simulated model served by ollamakit. "
+                "How can I help you today?"
+            )
+        return _fit(head, sentences, salt, joiner, want, closers)
+    return _fit("", sentences, salt, joiner, want, closers)
 
 
 def thinking_text(prompt: str) -> str:

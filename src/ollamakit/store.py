@@ -58,7 +58,7 @@ from typing import Any, Final, TypeVar, cast
 
 import orjson
 
-from ollamakit.bench.schema import RequestResult, RunDocument
+from ollamakit.bench.schema import RESULT_SCALAR_FIELDS, RequestResult, RunDocument
 from ollamakit.errors import ConfigError, UsageError
 from ollamakit.i18n import t
 
@@ -259,29 +259,7 @@ class RunListing:
     server_version: str | None = None
 
 
-_RESULT_COLUMNS: Final = (
-    "model",
-    "prompt_id",
-    "category",
-    "run_index",
-    "concurrency",
-    "ok",
-    "error",
-    "ttft_ms",
-    "total_ms",
-    "load_ms",
-    "prompt_eval_count",
-    "prompt_eval_ms",
-    "eval_count",
-    "eval_ms",
-    "server_total_ms",
-    "prompt_tps",
-    "eval_tps",
-    "tpot_ms",
-    "e2e_tps",
-    "network_ms",
-    "started_at",
-)
+_RESULT_COLUMNS: Final = (*RESULT_SCALAR_FIELDS, "started_at")
 
 
 def _number(value: object) -> float | int | None:

@@ -9,7 +9,7 @@ ignore unknown keys); renaming or changing units needs a new ``schema_version``.
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypedDict
+from typing import Final, Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 
@@ -84,6 +84,33 @@ class RequestResult(TypedDict):
     thinking_chunks: NotRequired[int | None]
     done_reason: NotRequired[str | None]
     started_at: NotRequired[str]  # ISO-8601, when the request was sent
+
+
+#: The scalar fields of a :class:`RequestResult` that design.md defines, in document order
+#: (``itl_ms`` is an object and the extensions are optional): the columns of a CSV report and
+#: of the history database's ``results`` table.
+RESULT_SCALAR_FIELDS: Final = (
+    "model",
+    "prompt_id",
+    "category",
+    "run_index",
+    "concurrency",
+    "ok",
+    "error",
+    "ttft_ms",
+    "total_ms",
+    "load_ms",
+    "prompt_eval_count",
+    "prompt_eval_ms",
+    "eval_count",
+    "eval_ms",
+    "server_total_ms",
+    "prompt_tps",
+    "eval_tps",
+    "tpot_ms",
+    "e2e_tps",
+    "network_ms",
+)
 
 
 class MetricSummary(TypedDict):

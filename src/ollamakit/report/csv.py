@@ -18,30 +18,11 @@ import io
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ollamakit.bench.schema import RunDocument
+from ollamakit.bench.schema import RESULT_SCALAR_FIELDS, RunDocument
 
 COLUMNS: Final = (
     "run_id",
-    "model",
-    "prompt_id",
-    "category",
-    "run_index",
-    "concurrency",
-    "ok",
-    "error",
-    "ttft_ms",
-    "total_ms",
-    "load_ms",
-    "prompt_eval_count",
-    "prompt_eval_ms",
-    "eval_count",
-    "eval_ms",
-    "server_total_ms",
-    "prompt_tps",
-    "eval_tps",
-    "tpot_ms",
-    "e2e_tps",
-    "network_ms",
+    *RESULT_SCALAR_FIELDS,
     "itl_p50_ms",
     "itl_p95_ms",
     "itl_p99_ms",

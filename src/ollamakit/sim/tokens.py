@@ -167,7 +167,7 @@ _EN_SENTENCES: Final = (
     "If you share more details about your environment, I can give a more specific answer.",
     "Keep in mind that results vary between runs, so repeat a measurement before trusting it.",
     "Another useful step is to compare against a known baseline on the same machine.",
-    "Finally, write down what you changed, so the result can be reproduced later.",
+    "Write down what you changed, so the result can be reproduced later.",
 )
 _ZH_SENTENCES: Final = (
     "簡單來說，答案取決於幾個因素，我們一個一個來看。",
@@ -177,16 +177,39 @@ _ZH_SENTENCES: Final = (
     "如果你能提供更多環境細節，我可以給出更具體的建議。",
     "請記得每次執行的結果都會有些差異，所以最好多量幾次再下結論。",
     "另一個有用的步驟，是在同一台機器上和已知的基準做比較。",
-    "最後，記下你改了什麼，之後才能重現這個結果。",
+    "記下你改了什麼，之後才能重現這個結果。",
 )
+# Thinking: a head that quotes the question, then sentences in order, then short closers.
+_EN_THINKING_HEAD: Final = 'Okay, the user asks about "{topic}".'
 _EN_THINKING: Final = (
-    "Okay, the user is asking about {topic}. Let me think about what they really need. "
-    "I should give a clear and short answer, then offer a little more detail. "
-    "Maybe I should also mention how to check the result. Alright, let me answer."
+    "Let me think about what they really need.",
+    "I should give a clear and short answer, then offer a little more detail.",
+    "Maybe I should also mention how to check the result.",
+    "Alright, let me answer.",
 )
+_ZH_THINKING_HEAD: Final = "好的，使用者在問「{topic}」。"
 _ZH_THINKING: Final = (
-    "好的，使用者在問「{topic}」。我先想想他真正需要的是什麼。"
-    "我應該先給出清楚簡短的答案，再補充一些細節，也許還要說明如何驗證結果。好，開始回答。"
+    "我先想想他真正需要的是什麼。",
+    "我應該先給出清楚簡短的答案，再補充一些細節。",
+    "也許還要說明如何驗證結果。",
+    "好，開始回答。",
+)
+_EN_THINK_CLOSERS: Final = (
+    "Right.",
+    "Got it.",
+    "That makes sense.",
+    "Let me answer now.",
+    "Okay, that should do.",
+    "Good, I know what to say.",
+)
+_ZH_THINK_CLOSERS: Final = (
+    "好。",
+    "好的。",
+    "就這樣。",
+    "我明白了。",
+    "可以回答了。",
+    "好，開始回答吧。",
+    "嗯，這樣應該可以。",
 )
 _EN_CODE: Final = (
     "Here is a small example:\n\n"
@@ -294,11 +317,21 @@ def _fit(
     tail = _closing(tokens - used, rotated) if tokens - used > 0 else []
     if tail is None:
         tail = [sentences[start % len(sentences)]]
-    return joiner.join([*parts, *tail])
+    text = joiner.join([*parts[1:], *tail]) if head else joiner.join([*parts, *tail])
+    if not head:
+        return text
+    # A head that ends a paragraph (a code block) is followed directly, not after a space.
+    return head + text if head.endswith("\n") or not text else head + joiner + text
 
 
-_EN_SHORT_CODE: Final = 'Here is a small example:\n\n```python\nprint("Hello, world!")\n```\n\n'
-_ZH_SHORT_CODE: Final = '以下是一個小範例：\n\n```python\nprint("你好，世界！")\n```\n\n'
+_EN_SHORT_CODE: Final = (
+    "Here is a small example:\n\n```python\n"
+    'def greet(name: str) -> str:\n    return f"Hello, {name}!"\n```\n\n'
+)
+_ZH_SHORT_CODE: Final = (
+    "以下是一個小範例：\n\n```python\n"
+    'def greet(name: str) -> str:\n    return f"你好，{name}！"\n```\n\n'
+)
 
 
 # A cycle long enough to look like prose, short enough to keep per-batch work small.
@@ -341,8 +374,19 @@ def reply_text(
 
 
 def thinking_text(prompt: str) -> str:
-    topic = _topic(prompt)
-    return (_ZH_THINKING if has_cjk(prompt) else _EN_THINKING).format(topic=topic)
+    zh = has_cjk(prompt)
+    head = (_ZH_THINKING_HEAD if zh else _EN_THINKING_HEAD).format(topic=_topic(prompt))
+    return ("" if zh else " ").join([head, *(_ZH_THINKING if zh else _EN_THINKING)])
+
+
+def _thinking_fit(prompt: str, count: int) -> str:
+    """Thinking of exactly ``count`` tokens that ends on a sentence, when the budget allows."""
+    zh = has_cjk(prompt)
+    head = (_ZH_THINKING_HEAD if zh else _EN_THINKING_HEAD).format(topic=_topic(prompt))
+    sentences, closers = (
+        (_ZH_THINKING, _ZH_THINK_CLOSERS) if zh else (_EN_THINKING, _EN_THINK_CLOSERS)
+    )
+    return _fit(head, sentences, 0, "" if zh else " ", count, closers)
 
 
 def reply_seq(
@@ -364,7 +408,9 @@ def reply_seq(
 
 
 def thinking_seq(prompt: str, count: int) -> TokenSeq:
-    return _seq(thinking_text(prompt), count)
+    return _seq(
+        _thinking_fit(prompt, count) if count <= _MAX_BASE_TOKENS else thinking_text(prompt), count
+    )
 
 
 def stop_index(seq: TokenSeq, stops: Sequence[str], limit: int = 20_000) -> int | None:

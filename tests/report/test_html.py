@@ -131,6 +131,19 @@ def test_structure(doc: RunDocument) -> None:
     assert len(failed) == 1 and "HTTP 503" in failed[0].all_text()
 
 
+def test_an_already_loaded_model_is_a_note_not_a_cold_load(doc: RunDocument) -> None:
+    doc["cold_loads"] = [
+        {"model": "llama3.2:3b", "load_ms": 2143.7},
+        {"model": "qwen2.5-coder:7b", "load_ms": 2.26},
+    ]
+    root, _ = parse(render(doc, "html"))
+    section = root.find("section", id="cold-loads")
+    models = [td.all_text() for td in section.find_all("td", class_="model")]
+    assert models == ["llama3.2:3b"]
+    notes = [p.all_text() for p in section.find_all("p")]
+    assert any("qwen2.5-coder:7b (2.26 ms)" in note for note in notes)
+
+
 def test_self_contained(doc: RunDocument) -> None:
     root, _ = parse(render(doc, "html"))
     assert not root.find_all("script") and not root.find_all("link") and not root.find_all("img")

@@ -99,6 +99,22 @@ def test_markdown_tables_are_well_formed(doc: RunDocument) -> None:
     assert "OLLAMA_NUM_PARALLEL" in text  # the hint (intraword "_" is not escaped)
 
 
+def test_markdown_tells_an_already_loaded_model_from_a_cold_load(doc: RunDocument) -> None:
+    doc["cold_loads"] = [
+        {"model": "llama3.2:3b", "load_ms": 2143.7},
+        {"model": "qwen2.5-coder:7b", "load_ms": 2.26},  # already in memory (keep-alive)
+    ]
+    md = render(doc, "md")
+    cold = md.split("#### Cold loads", 1)[1].split("####", 1)[0]
+    rows = [line for line in cold.splitlines() if line.startswith("| `")]
+    assert rows == ["| `llama3.2:3b` | 2,144 |"]
+    assert "Already in memory, so no cold load was measured: qwen2.5-coder:7b (2.26 ms)" in cold
+
+    doc["cold_loads"] = doc["cold_loads"][1:]  # nothing was loaded: no table, just the note
+    cold = render(doc, "md").split("#### Cold loads", 1)[1].split("####", 1)[0]
+    assert "| " not in cold and "qwen2.5-coder:7b (2.26 ms)" in cold
+
+
 def test_markdown_escapes_untrusted_text(doc_factory: Callable[..., RunDocument]) -> None:
     doc = doc_factory(models=["evil|model<script>alert(1)</script>"], sweep=False)
     doc["results"][1]["ok"] = False

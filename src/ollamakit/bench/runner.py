@@ -6,8 +6,9 @@ Order of work
    before anything is recorded), then the round-trip time of :data:`RTT_SAMPLES` more
    ``GET /api/version`` requests, reported as median and p95.
 2. Per model, warm-up: ``warmup`` requests that are not measured. The first one's server
-   ``load_duration`` is the model's cold load (``cold_loads`` in the document; only "cold" if the
-   model was not already in memory).
+   ``load_duration`` is the model's cold load (``cold_loads`` in the document) — unless the
+   model was already in memory (a second run within the server's keep-alive), when it is a few
+   milliseconds; the reports tell the two apart (``report.common.WARM_LOAD_MS``).
 3. Per model and concurrency level ``c``, per prompt, ``runs`` *batches*: a batch starts ``c``
    identical streams at once (each with its own run marker, so none hits the prefix cache) and
    ends when the last one does. At ``c = 1`` this is plain sequential repetition. A cell

@@ -20,6 +20,7 @@ from typing import Any, Final, Literal, cast
 
 from ollamakit.bench.schema import (
     ConcurrencyRow,
+    LoadInfo,
     MetricSummary,
     RequestResult,
     RunDocument,
@@ -350,6 +351,36 @@ def per_model_eval_tps(doc: RunDocument) -> list[tuple[str, float | None]]:
             known = [c for c in cells if c is not None]
             out.append((model, statistics.median(known) if known else None))
     return sorted(out, key=lambda item: (item[1] is None, -(item[1] or 0.0)))
+
+
+#: The load time below which a model's first request did not load it: it was already in
+#: memory (a second run within the server's keep-alive). A loaded model still reports a
+#: ``load_duration`` — the few milliseconds the server takes to find its runner: about 5 ms in
+#: Ollama's API documentation, 2.26 ms in the review that found a warm model listed as a cold
+#: load. A real load starts a runner process and maps the weights into memory, which takes
+#: hundreds of milliseconds even for a small model. 50 ms is an order of magnitude from both.
+WARM_LOAD_MS: Final = 50.0
+
+
+def already_loaded(load: Mapping[str, Any]) -> bool:
+    """Whether a ``cold_loads`` entry is in fact a model that was already in memory.
+
+    >>> already_loaded({"load_ms": 2.26}), already_loaded({"load_ms": 2143.7})
+    (True, False)
+    >>> already_loaded({"load_ms": None})  # unknown (the warm-up failed): not claimed either way
+    False
+    """
+    value = load.get("load_ms")
+    return is_number(value) and float(cast(float, value)) < WARM_LOAD_MS
+
+
+def cold_loads(doc: RunDocument) -> tuple[list[LoadInfo], list[LoadInfo]]:
+    """The document's ``cold_loads`` split into (real or unknown cold loads, already loaded)."""
+    loads = doc.get("cold_loads") or []
+    return (
+        [x for x in loads if not already_loaded(x)],
+        [x for x in loads if already_loaded(x)],
+    )
 
 
 def failures(doc: RunDocument) -> list[RequestResult]:

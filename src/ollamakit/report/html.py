@@ -38,6 +38,7 @@ from ollamakit.i18n import get_language, t
 from ollamakit.report.common import (
     DASH,
     base_rows,
+    cold_loads,
     concurrency_levels,
     concurrency_rows,
     config_items,
@@ -740,17 +741,25 @@ def _concurrency_row(
 
 
 def _cold_loads(doc: RunDocument) -> str:
-    loads = doc.get("cold_loads") or []
-    if not loads:
+    loads, warm = cold_loads(doc)
+    if not loads and not warm:
         return ""
-    head = _th(t("report.col_model")) + _th(t("report.col_load_ms"), True)
-    body = [
-        f'<tr><td class="model">{e(x.get("model", ""))}</td>{_num_td(x.get("load_ms"))}</tr>'
-        for x in loads
-    ]
+    table = ""
+    if loads:
+        head = _th(t("report.col_model")) + _th(t("report.col_load_ms"), True)
+        body = [
+            f'<tr><td class="model">{e(x.get("model", ""))}</td>{_num_td(x.get("load_ms"))}</tr>'
+            for x in loads
+        ]
+        table = _table(head, body)
+    notes = [t("report.cold_loads_note")] if loads else []
+    if warm:
+        models = ", ".join(f"{x.get('model', '')} ({fmt_num(x.get('load_ms'))} ms)" for x in warm)
+        notes.append(t("report.already_loaded_note", models=models))
     return (
-        f'<section id="cold-loads"><h2>{e(t("report.cold_loads_title"))}</h2>'
-        f'{_table(head, body)}<p class="note">{e(t("report.cold_loads_note"))}</p></section>'
+        f'<section id="cold-loads"><h2>{e(t("report.cold_loads_title"))}</h2>{table}'
+        + "".join(f'<p class="note">{e(note)}</p>' for note in notes)
+        + "</section>"
     )
 
 

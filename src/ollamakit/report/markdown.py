@@ -15,6 +15,7 @@ from ollamakit.bench.schema import RunDocument
 from ollamakit.i18n import t
 from ollamakit.report.common import (
     DASH,
+    cold_loads,
     concurrency_levels,
     concurrency_rows,
     config_items,
@@ -131,11 +132,16 @@ def render_markdown(doc: RunDocument) -> str:
         ]
         out += _table([text(h) for h in header], rows, 1)
 
-    loads = doc.get("cold_loads") or []
-    if loads:
+    loads, warm = cold_loads(doc)
+    if loads or warm:
         out += ["", f"#### {text(t('report.cold_loads_title'))}", ""]
+    if loads:
         rows = [[code(x.get("model", "")), fmt_num(x.get("load_ms"))] for x in loads]
         out += _table([text(t("report.col_model")), text(t("report.col_load_ms"))], rows, 1)
+    if warm:
+        models = ", ".join(f"{x.get('model', '')} ({fmt_num(x.get('load_ms'))} ms)" for x in warm)
+        out += [""] if loads else []
+        out.append(text(t("report.already_loaded_note", models=models)))
 
     failed = failures(doc)
     if failed:

@@ -7,24 +7,34 @@ prints the run's facts above it (``report`` uses it; the benchmark has shown the
 
 Every cell is plain text (``rich.text.Text``), never markup, so a model name such as
 ``[bold]x`` or an error text with brackets prints as it is.
+
+Layout: model and prompt names never break (``deepseek-r1:1.5b`` must not become
+``deepseek-`` / ``r1:1.5b``); the number columns give way instead (their headers wrap). Only
+when even that is too wide does a table drop a column (the summary's "Network ms" moves to a
+second table) and, as a last resort, names fold. Printed lines carry no trailing padding, and
+when the output is not a terminal a table is as wide as it needs to be (up to
+:data:`MAX_PIPE_WIDTH`), never folded to rich's assumed 80 columns.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.measure import Measurement
-from rich.segment import Segments
+from rich.segment import Segment, Segments
 from rich.table import Table
 from rich.text import Text
 
-from ollamakit.bench.schema import RunDocument
+from ollamakit.bench.schema import RunDocument, SummaryRow
 from ollamakit.i18n import t
 from ollamakit.report.common import (
     DASH,
+    cold_loads,
     concurrency_levels,
     concurrency_rows,
     config_text,
@@ -47,22 +57,182 @@ _VERDICT_STYLE = {Verdict.BETTER: "green", Verdict.WORSE: "red", Verdict.SAME: "
 
 MAX_PIPE_WIDTH = 240
 
+#: Cell padding of a compact table: right only (with the box's one-space divider, two spaces
+#: between columns). Not ``collapse_padding``: rich 15 miscounts its width for fixed widths.
+COMPACT_PADDING = (0, 1, 0, 0)
+
+
+def _visible(segment: Segment) -> bool:
+    """Whether a blank segment shows (a background, reverse video, an underline)."""
+    style = segment.style
+    return bool(style and (style.bgcolor or style.reverse or style.underline))
+
+
+def rstrip_line(line: Sequence[Segment]) -> list[Segment]:
+    """A rendered line without its trailing blanks (padding that only gets in the way of
+    copying and makes ``grep 'x$'`` fail), keeping blanks that show.
+
+    >>> [s.text for s in rstrip_line([Segment("ab "), Segment("  ")])]
+    ['ab']
+    """
+    segments = list(line)
+    while segments:
+        last = segments[-1]
+        if last.control or _visible(last):
+            break
+        text = last.text.rstrip()
+        if text:
+            if text != last.text:
+                segments[-1] = Segment(text, last.style)
+            break
+        segments.pop()
+    return segments
+
+
+def print_lines(
+    console: Console,
+    renderable: RenderableType,
+    width: int | None = None,
+    *,
+    blank_after: bool = False,
+) -> None:
+    """Render at ``width`` (the console's by default; wider is allowed) and print the lines
+    without trailing blanks and without any further wrapping; ``blank_after`` makes sure the
+    last line printed is empty (a table without a bottom edge)."""
+    options = console.options if width is None else console.options.update_width(width)
+    lines = [rstrip_line(line) for line in console.render_lines(renderable, options, pad=False)]
+    if blank_after and (not lines or lines[-1]):
+        lines.append([])
+    segments: list[Segment] = []
+    for line in lines:
+        segments += line
+        segments.append(Segment.line())
+    # Console.print caps width= at the console's own width; print the segments as they are.
+    console.print(Segments(segments), soft_wrap=True, end="")
+
+
+def print_text(console: Console, text: Text) -> None:
+    """A paragraph: word-wrapped on a terminal (without trailing blanks; soft wrapping would
+    let the terminal cut words in half), one line into a pipe or a file, easy to grep."""
+    if console.is_terminal:
+        print_lines(console, text)
+    else:
+        console.print(text, soft_wrap=True)
+
+
+def layout_width(console: Console) -> int:
+    """The width tables are laid out for: the terminal's, or up to :data:`MAX_PIPE_WIDTH`
+    when not a terminal (where rich assumes 80 columns)."""
+    return console.width if console.is_terminal else max(console.width, MAX_PIPE_WIDTH)
+
 
 def print_table(console: Console, table: Table) -> None:
-    """Print a table; when not on a terminal (a pipe or a file, where rich assumes 80
-    columns), as wide as the table needs, so rows are not folded into unreadable cells."""
-    if console.is_terminal:
-        console.print(table)
+    """Print a table; when not on a terminal, as wide as the table needs, so rows are not
+    folded into unreadable cells. Lines carry no trailing padding."""
+    width = console.width
+    if not console.is_terminal:
+        wide = console.options.update_width(MAX_PIPE_WIDTH)
+        width = max(width, Measurement.get(console, wide, table).maximum)
+    fit_columns(console, table, width)
+    print_lines(console, table, width, blank_after=True)
+
+
+def _wide(console: Console) -> ConsoleOptions:
+    return console.options.update_width(10_000)
+
+
+def min_width(console: Console, table: Table) -> int:
+    """The narrowest the table can be without breaking a word or a no-wrap column."""
+    return Measurement.get(console, _wide(console), table).minimum
+
+
+def fit_columns(console: Console, table: Table, width: int) -> None:
+    """Fix the column widths so the table fits ``width`` with no column below its minimum.
+
+    rich shrinks a table that is too wide by narrowing its widest columns first, whatever
+    they hold: a header such as "Network ms" would lose its end ("Netwo…") while a narrower
+    column keeps room to spare. Here each step takes one cell from the column with the most
+    room above its minimum (its longest word, or a whole name), so headers wrap at spaces
+    and numbers and names stay whole. A table that fits, or that cannot, is left to rich.
+    Folding name columns (the last resort) may shrink to their header's longest word.
+    """
+    options = _wide(console)
+    lows: list[int] = []  # as rich measures them
+    highs: list[int] = []
+    floors: list[int] = []  # how narrow each column may become here
+    for column in table.columns:
+        sizes = [Measurement.get(console, options, cell) for cell in (column.header, *column.cells)]
+        low = max([m.minimum for m in sizes] + [column.min_width or 0])
+        lows.append(low)
+        highs.append(max([m.maximum for m in sizes] + [low]))
+        fold = column.overflow == "fold"
+        floors.append(Measurement.get(console, options, column.header).minimum if fold else low)
+    budget = width - (min_width(console, table) - sum(lows))  # less padding, edges, dividers
+    excess = sum(highs) - budget
+    if excess <= 0 or sum(floors) > budget:
         return
-    wide = console.options.update_width(MAX_PIPE_WIDTH)
-    needed = Measurement.get(console, wide, table).maximum
-    if needed <= console.width:
-        console.print(table)
+    folds = [column.overflow == "fold" for column in table.columns]
+    widths = list(highs)
+    for _ in range(excess):  # numbers and headers first; names only when they may fold
+        i = max(
+            range(len(widths)),
+            key=lambda k: (widths[k] > floors[k] and not folds[k], widths[k] - floors[k]),
+        )
+        widths[i] -= 1
+    for column, size in zip(table.columns, widths, strict=True):
+        # A header cut short wraps: keep only the width its lines need ("Prompt tok/s" at 11
+        # cells is "Prompt" over "tok/s": 6), not a half-empty column.
+        cells = (column.header, *column.cells)
+        column.width = min(size, max(_drawn_width(console, cell, size) for cell in cells))
+
+
+def _drawn_width(console: Console, cell: RenderableType, width: int) -> int:
+    """The widest line of ``cell`` rendered at ``width``."""
+    lines = console.render_lines(cell, console.options.update_width(width), pad=False)
+    return max((Segment.get_line_length(rstrip_line(line)) for line in lines), default=0)
+
+
+def fits(console: Console, *tables: Table) -> bool:
+    width = layout_width(console)
+    return all(min_width(console, table) <= width for table in tables)
+
+
+def first_fitting(console: Console, *layouts: Callable[[], list[Table]]) -> list[Table]:
+    """The first layout whose tables fit :func:`layout_width`; the last one otherwise."""
+    tables: list[Table] = []
+    for layout in layouts:
+        tables = layout()
+        if fits(console, *tables):
+            break
+    return tables
+
+
+def new_table(title: str | None, *, compact: bool = False, **options: Any) -> Table:
+    """A table in the house style; ``compact`` puts two spaces between columns, not three,
+    and none before the first."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=COMPACT_PADDING if compact else (0, 1),
+        show_edge=not compact,
+        **options,
+    )
+
+
+def name_column(
+    table: Table, header: str, values: Sequence[str], *, fold: bool = False, style: str = ""
+) -> None:
+    """A column of names (models, prompts): never broken, unless ``fold`` (the last resort).
+
+    ``min_width`` makes the table's measurement count the whole name, so :func:`fits` knows
+    whether the table can be laid out without breaking one.
+    """
+    if fold:
+        table.add_column(header, style=style, overflow="fold")
         return
-    # Console.print caps width= at the console's own width; render at ours and print the
-    # segments unwrapped instead.
-    segments = console.render(table, console.options.update_width(needed))
-    console.print(Segments(segments), soft_wrap=True)
+    longest = max([cell_len(v) for v in values] + [cell_len(header)])
+    table.add_column(header, style=style, no_wrap=True, min_width=longest)
 
 
 def _ok_cell(ok: int, n: int) -> Text:
@@ -74,57 +244,121 @@ def _num(value: object, style: str = "") -> Text:
     return Text(text, style="dim" if text == DASH else style)
 
 
-def summary_table(doc: RunDocument) -> Table:
-    """Model × prompt (× concurrency when swept): TTFT, eval tok/s, prompt tok/s, network, ok/n."""
+def summary_table(
+    doc: RunDocument, *, network: bool = True, compact: bool = False, fold_names: bool = False
+) -> Table:
+    """Model × prompt (× concurrency when swept): TTFT, eval tok/s, prompt tok/s, network, ok/n.
+
+    For narrow terminals (:func:`summary_tables`): ``compact`` narrows the gaps between columns,
+    ``network=False`` leaves the network column out (:func:`network_table` has it), and
+    ``fold_names`` lets model and prompt names break (the last resort).
+    """
     rows = summary_rows(doc)
     swept = len(concurrency_levels(doc)) > 1
-    table = Table(
-        title=t("report.summary_title"),
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
+    table = new_table(
+        t("report.summary_title"),
+        compact=compact,
         caption=t("report.summary_computed") if summary_is_computed(doc) else None,
         caption_justify="left",
     )
-    table.add_column(t("report.col_model"), style="bold", overflow="fold")
-    table.add_column(t("report.col_prompt"), overflow="fold")
-    if swept:
-        table.add_column(t("report.col_concurrency_short"), justify="right")
+    _name_columns(table, rows, swept, fold_names)
     table.add_column(t("report.col_ttft_median"), justify="right")
     table.add_column(t("report.col_eval_tps"), justify="right")
     table.add_column(t("report.col_prompt_tps"), justify="right")
-    table.add_column(t("report.col_network_ms"), justify="right")
+    if network:
+        table.add_column(t("report.col_network_ms"), justify="right")
     table.add_column(t("report.col_ok"), justify="right")
     for i, row in enumerate(rows):
-        model = row.get("model", "")
-        first = i == 0 or rows[i - 1].get("model") != model
-        last = i == len(rows) - 1 or rows[i + 1].get("model") != model
-        cells: list[Text] = [
-            Text(model if first else ""),
-            Text(row.get("prompt_id", "")),
-        ]
-        if swept:
-            cells.append(Text(str(row.get("concurrency", 1))))
+        cells = _name_cells(rows, i, swept)
         cells += [
             _num(metric(row, "ttft_ms")),
             _num(metric(row, "eval_tps"), "cyan"),
             _num(metric(row, "prompt_tps")),
-            _num(metric(row, "network_ms")),
-            _ok_cell(int(row.get("ok", 0)), int(row.get("n", 0))),
         ]
-        table.add_row(*cells, end_section=last and i != len(rows) - 1)
+        if network:
+            cells.append(_num(metric(row, "network_ms")))
+        cells.append(_ok_cell(int(row.get("ok", 0)), int(row.get("n", 0))))
+        table.add_row(*cells, end_section=_last_of_model(rows, i))
     return table
 
 
-def concurrency_table(doc: RunDocument) -> Table | None:
-    """Aggregate throughput per model and concurrency level, with the scaling from level 1."""
+def network_table(doc: RunDocument, *, compact: bool = False, fold_names: bool = False) -> Table:
+    """The summary's network column on its own (a terminal too narrow for both)."""
+    rows = summary_rows(doc)
+    swept = len(concurrency_levels(doc)) > 1
+    table = new_table(t("report.network_title"), compact=compact)
+    _name_columns(table, rows, swept, fold=fold_names)
+    table.add_column(t("report.col_network_ms"), justify="right")
+    for i, row in enumerate(rows):
+        cells = [*_name_cells(rows, i, swept), _num(metric(row, "network_ms"))]
+        table.add_row(*cells, end_section=_last_of_model(rows, i))
+    return table
+
+
+def summary_tables(doc: RunDocument, console: Console) -> list[Table]:
+    """The summary laid out for ``console``: one table when it fits without breaking a name
+    (with narrower gaps if need be: 80 columns and names like ``deepseek-r1:1.5b`` fit), else
+    without the network column plus a second table with it, else (a very narrow terminal or
+    very long names) the same with names folded."""
+    return first_fitting(
+        console,
+        lambda: [summary_table(doc)],
+        lambda: [summary_table(doc, compact=True)],
+        lambda: [
+            summary_table(doc, compact=True, network=False),
+            network_table(doc, compact=True),
+        ],
+        lambda: [
+            summary_table(doc, compact=True, network=False, fold_names=True),
+            network_table(doc, compact=True, fold_names=True),
+        ],
+    )
+
+
+def _name_columns(table: Table, rows: Sequence[SummaryRow], swept: bool, fold: bool) -> None:
+    models = [str(row.get("model", "")) for row in rows]
+    prompts = [str(row.get("prompt_id", "")) for row in rows]
+    name_column(table, t("report.col_model"), models, fold=fold, style="bold")
+    name_column(table, t("report.col_prompt"), prompts, fold=fold)
+    if swept:
+        table.add_column(t("report.col_concurrency_short"), justify="right")
+
+
+def _name_cells(rows: Sequence[SummaryRow], i: int, swept: bool) -> list[Text]:
+    """Model (named once per block of rows), prompt and, when swept, concurrency."""
+    model = rows[i].get("model", "")
+    first = i == 0 or rows[i - 1].get("model") != model
+    cells = [Text(model if first else ""), Text(rows[i].get("prompt_id", ""))]
+    if swept:
+        cells.append(Text(str(rows[i].get("concurrency", 1))))
+    return cells
+
+
+def _last_of_model(rows: Sequence[Mapping[str, Any]], i: int) -> bool:
+    """Whether row ``i`` ends a model's block (a section line), the table's last row aside."""
+    last = i == len(rows) - 1 or rows[i + 1].get("model") != rows[i].get("model")
+    return last and i != len(rows) - 1
+
+
+def concurrency_table(
+    doc: RunDocument, *, compact: bool = False, fold_names: bool = False
+) -> Table | None:
+    """Aggregate throughput per model and concurrency level, with the scaling from level 1.
+
+    ``compact`` narrows the gaps and heads the level column "Conc." ("Concurrency" is one word:
+    it cannot wrap); ``fold_names`` lets model names break (for narrow terminals:
+    :func:`concurrency_tables`).
+    """
     rows = concurrency_rows(doc)
     if len({int(row.get("concurrency", 1)) for row in rows}) < 2:
         # One level is no sweep: its aggregate tok/s (idle gaps included) next to the summary's
         # decode rate only invites a wrong comparison.
         return None
-    table = Table(title=t("report.concurrency_title"), title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column(t("report.col_model"), style="bold", overflow="fold")
-    table.add_column(t("report.col_concurrency"), justify="right")
+    table = new_table(t("report.concurrency_title"), compact=compact)
+    models = [str(row.get("model", "")) for row in rows]
+    name_column(table, t("report.col_model"), models, fold=fold_names, style="bold")
+    level_key = "report.col_concurrency_short" if compact else "report.col_concurrency"
+    table.add_column(t(level_key), justify="right")
     table.add_column(t("report.col_output_tps"), justify="right")
     table.add_column(t("report.col_scaling"), justify="right")
     table.add_column(t("report.col_requests_per_s"), justify="right")
@@ -140,7 +374,6 @@ def concurrency_table(doc: RunDocument) -> Table | None:
     for i, row in enumerate(rows):
         model = row.get("model", "")
         first = i == 0 or rows[i - 1].get("model") != model
-        last = i == len(rows) - 1 or rows[i + 1].get("model") != model
         tps = row.get("output_tps")
         scaling = f"×{tps / base[model]:.2f}" if tps is not None and base.get(model) else DASH
         table.add_row(
@@ -153,21 +386,43 @@ def concurrency_table(doc: RunDocument) -> Table | None:
             _num(metric(row, "ttft_ms", "p95")),
             _num(metric(row, "itl_p95_ms")),
             _ok_cell(int(row.get("ok", 0)), int(row.get("requests", 0))),
-            end_section=last and i != len(rows) - 1,
+            end_section=_last_of_model(rows, i),
         )
     return table
 
 
-def cold_loads_table(doc: RunDocument) -> Table | None:
-    loads = doc.get("cold_loads") or []
+def concurrency_tables(doc: RunDocument, console: Console) -> list[Table]:
+    """The concurrency table laid out for ``console`` (see :func:`summary_tables`)."""
+
+    def layout(**how: bool) -> Callable[[], list[Table]]:
+        return lambda: [table] if (table := concurrency_table(doc, **how)) else []
+
+    return first_fitting(
+        console, layout(), layout(compact=True), layout(compact=True, fold_names=True)
+    )
+
+
+def cold_loads_table(doc: RunDocument, *, compact: bool = False) -> Table | None:
+    """The models' cold loads; models that were already in memory are not in it (see
+    :func:`already_loaded_note`)."""
+    loads, _ = cold_loads(doc)
     if not loads:
         return None
-    table = Table(title=t("report.cold_loads_title"), title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column(t("report.col_model"), style="bold", overflow="fold")
+    table = new_table(t("report.cold_loads_title"), compact=compact)
+    name_column(table, t("report.col_model"), [x.get("model", "") for x in loads], style="bold")
     table.add_column(t("report.col_load_ms"), justify="right")
     for load in loads:
         table.add_row(Text(load.get("model", "")), _num(load.get("load_ms")))
     return table
+
+
+def already_loaded_note(doc: RunDocument) -> str | None:
+    """ "Already in memory, so no cold load was measured: qwen2.5:0.5b (2.26 ms)", or None."""
+    _, warm = cold_loads(doc)
+    if not warm:
+        return None
+    models = ", ".join(f"{x.get('model', '')} ({fmt_num(x.get('load_ms'))} ms)" for x in warm)
+    return t("report.already_loaded_note", models=models)
 
 
 def failure_counts(doc: RunDocument) -> list[tuple[str, str, str, int]]:
@@ -180,29 +435,39 @@ def failure_counts(doc: RunDocument) -> list[tuple[str, str, str, int]]:
 
 
 def print_header(doc: RunDocument, console: Console) -> None:
-    console.print(Text(title(doc), style="bold"))
+    print_text(console, Text(title(doc), style="bold"))
     for label, value in header_facts(doc):
-        console.print(Text.assemble((f"  {label}: ", "dim"), value))
-    console.print(Text.assemble((f"  {t('report.config')}: ", "dim"), config_text(doc)))
+        print_text(console, Text.assemble((f"  {label}: ", "dim"), value))
+    print_text(console, Text.assemble((f"  {t('report.config')}: ", "dim"), config_text(doc)))
     console.print()
 
 
 def print_summary(doc: RunDocument, console: Console) -> None:
     """The end-of-run summary: tables, then failures and hints."""
-    print_table(console, summary_table(doc))
-    for extra in (concurrency_table(doc), cold_loads_table(doc)):
-        if extra is not None:
-            print_table(console, extra)
+    tables = summary_tables(doc, console)
+    compact = not tables[0].show_edge  # the other tables in the same style
+    for table in tables + concurrency_tables(doc, console):
+        print_table(console, table)
+    cold = cold_loads_table(doc, compact=compact)
+    if cold is not None:
+        print_table(console, cold)
+    note = already_loaded_note(doc)
+    if note is not None:
+        print_text(console, Text(note, style="dim"))
+        console.print()
     failed = failure_counts(doc)
     if failed:
         total = sum(n for *_, n in failed)
-        console.print(Text(t("report.failures_count", n=total), style="bold red"))
+        print_text(console, Text(t("report.failures_count", n=total), style="bold red"))
         for model, prompt, error, n in failed[:10]:
-            console.print(Text.assemble("  ✘ ", (f"{model} · {prompt}", "bold"), f" ×{n}: {error}"))
+            print_text(
+                console,
+                Text.assemble("  ✘ ", (f"{model} · {prompt}", "bold"), f" ×{n}: {error}"),
+            )
         if len(failed) > 10:
-            console.print(Text(f"  … {t('report.more', n=len(failed) - 10)}", style="dim"))
+            print_text(console, Text(f"  … {t('report.more', n=len(failed) - 10)}", style="dim"))
     for hint in doc.get("hints") or []:
-        console.print(Text.assemble(("→ ", "cyan"), hint))
+        print_text(console, Text.assemble(("→ ", "cyan"), hint))
 
 
 def runs_table(listings: Sequence[RunListing]) -> Table:
@@ -230,15 +495,20 @@ def runs_table(listings: Sequence[RunListing]) -> Table:
     return table
 
 
-def compare_table(comparison: Comparison) -> Table:
+def compare_table(
+    comparison: Comparison, *, compact: bool = False, fold_names: bool = False
+) -> Table:
     """Per (model, prompt, concurrency): TTFT and eval tok/s of both runs and the change."""
-    table = Table(
-        box=box.SIMPLE_HEAD,
+    table = new_table(
+        None,
+        compact=compact,
         caption=t("report.compare_caption", noise=fmt_num(comparison.noise_pct, 0)),
         caption_justify="left",
     )
-    table.add_column(t("report.col_model"), style="bold", overflow="fold")
-    table.add_column(t("report.col_prompt"), overflow="fold")
+    models = [row.model for row in comparison.rows]
+    prompts = [row.prompt_id for row in comparison.rows]
+    name_column(table, t("report.col_model"), models, fold=fold_names, style="bold")
+    name_column(table, t("report.col_prompt"), prompts, fold=fold_names)
     if comparison.swept:
         table.add_column(t("report.col_concurrency_short"), justify="right")
     table.add_column(f"{t('report.col_ttft_median')}\nA", justify="right")
@@ -266,32 +536,48 @@ def compare_table(comparison: Comparison) -> Table:
 def print_compare(comparison: Comparison, console: Console) -> None:
     for name, doc in (("A", comparison.run_a), ("B", comparison.run_b)):
         label = f" · {doc['label']}" if doc.get("label") else ""
-        console.print(
+        print_text(
+            console,
             Text.assemble(
                 (f"{name} ", "bold"),
                 (doc["run_id"], "bold"),
                 label,
                 (f" · {fmt_time(doc.get('started_at'))} · {doc['server'].get('base_url')}", "dim"),
                 (f" · Ollama {doc['server'].get('version') or DASH}", "dim"),
-            )
+            ),
         )
-    print_table(console, compare_table(comparison))
+    for table in first_fitting(
+        console,
+        lambda: [compare_table(comparison)],
+        lambda: [compare_table(comparison, compact=True)],
+        lambda: [compare_table(comparison, compact=True, fold_names=True)],
+    ):
+        print_table(console, table)
     if comparison.only_a or comparison.only_b:
-        console.print(
+        print_text(
+            console,
             Text(
                 t("report.compare_unmatched", a=len(comparison.only_a), b=len(comparison.only_b)),
                 style="dim",
-            )
+            ),
         )
 
 
 __all__ = [
+    "MAX_PIPE_WIDTH",
+    "already_loaded_note",
     "cold_loads_table",
     "compare_table",
     "concurrency_table",
+    "concurrency_tables",
+    "network_table",
     "print_compare",
     "print_header",
+    "print_lines",
     "print_summary",
+    "print_table",
+    "print_text",
     "runs_table",
     "summary_table",
+    "summary_tables",
 ]

@@ -136,6 +136,28 @@ def test_auto_greets_every_model_with_the_greeting(chat_sim: Any) -> None:
     ]
 
 
+def test_auto_into_a_pipe_marks_thinking_and_keeps_lines_whole(chat_sim: Any) -> None:
+    greeting = "Hello there! This greeting is long enough to push the header past 80 columns."
+    models = ["--model", "think", "--model", "fast", "--model", "stall"]
+    result = run_program(
+        ["chat", "--auto", "--base-url", chat_sim.url, *models, "--greeting", greeting],
+        env={"GREETING_TIMEOUT_SECONDS": "1"},
+    )
+    assert result.returncode == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Greeting 3 models on ") and lines[0].endswith("(at most 1 s each)")
+    start = next(i for i, line in enumerate(lines) if line.startswith("think:1b "))
+    block = lines[start + 1 : lines.index("", start)]
+    assert block and all(line.startswith("┊ ") for line in block)  # thinking, marked
+    answer = lines[lines.index("", start) + 1]
+    assert answer and not answer.startswith("┊")
+    assert FAST_REPLY in lines  # a reply on one line: not wrapped at 80 columns
+    summary = result.stderr.strip().splitlines()
+    assert len(summary) == 1 and "did not answer" in summary[0] and "=60." in summary[0]
+    for line in [*lines, *result.stderr.splitlines()]:
+        assert line == line.rstrip(), repr(line)
+
+
 def test_auto_all_answered_exit_0_and_zh_tw_greeting(chat_sim: Any) -> None:
     result = run_program(
         ["chat", "--auto", "--base-url", chat_sim.url, "--model", "fast", "--lang", "zh-TW"],

@@ -212,3 +212,70 @@ def test_auto_printer_wraps_words_across_chunks() -> None:
     lines = buffer.getvalue().splitlines()
     assert all(len(line) <= 30 for line in lines), lines
     assert " ".join(line.strip() for line in lines).split() == words
+
+
+def _printed(terminal: bool, chunks: list[tuple[str, str]], width: int = 30) -> list[str]:
+    from ollamakit.chat.auto import _Printer
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=terminal)
+    printer = _Printer(console)
+    printer.header("m")
+    for text, kind in chunks:
+        printer.write(text, kind)  # type: ignore[arg-type]
+    printer.end_line()
+    return buffer.getvalue().splitlines()[1:]  # after the model's rule
+
+
+THOUGHT = [
+    ("Okay, the user ", "thinking"),
+    ("says hello.  \n\nI should", "thinking"),
+    (" greet them back.\n", "thinking"),
+    ("\n\nHello! How can I ", "content"),
+    ("help you today?", "content"),
+]
+
+
+def test_auto_marks_thinking_when_not_a_terminal() -> None:
+    lines = _printed(False, THOUGHT)
+    assert lines == [
+        "┊ Okay, the user says hello.",
+        "┊",
+        "┊ I should greet them back.",
+        "",
+        "Hello! How can I help you today?",  # not wrapped at 30 columns: a pipe
+    ]
+
+
+def test_auto_marks_thinking_on_a_terminal_and_wraps_it() -> None:
+    lines = _printed(True, THOUGHT, width=24)
+    thinking, answer = lines[: lines.index("")], lines[lines.index("") + 1 :]
+    assert all(line.startswith("┊") for line in thinking)
+    assert " ".join(line.removeprefix("┊").strip() for line in thinking if line != "┊") == (
+        "Okay, the user says hello. I should greet them back."
+    )
+    assert not any(line.startswith("┊") for line in answer)
+    assert " ".join(answer) == "Hello! How can I help you today?"
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_auto_lines_never_end_in_spaces(terminal: bool) -> None:
+    chunks = [("Word " * 3, "content"), ("and   \n", "content"), ("more  ", "content")]
+    lines = _printed(terminal, [*THOUGHT, *chunks], width=20)
+    assert [line for line in lines if line != line.rstrip()] == []
+
+
+def test_auto_rows_stop_short_of_the_last_column() -> None:
+    """A row that filled the last column could be taken by the terminal for one it wrapped
+    itself; copying would then join its last word with the next row's first ("Ishould")."""
+    text = "x" * 28 + " I should go on"  # "I" would end in column 30
+    lines = _printed(True, [(text, "content")], width=30)
+    assert lines == ["x" * 28, "I should go on"]
+    assert all(len(line) < 30 for line in lines)
+
+
+def test_auto_keeps_a_word_together_when_it_arrives_in_pieces() -> None:
+    # "luck" and "!" are separate tokens: "!" must not start the next row alone
+    pieces = ["Hello!", " How", " can", " I", " help", "? Good", " luck", "!", " Bye", "."]
+    lines = _printed(True, [(p, "content") for p in pieces], width=31)
+    assert lines == ["Hello! How can I help? Good", "luck! Bye."]

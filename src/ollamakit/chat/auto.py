@@ -27,17 +27,25 @@ from typing import Literal
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from ollamakit.chat import cjk
 from ollamakit.chat.models import resolve_model
+from ollamakit.chat.render import GUTTER, THINK_STYLE
 from ollamakit.chat.session import format_ms
 from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
+from ollamakit.report.tables import (
+    first_fitting,
+    name_column,
+    print_lines,
+    print_table,
+    print_text,
+)
 from ollamakit.types import Message
 
 Status = Literal["ok", "timeout", "error"]
@@ -60,23 +68,36 @@ class GreetResult:
 
 
 class _Printer:
-    """Streams a reply under the model's name: thinking dim, answer plain.
+    """Streams a reply under the model's name: thinking behind a ``┊`` gutter, answer plain.
 
     On a terminal, text is word-wrapped as it arrives (the column is tracked across chunks),
-    so words are not split at the right edge; into a file or pipe it is written unchanged.
+    so words are not split at the right edge, and thinking text is dim. A row never reaches
+    the last column: a terminal may take a row that fills it for one it wrapped itself, and
+    copying the text would then join the last word with the first of the next row.
+
+    Into a file or a pipe the text is written as it comes, unwrapped, each thinking line
+    behind the same ``┊`` (without colour it is the only way to tell thinking from answer).
+    Either way no line ends in spaces: whitespace is written only when text follows it.
     """
 
     def __init__(self, out: Console) -> None:
         self.out = out
-        self.wrap = out.is_terminal  # words (and CJK characters) are never split at the edge
-        self.column = 0
-        self.space = False  # a space is owed before the next word
+        self.wrap = out.is_terminal
         self.kind: str | None = None
+        self.held = ""  # terminal: the start of a word whose end may be in the next chunk
+        self._reset_row()
+
+    def _reset_row(self) -> None:
+        self.column = 0  # cells used on the current row, gutter included
+        self.words = False  # the current row has text
+        self.space = False  # terminal: a space is owed before the next word
+        self.owed = ""  # pipe: whitespace written only if text follows on this row
+        self.blank_rows = 0  # empty rows of the text, written only if text follows
 
     def header(self, model: str) -> None:
         self.out.rule(Text(model, style="bold"), align="left", style="dim")
-        self.kind = None
-        self.column, self.space = 0, False
+        self.kind, self.held = None, ""
+        self._reset_row()
 
     def write(self, text: str, kind: Literal["thinking", "content"]) -> None:
         if not text:
@@ -90,37 +111,98 @@ class _Printer:
         if not text:
             return
         self.kind = kind
-        style = "dim italic" if kind == "thinking" else ""
-        if not self.wrap:
-            self.out.print(Text(text, style=style), end="", soft_wrap=True)
-            self.column = 0 if text.endswith("\n") else 1
-            return
-        width = max(self.out.width, 20)
+        if self.wrap:
+            # A word can arrive in pieces ("luck", then "!"): the last piece of a chunk waits
+            # for the next one, so the whole word is placed at once (never "luck" at the end
+            # of a row and "!" alone on the next).
+            text, self.held = self.held + text, ""
+            if not text[-1:].isspace():
+                last = text.rsplit("\n", 1)[-1]
+                start, _, unit = list(cjk.units(last))[-1]  # it ends in a word: there is one
+                cut = len(text) - len(last) + start + len(unit) - len(unit.lstrip())
+                text, self.held = text[:cut], text[cut:]
+        self._lines(text)
+
+    def _lines(self, text: str) -> None:
         for index, line in enumerate(text.split("\n")):
             if index:
-                self.out.print()
-                self.column, self.space = 0, False
-            if line[:1].isspace() and self.column:
+                self._newline()
+            if self.wrap:
+                self._wrapped(line)
+            else:
+                self._verbatim(line)
+
+    @property
+    def _style(self) -> str:
+        return THINK_STYLE if self.kind == "thinking" else ""
+
+    def _emit(self, text: str, style: str = "") -> None:
+        self.out.print(Text(text, style=style), end="", soft_wrap=True)
+
+    def _newline(self) -> None:
+        """A line break of the text."""
+        if self.words:
+            self.out.print()
+            blank_rows = 0
+        else:
+            blank_rows = self.blank_rows + 1
+        self._reset_row()
+        self.blank_rows = blank_rows
+
+    def _start_row(self) -> None:
+        """Before the first text of a row: the empty rows owed, then the gutter (thinking)."""
+        gutter = self.kind == "thinking"
+        for _ in range(self.blank_rows):
+            self.out.print(Text(GUTTER.rstrip() if gutter else "", style="dim"))
+        self.blank_rows = 0
+        if gutter:
+            self._emit(GUTTER, "dim")
+            self.column = cell_len(GUTTER)
+
+    def _verbatim(self, line: str) -> None:
+        """Not a terminal: the text as it is, but no whitespace at the end of a line."""
+        line = self.owed + line
+        text = line.rstrip()
+        self.owed = line[len(text) :]
+        if not text:
+            return
+        if not self.words:
+            self._start_row()
+        self._emit(text, self._style)
+        self.words = True
+
+    def _wrapped(self, line: str) -> None:
+        """A terminal: word by word (and CJK character by character), wrapped by us."""
+        width = max(self.out.width, 20)
+        limit = width - 1  # never the last column (see the class docstring)
+        if line[:1].isspace() and self.words:
+            self.space = True
+        for _, _, unit in cjk.units(line):
+            core = unit.strip()
+            if unit[:1].isspace() and self.words:
                 self.space = True
-            for _, _, unit in cjk.units(line):
-                core = unit.strip()
-                if unit[:1].isspace() and self.column:
-                    self.space = True
-                size = cell_len(core)
-                gap = 1 if self.space else 0
-                if self.column and self.column + gap + size > width:
-                    self.out.print()
-                    self.column, gap = 0, 0
-                if gap:
-                    self.out.print(" ", end="", soft_wrap=True)
-                self.out.print(Text(core, style=style), end="", soft_wrap=True)
-                self.column = (self.column + gap + size) % width
-                self.space = unit[-1:].isspace()
+            size = cell_len(core)
+            gap = 1 if self.space and self.words else 0
+            if self.words and self.column + gap + size > limit:
+                self.out.print()
+                self._reset_row()
+                gap = 0
+            if not self.words:
+                self._start_row()
+            if gap:
+                self._emit(" ")
+            self._emit(core, self._style)
+            # A word longer than a row was wrapped by the terminal: where did it end?
+            self.column = (self.column + gap + size - 1) % width + 1
+            self.words = True
+            self.space = unit[-1:].isspace()
 
     def end_line(self) -> None:
-        if self.column:
+        held, self.held = self.held, ""
+        self._lines(held)
+        if self.words:
             self.out.print()
-        self.column, self.space = 0, False
+        self._reset_row()
 
 
 async def greet(
@@ -215,18 +297,14 @@ async def greet_all(
         names = names or [m["name"] for m in listed]
         if not names:
             raise UsageError(t("chat.no_models"))
-        out.print(
-            Text(
-                t(
-                    "chat.auto_header",
-                    count=len(names),
-                    server=settings.base_url.redacted(),
-                    greeting=greeting,
-                    timeout=f"{timeout_s:g}",
-                ),
-                style="dim",
-            )
+        header = t(
+            "chat.auto_header",
+            count=len(names),
+            server=settings.base_url.redacted(),
+            greeting=greeting,
+            timeout=f"{timeout_s:g}",
         )
+        print_text(out, Text(header, style="dim"))
         messages: list[Message] = []
         if system:
             messages.append({"role": "system", "content": system})
@@ -244,52 +322,78 @@ async def greet_all(
 
 def _print_outcome(out: Console, result: GreetResult) -> None:
     if result.status == "ok":
-        out.print(f"[green]✔[/] [dim]{t('chat.auto_ok', time=format_ms(result.total_ms))}[/]")
+        answered = t("chat.auto_ok", time=format_ms(result.total_ms))
+        print_text(out, Text.assemble(("✔ ", "green"), (answered, "dim")))
     elif result.status == "timeout":
-        out.print(f"[yellow]✘ {escape(result.reason or '')}[/]")
+        print_text(out, Text(f"✘ {result.reason or ''}", style="yellow"))
     else:
-        out.print(f"[red]✘ {escape(result.message or result.reason or '')}[/]")
-        for line in (result.hint or "").splitlines():
-            out.print(f"  [cyan]→[/] {escape(line)}")
+        print_text(out, Text(f"✘ {result.message or result.reason or ''}", style="red"))
+        for hint in (result.hint or "").splitlines():
+            line = Text.assemble(("→ ", "cyan"), hint)
+            if out.is_terminal:  # wrapped lines indented under the first
+                print_lines(out, Padding(line, (0, 0, 0, 2)))
+            else:
+                print_text(out, Text.assemble("  ", line))
 
 
-def results_table(results: Sequence[GreetResult]) -> Table:
+def results_table(results: Sequence[GreetResult], *, fold_names: bool = False) -> Table:
+    """Model, status (with the reason of a failure), first token, tokens/s, total time.
+
+    Model names never break (``fold_names`` is for terminals too narrow to avoid it); the
+    status column, the one with free text, wraps instead.
+    """
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
-    table.add_column(t("chat.col_model"), overflow="fold")
+    name_column(table, t("chat.col_model"), [r.model for r in results], fold=fold_names)
     table.add_column(t("chat.col_status"), overflow="fold")
-    table.add_column(t("chat.col_ttft"), justify="right")
-    table.add_column(t("chat.col_tps"), justify="right")
-    table.add_column(t("chat.col_total"), justify="right")
-    for r in results:
-        if r.status == "ok":
-            status = f"[green]{t('chat.status_ok')}[/]"
-        elif r.status == "timeout":
-            status = f"[yellow]{t('chat.status_timeout')}[/]"
-        else:
-            status = f"[red]{t('chat.status_error')}[/]: {escape(r.reason or '')}"
-        table.add_row(
-            escape(r.model),
-            status,
+    numbers = [
+        (
             format_ms(r.ttft_ms),
             f"{r.eval_tps:.1f}" if r.eval_tps is not None else "—",
             format_ms(r.total_ms),
         )
+        for r in results
+    ]
+    for index, key in enumerate(("chat.col_ttft", "chat.col_tps", "chat.col_total")):
+        longest = max((cell_len(row[index]) for row in numbers), default=0)
+        # at least as wide as "199 ms": the values stay on one line, the headers wrap instead
+        table.add_column(t(key), justify="right", min_width=longest or None)
+    for r, row in zip(results, numbers, strict=True):
+        if r.status == "ok":
+            status = Text(t("chat.status_ok"), style="green")
+        elif r.status == "timeout":
+            status = Text(t("chat.status_timeout"), style="yellow")
+        else:
+            status = Text.assemble((t("chat.status_error"), "red"), f": {r.reason or ''}")
+        table.add_row(Text(r.model), status, *row)
     return table
 
 
 def run_auto(
     settings: Settings, *, models: Sequence[str] | None, greeting: str | None, system: str | None
 ) -> int:
-    out = Console(highlight=False)
+    out = _console()
     results = asyncio.run(greet_all(settings, models, greeting or t("chat.greeting"), system, out))
     out.print()
-    out.print(results_table(results))
+    for table in first_fitting(
+        out,
+        lambda: [results_table(results)],
+        lambda: [results_table(results, fold_names=True)],
+    ):
+        print_table(out, table)
     failed = [r for r in results if r.status != "ok"]
     if not failed:
-        out.print(Text(t("chat.auto_summary_all", total=len(results)), style="green"))
+        print_text(out, Text(t("chat.auto_summary_all", total=len(results)), style="green"))
         return int(ExitStatus.OK)
     summary = t("chat.auto_summary_some", failed=len(failed), total=len(results))
     if any(r.status == "timeout" for r in failed):
         summary += " " + t("chat.auto_timeout_hint", seconds=f"{settings.greeting_timeout_s:g}")
-    Console(stderr=True, highlight=False).print(Text(summary, style="yellow"))
+    print_text(_console(stderr=True), Text(summary, style="yellow"))
     return int(ExitStatus.FAILURES)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """Not a terminal: nothing is hard-wrapped at rich's assumed 80 columns (lines stay whole;
+    the reader's pager or editor wraps them)."""
+    console = Console(stderr=stderr, highlight=False)
+    console.soft_wrap = not console.is_terminal
+    return console

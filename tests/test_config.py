@@ -145,14 +145,17 @@ def _config_error(url: str) -> ConfigError:
     ],
 )
 def test_bad_url_names_key_value_and_example(url: str, words: list[str]) -> None:
-    error = _config_error(url)
-    assert "OLLAMA_BASE_URL" in error.message
-    assert url in error.message
+    error = _config_error(url)  # given as --base-url: the message names the flag
+    assert f"Invalid setting --base-url={url}:" in error.message
     for word in words:
         assert word in error.message
     assert error.hint is not None
-    assert "OLLAMA_BASE_URL=https://" in error.hint  # a valid example
+    assert "--base-url=https://" in error.hint  # a valid example
     assert error.exit_status == 2
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"OLLAMA_BASE_URL": url})
+    assert f"Invalid setting OLLAMA_BASE_URL={url}:" in info.value.message
+    assert "OLLAMA_BASE_URL=https://" in (info.value.hint or "")
 
 
 @pytest.mark.parametrize(
@@ -196,10 +199,51 @@ def test_bad_benchmark_timeout_from_dotenv() -> None:
         load_settings(environ={})
 
 
-def test_missing_ca_bundle(tmp_path: Path) -> None:
+def test_missing_ca_bundle_names_its_source_and_the_absolute_path() -> None:
+    looked_at = Path.cwd() / "nothere.pem"
     with pytest.raises(ConfigError) as info:
-        load_settings(Flags(ca_bundle=str(tmp_path / "ca.pem")), environ={})
-    assert "OLLAMA_CA_BUNDLE" in info.value.message
+        load_settings(Flags(ca_bundle="nothere.pem"), environ={})
+    assert info.value.message == (
+        f"Invalid setting --ca-bundle=nothere.pem: the CA bundle file does not exist "
+        f"(looked for {looked_at})"
+    )
+    assert info.value.hint == "Example: --ca-bundle=./ca.pem"
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"OLLAMA_CA_BUNDLE": "nothere.pem"})
+    assert (
+        f"OLLAMA_CA_BUNDLE=nothere.pem: the CA bundle file does not exist (looked for {looked_at})"
+        in info.value.message
+    )
+
+
+def test_relative_ca_bundle_in_an_env_file_is_relative_to_that_file(tmp_path: Path) -> None:
+    folder = tmp_path / "server-a"
+    folder.mkdir()
+    (folder / "ca.pem").write_text("not read here")
+    env_file = _write_dotenv("OLLAMA_CA_BUNDLE=ca.pem\n", folder / "a.env")
+    settings = load_settings(Flags(env_file=str(env_file)), environ={})
+    assert settings.ca_bundle == folder / "ca.pem"  # not ./ca.pem (the working directory)
+    # From the command line or the environment, relative means the working directory.
+    Path("ca.pem").write_text("not read here")
+    assert load_settings(Flags(ca_bundle="ca.pem"), environ={}).ca_bundle == Path.cwd() / "ca.pem"
+    # A missing one says where it looked and why there.
+    _write_dotenv("OLLAMA_CA_BUNDLE=missing.pem\n", env_file)
+    with pytest.raises(ConfigError) as info:
+        load_settings(Flags(env_file=str(env_file)), environ={})
+    message = info.value.message
+    assert f"looked for {folder / 'missing.pem'}" in message
+    assert "relative to that file's folder" in message
+
+
+def test_setting_origin_names_flag_key_or_file(tmp_path: Path) -> None:
+    _write_dotenv("OLLAMA_API_KEY=k\n")
+    settings = load_settings(Flags(base_url="http://h:1"), environ={})
+    assert settings.setting_origin("OLLAMA_BASE_URL") == "--base-url"
+    assert settings.setting_origin("OLLAMA_API_KEY") == "OLLAMA_API_KEY in .env"
+    other = _write_dotenv("OLLAMA_API_KEY=k\n", tmp_path / "x.env")
+    settings = load_settings(Flags(env_file=str(other)), environ={"OLLAMA_BASE_URL": "h"})
+    assert settings.setting_origin("OLLAMA_BASE_URL") == "OLLAMA_BASE_URL"
+    assert settings.setting_origin("OLLAMA_API_KEY") == f"OLLAMA_API_KEY in {other}"
 
 
 # --------------------------------------------------------------------------- URL parsing

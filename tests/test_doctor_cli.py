@@ -308,4 +308,12 @@ def test_stall_is_a_read_timeout(args: tuple[str, ...], env: dict[str, str] | No
 def test_bad_timeout_flag_is_a_config_error() -> None:
     result = doctor("--base-url", "http://127.0.0.1:1", "--timeout", "-1")
     assert result.returncode == 2
-    assert "BENCHMARK_TIMEOUT_SECONDS=-1.0" in result.stderr
+    assert "Invalid setting --timeout=-1.0" in result.stderr
+
+
+def test_missing_ca_bundle_names_the_flag_and_the_path() -> None:
+    result = doctor("--base-url", "https://127.0.0.1:1", "--ca-bundle", "nothere.pem")
+    assert result.returncode == 2
+    assert "Invalid setting --ca-bundle=nothere.pem" in result.stderr
+    assert "nothere.pem)" in result.stderr and "looked for /" in result.stderr
+    assert "OLLAMA_CA_BUNDLE" not in result.stderr

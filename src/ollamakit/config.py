@@ -18,20 +18,31 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from ollamakit.errors import ConfigError
 from ollamakit.i18n import detect_language, t
+
+T = TypeVar("T")
 
 DEFAULT_BASE_URL: Final = "http://localhost:11434"
 DEFAULT_PORT: Final = 11434
 DEFAULT_GREETING_TIMEOUT_S: Final = 30.0
 DEFAULT_BENCHMARK_TIMEOUT_S: Final = 300.0
 CONNECT_TIMEOUT_S: Final = 5.0
+
+#: The command-line flag that sets a key, where there is one (named in messages about it).
+FLAG_NAMES: Final = {
+    "OLLAMA_BASE_URL": "--base-url",
+    "BENCHMARK_TIMEOUT_SECONDS": "--timeout",
+    "OLLAMA_CA_BUNDLE": "--ca-bundle",
+    "OLLAMA_MODEL": "--model",
+    "OLLAMAKIT_LANG": "--lang",
+}
 
 #: Every key the tools read, in the order ``.env.example`` documents them.
 KEYS: Final = (
@@ -216,6 +227,30 @@ def parse_timeout(value: str, key: str) -> float:
     return seconds
 
 
+def _timeout_of(key: str) -> Callable[[str], float]:
+    return lambda value: parse_timeout(value, key)
+
+
+def resolve_ca_bundle(value: str, sources: Mapping[str, str], env_path: Path) -> Path:
+    """The CA bundle's absolute path; it must be a file.
+
+    A relative path from the command line or the environment is relative to the current
+    directory; one written in an env file is relative to that file's folder, so an env file
+    and the CA next to it keep working from any directory.
+    """
+    path = Path(value).expanduser()
+    from_file = sources.get("OLLAMA_CA_BUNDLE") == ".env" and not path.is_absolute()
+    if from_file:
+        path = env_path.parent / path
+    path = path.absolute()
+    if not path.is_file():
+        detail = t("config.ca_missing", path=path)
+        if from_file:
+            detail += t("config.ca_relative_to_file", path=env_file_label(env_path))
+        raise ConfigError(detail, key="OLLAMA_CA_BUNDLE", value=value, example="./ca.pem")
+    return path
+
+
 def parse_dotenv(text: str) -> dict[str, str]:
     """Parse ``.env`` text: ``KEY=value`` lines, ``export``, quotes, ``#`` comments.
 
@@ -276,6 +311,42 @@ class Settings:
         has_secret = self.base_url.has_credentials or self.api_key is not None
         return has_secret and self.base_url.scheme == "http" and not self.base_url.is_loopback
 
+    @property
+    def env_file_label(self) -> str:
+        """How to name the env file that was read: ``.env`` for ./.env, else its path."""
+        return env_file_label(self.env_file or Path(".env"))
+
+    def setting_name(self, key: str) -> str:
+        """How the user set ``key``: its flag (``--ca-bundle``) when it came from one, else the key.
+
+        >>> s = Settings(parse_base_url("h"), sources={"OLLAMA_CA_BUNDLE": "flag"})
+        >>> s.setting_name("OLLAMA_CA_BUNDLE"), s.setting_name("OLLAMA_API_KEY")
+        ('--ca-bundle', 'OLLAMA_API_KEY')
+        """
+        if self.sources.get(key) == "flag":
+            return FLAG_NAMES.get(key, key)
+        return key
+
+    def setting_origin(self, key: str) -> str:
+        """Where ``key`` was set, for a message: ``--base-url``, ``OLLAMA_BASE_URL``, or
+        ``OLLAMA_BASE_URL in .env`` (the env file's path when it is not ./.env)."""
+        if self.sources.get(key) == ".env":
+            return t("config.key_in_file", key=key, path=self.env_file_label)
+        return self.setting_name(key)
+
+
+def env_file_label(path: Path) -> str:
+    """``.env`` for the default file in the current directory, else the path as given.
+
+    >>> env_file_label(Path(".env")), env_file_label(Path("/srv/ollama/prod.env"))
+    ('.env', '/srv/ollama/prod.env')
+    """
+    try:
+        default = path.absolute() == Path(".env").absolute()
+    except OSError:  # the working directory is gone
+        default = False
+    return ".env" if default else str(path)
+
 
 def default_home(environ: Mapping[str, str]) -> Path:
     if environ.get("OLLAMAKIT_HOME"):
@@ -319,6 +390,19 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
         )
 
     sources: dict[str, str] = {}
+    in_file = t("config.in_file", path=env_file_label(env_path))
+
+    def checked(key: str, parse: Callable[[str], T], value: str) -> T:
+        """``parse(value)``, its ConfigError naming the flag or the env file the value came from."""
+        try:
+            return parse(value)
+        except ConfigError as exc:
+            source = sources.get(key)
+            if source == "flag":
+                exc.params["key"] = FLAG_NAMES.get(key, key)
+            elif source == ".env":
+                exc.params["where"] = in_file
+            raise
 
     def pick(key: str, flag_value: str | None = None) -> str | None:
         # 1. flag  2. process environment  3. .env  (4. default: the caller's)
@@ -334,28 +418,34 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
         sources[key] = "default"
         return None
 
-    base_url = parse_base_url(pick("OLLAMA_BASE_URL", flags.base_url) or DEFAULT_BASE_URL)
+    base_url = checked(
+        "OLLAMA_BASE_URL",
+        parse_base_url,
+        pick("OLLAMA_BASE_URL", flags.base_url) or DEFAULT_BASE_URL,
+    )
     greeting = pick("GREETING_TIMEOUT_SECONDS")
     bench_timeout = pick(
         "BENCHMARK_TIMEOUT_SECONDS", None if flags.timeout_s is None else str(flags.timeout_s)
     )
     ca = pick("OLLAMA_CA_BUNDLE", flags.ca_bundle)
-    ca_path = Path(ca).expanduser() if ca else None
-    if ca_path is not None and not ca_path.is_file():
-        raise ConfigError(
-            t("config.ca_missing"), key="OLLAMA_CA_BUNDLE", value=str(ca_path), example="./ca.pem"
-        )
+    ca_path = (
+        checked("OLLAMA_CA_BUNDLE", lambda v: resolve_ca_bundle(v, sources, env_path), ca)
+        if ca
+        else None
+    )
     home = pick("OLLAMAKIT_HOME")
     lang_value = pick("OLLAMAKIT_LANG", flags.lang)
     return Settings(
         base_url=base_url,
         greeting_timeout_s=(
-            parse_timeout(greeting, "GREETING_TIMEOUT_SECONDS")
+            checked("GREETING_TIMEOUT_SECONDS", _timeout_of("GREETING_TIMEOUT_SECONDS"), greeting)
             if greeting
             else DEFAULT_GREETING_TIMEOUT_S
         ),
         benchmark_timeout_s=(
-            parse_timeout(bench_timeout, "BENCHMARK_TIMEOUT_SECONDS")
+            checked(
+                "BENCHMARK_TIMEOUT_SECONDS", _timeout_of("BENCHMARK_TIMEOUT_SECONDS"), bench_timeout
+            )
             if bench_timeout
             else DEFAULT_BENCHMARK_TIMEOUT_S
         ),

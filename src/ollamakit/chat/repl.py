@@ -41,8 +41,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -74,6 +74,7 @@ from ollamakit.client import Chunk, OllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
+from ollamakit.report.tables import print_table
 from ollamakit.types import ModelEntry
 
 if TYPE_CHECKING:
@@ -503,6 +504,9 @@ class ChatApp:
         table.add_column(style="dim", no_wrap=True)
         table.add_column(overflow="fold")
         tps = totals.eval_tps
+        # The server counts tokens only in a reply's last chunk, which an interrupted reply
+        # never gets: say that its tokens are missing rather than pass the sum off as a total.
+        tokens = "chat.st_tokens_value_partial" if totals.interrupted else "chat.st_tokens_value"
         rows = [
             (t("chat.st_model"), session.model),
             (t("chat.st_turns"), str(len(session.turns))),
@@ -517,17 +521,26 @@ class ChatApp:
             ),
             (
                 t("chat.st_tokens"),
-                t("chat.st_tokens_value", prompt=totals.prompt_tokens, reply=totals.reply_tokens),
+                t(tokens, prompt=totals.prompt_tokens, reply=totals.reply_tokens),
             ),
             (t("chat.st_speed"), f"{tps:.1f} tok/s" if tps is not None else "—"),
             (t("chat.st_ttft"), format_ms(totals.median_ttft_ms)),
             (t("chat.st_time"), format_ms(totals.wall_ms)),
             (t("chat.st_options"), _options_text(session)),
-            (t("chat.st_transcript"), str(self.transcript.path)),
         ]
+        path = str(self.transcript.path)
+        labels = [label for label, _ in rows] + [t("chat.st_transcript")]
+        # The path in one piece, to copy: in the table when it fits on the line, else on a
+        # line of its own (where a terminal soft-wraps it, which copies as one line).
+        inline = max(map(cell_len, labels)) + 2 + cell_len(path) <= self.out.width
         for label, value in rows:
-            table.add_row(label, escape(value))
-        self.out.print(table)
+            table.add_row(label, Text(value))
+        if inline:
+            table.add_row(t("chat.st_transcript"), Text(path, no_wrap=True))
+        print_table(self.out, table)
+        if not inline:
+            self.out.print(Text(t("chat.st_transcript"), style="dim"))
+            self.out.print(Text(path), soft_wrap=True)
 
     def cmd_set(self, arg: str) -> None:
         name, _, value = arg.partition(" ")

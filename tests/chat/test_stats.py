@@ -1,0 +1,68 @@
+"""``/stats``: the session's numbers, honest about what is missing, and a path to copy whole."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from rich.console import Console
+
+from ollamakit.chat.repl import ChatApp
+from ollamakit.chat.session import ChatSession, Reply, ReplyStats
+
+HOME = Path("/home/someone/.local/share/ollamakit")
+LONG = HOME / "transcripts" / "chat-20250301-140509-llama3.2-3b.jsonl"  # 76 characters
+
+
+def stats(session: ChatSession, path: Path, width: int = 80) -> list[str]:
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None)
+    app: Any = ChatApp(
+        settings=None,  # type: ignore[arg-type]
+        client=None,  # type: ignore[arg-type]
+        session=session,
+        models=[],
+        transcript=SimpleNamespace(path=path),  # type: ignore[arg-type]
+        out=console,
+        view_factory=lambda name: None,  # type: ignore[arg-type,return-value]
+    )
+    app.cmd_stats("")
+    return out.getvalue().splitlines()
+
+
+def session_with_an_interrupted_reply() -> ChatSession:
+    session = ChatSession("llama3.2:3b")
+    for text in ("one", "two", "three"):
+        done = ReplyStats(total_ms=900, ttft_ms=120, chunks=51, eval_count=50, eval_ms=800)
+        session.record(text, Reply("llama3.2:3b", "answer", stats=done))
+    cut = ReplyStats(total_ms=400, ttft_ms=110, chunks=23)  # no final chunk: no counts
+    session.record("four", Reply("llama3.2:3b", "Once upon", interrupted=True, stats=cut))
+    return session
+
+
+def test_a_long_transcript_path_is_not_broken_at_80_columns() -> None:
+    lines = stats(ChatSession("llama3.2:3b"), LONG)
+    assert str(LONG) in lines  # on a line of its own, whole
+    assert lines[lines.index(str(LONG)) - 1] == "transcript"
+    assert [line for line in lines if line != line.rstrip()] == []
+
+
+def test_a_short_transcript_path_stays_in_the_table() -> None:
+    short = Path("/tmp/t/chat-1.jsonl")
+    lines = stats(ChatSession("llama3.2:3b"), short)
+    row = next(line for line in lines if line.startswith("transcript"))
+    assert row.endswith(str(short))
+
+
+def test_generated_tokens_say_that_interrupted_replies_are_missing() -> None:
+    lines = stats(session_with_an_interrupted_reply(), LONG, width=200)
+    text = "\n".join(lines)
+    assert "4 (1 interrupted), 0 failed requests" in text
+    assert "150 generated (interrupted replies not counted" in text
+
+    session = ChatSession("llama3.2:3b")
+    session.record("one", Reply("m", "a", stats=ReplyStats(total_ms=9, eval_count=5, eval_ms=8)))
+    text = "\n".join(stats(session, LONG, width=200))
+    assert "5 generated" in text and "not counted" not in text

@@ -279,3 +279,28 @@ def test_auto_keeps_a_word_together_when_it_arrives_in_pieces() -> None:
     pieces = ["Hello!", " How", " can", " I", " help", "? Good", " luck", "!", " Bye", "."]
     lines = _printed(True, [(p, "content") for p in pieces], width=31)
     assert lines == ["Hello! How can I help? Good", "luck! Bye."]
+
+
+def test_cjk_wrapping_breaks_latin_text_where_rich_does() -> None:
+    """chat/cjk.py changes where Chinese text breaks, nothing else: for space-separated text
+    its units are rich's words, trailing spaces included, so the space at a line break is
+    handled by rich exactly as without the patch."""
+    from rich._wrap import words
+
+    from ollamakit.chat import cjk
+
+    text = "I should  go on, with   more words: here\tand there (really). x "
+    assert list(cjk.units(text)) == list(words(text))
+
+
+def test_a_reply_row_that_fills_the_terminal_ends_in_a_line_break() -> None:
+    """At exactly 80 columns a word may end in the last column: the space after it becomes
+    the line break (a real newline in the output, not a terminal's soft wrap)."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, color_system=None, force_terminal=False)
+    view = RichReplyView(console, model="m", show_stats=False)
+    view.start()
+    view.content("x" * 78 + " I should go on.")
+    view.finish("done", None)
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    assert lines[lines.index("x" * 78 + " I") + 1] == "should go on."

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import ssl
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from ollamakit.errors import (
     TLSMismatch,
     TLSVerifyFailed,
 )
+from ollamakit.i18n import set_language
 from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, run_in_thread
 from tests.proxyish import (
     BUSY,
@@ -155,7 +158,58 @@ def tls_server(ca: trustme.CA) -> Iterator[CannedServer]:
 def test_tls_untrusted_suggests_ca_bundle(tls_server: CannedServer) -> None:
     error = raised(settings_for(tls_server.url))
     assert isinstance(error, TLSVerifyFailed)
-    assert_words(error, "not trusted", hint=("--ca-bundle", "OLLAMA_CA_BUNDLE", "Let's Encrypt"))
+    assert_words(
+        error,
+        "The TLS certificate of 127.0.0.1 is not trusted: it was issued by O=trustme",
+        "which is not a trusted CA (trusted here: public CAs) "
+        "[unable to get local issuer certificate]",
+        hint=(
+            "--ca-bundle",
+            "OLLAMA_CA_BUNDLE",
+            # docs/remote.md's command; an IP address is no name for it, so the docs' example.
+            "Let's Encrypt: sudo certbot certonly --nginx -d ollama.example.com",
+        ),
+    )
+    set_language("zh-TW")
+    error = raised(settings_for(tls_server.url))
+    assert "不受信任：簽發者 O=trustme" in error.message
+    assert "不是受信任的 CA（此處信任：公開 CA）［unable to get local issuer certificate］" in (
+        error.message
+    )
+
+
+def test_tls_self_signed_expired_and_wrong_name_in_words(ca: trustme.CA, ca_file: Path) -> None:
+    from datetime import UTC, datetime
+
+    self_signed = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.configure_trust(self_signed)  # harmless; the server shows the CA's own certificate:
+    with tempfile.TemporaryDirectory() as folder:
+        cert, key = Path(folder, "c.pem"), Path(folder, "k.pem")
+        ca.cert_pem.write_to_path(str(cert))
+        ca.private_key_pem.write_to_path(str(key))
+        self_signed.load_cert_chain(str(cert), str(key))
+    with CannedServer({}, tls=self_signed) as server:
+        error = raised(settings_for(server.url))
+    assert "it is self-signed (O=trustme" in error.message
+    assert "[self-signed certificate]" in error.message or "[self signed certificate]" in (
+        error.message
+    )
+
+    expired = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(
+        "127.0.0.1",
+        not_before=datetime(2020, 1, 1, tzinfo=UTC),
+        not_after=datetime(2021, 1, 1, tzinfo=UTC),
+    ).configure_cert(expired)
+    with CannedServer({}, tls=expired) as server:
+        error = raised(settings_for(server.url, ca_bundle=str(ca_file)))
+    assert "it expired on 2021-01-01 [certificate has expired]" in error.message
+    assert "certbot renew" in (error.hint or "") and "--ca-bundle" not in (error.hint or "")
+
+    with CannedServer({}, tls=server_tls_context(ca, "other.example", "b.example")) as server:
+        error = raised(settings_for(server.url, ca_bundle=str(ca_file)))
+    assert "it was issued for other.example, b.example, not for 127.0.0.1" in error.message
+    assert "a certificate that includes 127.0.0.1" in (error.hint or "")
 
 
 def test_tls_trusted_with_ca_bundle(tls_server: CannedServer, ca_file: Path) -> None:
@@ -220,7 +274,12 @@ def test_401_without_credentials() -> None:
         error = raised(settings_for(server.url))
         assert "Authorization" not in server.requests[0].headers
     assert isinstance(error, AuthError)
-    assert_words(error, "401", 'realm "Ollama Server"', hint=("requires a login", "USER:PASSWORD"))
+    assert_words(
+        error,
+        "401",
+        'realm "Ollama Server"',
+        hint=("requires a login", f"Test by hand: curl -u USER {server.url}/api/tags"),
+    )
 
 
 def test_401_with_wrong_credentials() -> None:
@@ -228,11 +287,66 @@ def test_401_with_wrong_credentials() -> None:
         error = raised(settings_for(f"http://ollama-user:{CANARY}@127.0.0.1:{server.port}"))
         sent = server.requests[0]
     assert isinstance(error, AuthError)
-    assert_words(error, "401", hint=("rejected", "htpasswd"))
+    assert_words(
+        error,
+        "401",
+        hint=(
+            "The password for ollama-user was rejected (Basic auth from --base-url)",
+            "htpasswd",
+            # The real user name, no password: curl asks for it.
+            f"curl -u ollama-user {server.url}/api/tags   (curl asks for the password",
+        ),
+    )
     # The password travels as a Basic header, never in the request line.
     expected = base64.b64encode(f"ollama-user:{CANARY}".encode()).decode()
     assert sent.headers["Authorization"] == f"Basic {expected}"
     assert CANARY not in sent.path
+
+
+def test_401_with_an_api_key_names_the_key() -> None:
+    with CannedServer({"*": _unauthorized()}) as server:
+        error = raised(settings_for(server.url, environ={"OLLAMA_API_KEY": CANARY}))
+    assert isinstance(error, AuthError)
+    assert_words(
+        error,
+        hint=(
+            "The API key (OLLAMA_API_KEY) was rejected",
+            'curl -H "Authorization: Bearer $OLLAMA_API_KEY" ',
+        ),
+    )
+    assert "password" not in (error.hint or "")
+    Path(".env").write_text(f"OLLAMA_API_KEY={CANARY}\n")
+    with CannedServer({"*": _unauthorized()}) as server:
+        error = raised(settings_for(server.url))
+    assert_words(error, hint=("The API key (OLLAMA_API_KEY in .env) was rejected",))
+
+
+def test_401_curl_line_uses_the_same_trust(ca: trustme.CA, ca_file: Path) -> None:
+    """With a private CA the curl line needs --cacert (or -k under --insecure) to work."""
+    tls = server_tls_context(ca)
+    with CannedServer({"*": _unauthorized()}, tls=tls) as server:
+        url = f"https://ollama-user:{CANARY}@127.0.0.1:{server.port}"
+        trusted = raised(settings_for(url, ca_bundle=str(ca_file)))
+        insecure = raised(settings_for(url, insecure=True))
+    origin = f"https://127.0.0.1:{server.port}"
+    assert_words(trusted, hint=(f"curl --cacert {ca_file} -u ollama-user {origin}/api/tags",))
+    assert_words(insecure, hint=(f"curl -k -u ollama-user {origin}/api/tags",))
+
+
+def test_401_in_chinese() -> None:
+    set_language("zh-TW")
+    with CannedServer({"*": _unauthorized()}) as server:
+        error = raised(settings_for(f"http://ollama-user:{CANARY}@127.0.0.1:{server.port}"))
+    assert error.message == (
+        f'身分驗證失敗（HTTP 401）：{server.url}/api/version（realm "Ollama Server"）。'
+    )
+    assert_words(
+        error,
+        hint=(
+            "ollama-user 的密碼被拒絕（Basic 認證，來自 --base-url）：",
+            f"手動測試：curl -u ollama-user {server.url}/api/tags（curl 會詢問密碼",
+        ),
+    )
 
 
 def test_bearer_api_key_is_sent() -> None:
@@ -291,17 +405,34 @@ def test_405_explains_post_turned_get() -> None:
     assert_words(error, "405", hint=("POST", "GET", "https://"))
 
 
-@pytest.mark.parametrize(("status", "page"), [(502, NGINX_502), (504, NGINX_504)])
-def test_gateway_errors(status: int, page: str) -> None:
-    with CannedServer({"*": Canned(status, page, content_type="text/html")}) as server:
+def test_502_says_the_proxy_cannot_reach_ollama() -> None:
+    with CannedServer({"*": Canned(502, NGINX_502, content_type="text/html")}) as server:
         error = raised(settings_for(server.url))
     assert isinstance(error, GatewayError)
     assert_words(
         error,
-        f"HTTP {status}",
-        "Ollama behind it",
-        hint=("127.0.0.1:11434", "proxy_read_timeout"),
+        "HTTP 502",
+        "is up, but Ollama behind it is not answering",
+        hint=(
+            "cannot reach Ollama",
+            "the address in nginx's proxy_pass",
+            "(127.0.0.1:11434 in the shipped configs)",
+        ),
     )
+    assert "proxy_read_timeout" not in (error.hint or "")
+
+
+def test_504_says_raise_proxy_read_timeout() -> None:
+    with CannedServer({"*": Canned(504, NGINX_504, content_type="text/html")}) as server:
+        error = raised(settings_for(server.url))
+    assert isinstance(error, GatewayError)
+    assert_words(
+        error,
+        "HTTP 504",
+        "Ollama behind it did not answer in time",
+        hint=("proxy_read_timeout 600s", "nginx -t"),
+    )
+    assert "proxy_pass" not in (error.hint or "") and "11434" not in (error.hint or "")
 
 
 def test_503_busy() -> None:
@@ -347,8 +478,16 @@ def test_redirect_to_https_names_the_url_to_use() -> None:
         error,
         "301",
         "https://127.0.0.1:8443/api/generate",
-        hint=("OLLAMA_BASE_URL=https://ollama-user:***@127.0.0.1:8443", "POST"),
+        hint=(
+            "OLLAMA_BASE_URL=https://ollama-user:***@127.0.0.1:8443   "
+            "(put your password where *** is)",
+            "POST",
+        ),
     )
+    with CannedServer({"*": to_https}) as server:
+        error = raised(settings_for(server.url), "generate")
+    assert "OLLAMA_BASE_URL=https://127.0.0.1:8443\n" in (error.hint or "")
+    assert "***" not in (error.hint or "")
 
 
 # --------------------------------------------------------------------------- streams

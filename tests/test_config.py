@@ -158,6 +158,17 @@ def test_bad_url_names_key_value_and_example(url: str, words: list[str]) -> None
     assert "OLLAMA_BASE_URL=https://" in (info.value.hint or "")
 
 
+def test_bad_value_in_an_env_file_names_the_file(tmp_path: Path) -> None:
+    _write_dotenv("OLLAMA_BASE_URL=http://host.example:0\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={})
+    assert "OLLAMA_BASE_URL=http://host.example:0 (in .env): the port" in info.value.message
+    other = _write_dotenv("GREETING_TIMEOUT_SECONDS=abc\n", tmp_path / "prod.env")
+    with pytest.raises(ConfigError) as info:
+        load_settings(Flags(env_file=str(other)), environ={})
+    assert f"GREETING_TIMEOUT_SECONDS=abc (in {other}): " in info.value.message
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -231,6 +242,7 @@ def test_relative_ca_bundle_in_an_env_file_is_relative_to_that_file(tmp_path: Pa
     with pytest.raises(ConfigError) as info:
         load_settings(Flags(env_file=str(env_file)), environ={})
     message = info.value.message
+    assert f"OLLAMA_CA_BUNDLE=missing.pem (in {env_file}):" in message
     assert f"looked for {folder / 'missing.pem'}" in message
     assert "relative to that file's folder" in message
 

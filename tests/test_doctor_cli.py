@@ -232,10 +232,34 @@ def test_403_host_header() -> None:
     failed(_proxy_answers(Canned(403)), "✘ authentication", "403", "proxy_set_header Host")
 
 
-@pytest.mark.parametrize(("status", "page"), [(502, NGINX_502), (504, NGINX_504)])
-def test_gateway(status: int, page: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "page", "fix", "not_fix"),
+    [
+        (502, NGINX_502, "127.0.0.1:11434 in the shipped configs", "proxy_read_timeout"),
+        (504, NGINX_504, "proxy_read_timeout 600s", "127.0.0.1:11434"),
+    ],
+)
+def test_gateway(status: int, page: str, fix: str, not_fix: str) -> None:
     result = _proxy_answers(Canned(status, page, content_type="text/html"))
-    failed(result, "✘ GET /", f"HTTP {status}", "Ollama behind it", "127.0.0.1:11434")
+    failed(result, "✘ GET /", f"HTTP {status}", "Ollama behind it", fix)
+    assert not_fix not in result.stdout
+    # No credentials sent: a 502 says nothing about a login.
+    assert f"not judged: HTTP {status}" in result.stdout
+
+
+def test_401_names_the_user_and_a_curl_line_without_the_password() -> None:
+    route = Canned(401, headers={"WWW-Authenticate": 'Basic realm="Ollama"'})
+    with CannedServer({"*": route}) as server:
+        url = server.url.replace("http://", f"http://ollama-user:{CANARY}@")
+        result = doctor("--base-url", url)
+    failed(
+        result,
+        "The password for ollama-user was rejected (Basic auth from --base-url)",
+        f"curl -u ollama-user {server.url}/api/tags",
+        "curl asks for the password",
+    )
+    zh = _proxy_answers(route, "--lang", "zh-TW", url_userinfo=f"ollama-user:{CANARY}@")
+    failed(zh, "身分驗證失敗（HTTP 401）", '（realm "Ollama"）', "ollama-user 的密碼被拒絕")
 
 
 def test_html_page() -> None:

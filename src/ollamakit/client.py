@@ -26,13 +26,16 @@ turns into a GET, so a 3xx becomes an error naming the URL to use instead.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import re
+import shlex
 import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Self, cast
 
@@ -53,6 +56,7 @@ from ollamakit.errors import (
     ForbiddenError,
     GatewayError,
     HTTPError,
+    Items,
     MethodNotAllowed,
     ModelNotFound,
     NotFoundError,
@@ -209,9 +213,17 @@ def _walk_causes(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _translate(
-    exc: httpx.HTTPError, server: ServerURL, url: str, timeouts: httpx.Timeout
+    exc: httpx.HTTPError,
+    server: ServerURL,
+    url: str,
+    timeouts: httpx.Timeout,
+    *,
+    trust: str | None = None,
 ) -> Exception:
-    """Map an httpx exception to an :class:`OllamaError` with a message and a fix."""
+    """Map an httpx exception to an :class:`OllamaError` with a message and a fix.
+
+    ``trust`` names the CAs the client trusts (:func:`trust_label`), for a certificate error.
+    """
     params: dict[str, object] = {
         "url": url,
         "address": server.address,
@@ -227,8 +239,9 @@ def _translate(
         return ReadTimeout(detail, timeout_s=_fmt_s(timeouts.read), **params)
     for cause in causes:
         if isinstance(cause, ssl.SSLCertVerificationError):
-            reason = cause.verify_message or cause.reason or str(cause)
-            return TLSVerifyFailed(str(reason), **params)
+            probe_s = min(timeouts.connect or CERT_PROBE_TIMEOUT_S, CERT_PROBE_TIMEOUT_S)
+            cert = fetch_certificate(server.host, server.port, probe_s)
+            return tls_verify_error(cause, cert, trust or trust_label(None), **params)
         if isinstance(cause, ssl.SSLError):
             text = str(cause)
             if any(s in text for s in ("WRONG_VERSION_NUMBER", "record layer", "wrong version")):
@@ -263,6 +276,189 @@ def _translate(
     if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.NetworkError):
         return ConnectionLost(detail, **params)
     return ConnectionLost(detail, **params)
+
+
+# --------------------------------------------------------------------------- certificates
+
+CERT_PROBE_TIMEOUT_S: Final = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateInfo:
+    """What a message needs from a certificate: names, issuer, validity."""
+
+    subject: str  # "CN=x, O=y"
+    issuer: str
+    not_before: datetime | None
+    not_after: datetime | None
+    names: tuple[str, ...]  # subjectAltName: DNS names and IP addresses
+
+
+_NAME_OIDS: Final = {b"\x55\x04\x03": "CN", b"\x55\x04\x0a": "O", b"\x55\x04\x0b": "OU"}
+_SAN_OID: Final = b"\x55\x1d\x11"
+
+
+def _der(data: bytes, pos: int) -> tuple[int, int, int]:
+    """One DER element at ``pos``: (tag, start of content, end of content)."""
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        size = length & 0x7F
+        length = int.from_bytes(data[pos : pos + size], "big")
+        pos += size
+    if pos + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, pos + length
+
+
+def _der_children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    children = []
+    while start < end:
+        child = _der(data, start)
+        children.append(child)
+        start = child[2]
+    return children
+
+
+def _der_string(tag: int, raw: bytes) -> str:
+    if tag == 0x1E:  # BMPString
+        return raw.decode("utf-16-be", "replace")
+    if tag == 0x1C:  # UniversalString
+        return raw.decode("utf-32-be", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+def _der_name(data: bytes, start: int, end: int) -> str:
+    """``CN=x, O=y`` from a DER Name (only CN, O and OU: what identifies a CA to a person)."""
+    parts = []
+    for _, set_start, set_end in _der_children(data, start, end):
+        for _, seq_start, seq_end in _der_children(data, set_start, set_end):
+            (_, oid_start, oid_end), (tag, v_start, v_end) = _der_children(
+                data, seq_start, seq_end
+            )[:2]
+            short = _NAME_OIDS.get(data[oid_start:oid_end])
+            if short:
+                parts.append(f"{short}={_der_string(tag, data[v_start:v_end])}")
+    return ", ".join(parts) or "?"
+
+
+def _der_time(tag: int, raw: bytes) -> datetime | None:
+    text = raw.decode("ascii", "replace").rstrip("Z")
+    try:
+        if tag == 0x17:  # UTCTime: YYMMDDHHMMSS
+            moment = datetime.strptime(text, "%y%m%d%H%M%S")
+        else:  # GeneralizedTime: YYYYMMDDHHMMSS
+            moment = datetime.strptime(text[:14], "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC)
+
+
+def parse_certificate(der: bytes) -> CertificateInfo:
+    """The parts of a DER certificate that messages name (no verification: only reading).
+
+    ``ssl`` parses a certificate only once it verified, and the point here is to say why one
+    did not, so this reads the few fields needed from the DER itself.
+    """
+    cert_start = _der(der, 0)[1]
+    _, tbs_start, tbs_end = _der(der, cert_start)
+    fields = _der_children(der, tbs_start, tbs_end)
+    if fields[0][0] == 0xA0:  # [0] version
+        fields = fields[1:]
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
+    issuer = _der_name(der, fields[2][1], fields[2][2])
+    validity = _der_children(der, fields[3][1], fields[3][2])
+    not_before, not_after = (_der_time(tag, der[a:b]) for tag, a, b in validity[:2])
+    subject = _der_name(der, fields[4][1], fields[4][2])
+    names: list[str] = []
+    for tag, start, end in fields[6:]:
+        if tag != 0xA3:  # [3] extensions
+            continue
+        (_, ext_start, ext_end), *_ = _der_children(der, start, end)
+        for _, e_start, e_end in _der_children(der, ext_start, ext_end):
+            parts = _der_children(der, e_start, e_end)
+            if der[parts[0][1] : parts[0][2]] != _SAN_OID:
+                continue
+            o_start = parts[-1][1]  # extnValue: an OCTET STRING holding GeneralNames
+            _, g_start, g_end = _der(der, o_start)
+            for g_tag, n_start, n_end in _der_children(der, g_start, g_end):
+                value = der[n_start:n_end]
+                if g_tag == 0x82:  # dNSName
+                    names.append(value.decode("ascii", "replace"))
+                elif g_tag == 0x87 and len(value) in (4, 16):  # iPAddress
+                    names.append(str(ipaddress.ip_address(value)))
+    return CertificateInfo(subject, issuer, not_before, not_after, tuple(names))
+
+
+def fetch_certificate(host: str, port: int, timeout_s: float) -> CertificateInfo | None:
+    """The certificate a TLS server shows, read without verifying it (None if that fails)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout_s) as sock,
+            ctx.wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+    if not der:
+        return None
+    try:
+        return parse_certificate(der)
+    except (ValueError, IndexError):
+        return None
+
+
+def trust_label(settings: Settings | None) -> str:
+    """The CAs the client trusts, in words: ``public CAs`` or ``public CAs + ca.pem``."""
+    label = t("errors.tls_trust_public")
+    if settings is not None and settings.ca_bundle is not None:
+        label += f" + {settings.ca_bundle.name}"
+    return label
+
+
+# OpenSSL's X509_V_ERR_* codes that have a plain-words explanation.
+_UNTRUSTED_ISSUER: Final = frozenset({2, 19, 20, 21})  # no trusted CA issued it
+_SELF_SIGNED: Final = 18
+_EXPIRED: Final = 10
+_NOT_YET_VALID: Final = 9
+_NAME_MISMATCH: Final = frozenset({62, 64})  # host name, IP address
+
+
+def tls_verify_error(
+    exc: ssl.SSLCertVerificationError,
+    cert: CertificateInfo | None,
+    trust: str,
+    **params: object,
+) -> TLSVerifyFailed:
+    """A :class:`TLSVerifyFailed` that says in words what is wrong with the certificate.
+
+    OpenSSL's reason ("unable to get local issuer certificate") stays, in brackets, for
+    searching; the sentence before it names the issuer, the dates or the names instead.
+    """
+    reason = str(exc.verify_message or exc.reason or exc)
+    code = exc.verify_code
+    words: dict[str, object] = {"reason": reason, "trust": trust}
+    explain, problem = None, "trust"
+    if cert is not None:
+        words.update(subject=cert.subject, issuer=cert.issuer)
+        if code in _UNTRUSTED_ISSUER:
+            explain = "errors.tls_untrusted_issuer"
+        elif code == _SELF_SIGNED:
+            explain = "errors.tls_self_signed"
+        elif code == _EXPIRED and cert.not_after is not None:
+            explain, problem = "errors.tls_expired", "date"
+            words["date"] = f"{cert.not_after:%Y-%m-%d}"
+        elif code == _NOT_YET_VALID and cert.not_before is not None:
+            explain, problem = "errors.tls_not_yet_valid", "date"
+            words["date"] = f"{cert.not_before:%Y-%m-%d}"
+        elif code in _NAME_MISMATCH:
+            explain, problem = "errors.tls_wrong_name", "name"
+            words["names"] = Items(cert.names or (cert.subject,))
+    return TLSVerifyFailed(reason, explain=explain, problem=problem, **words, **params)
 
 
 def _speaks_tls(host: str, port: int, timeout_s: float = 2.0) -> bool:
@@ -303,14 +499,14 @@ def _raise_for_response(
     status: int,
     headers: Mapping[str, str],
     body: bytes,
-    server: ServerURL,
+    settings: Settings,
     path: str,
     model: str | None,
-    has_credentials: bool,
 ) -> None:
     """Raise the error a non-2xx response means; return for 2xx."""
     if 200 <= status < 300:
         return
+    server = settings.base_url
     url = server.url(path)
     detail = _error_detail(body)
     params: dict[str, object] = {
@@ -327,6 +523,7 @@ def _raise_for_response(
             status=status,
             location=location,
             suggestion=_suggest_base(location, path, server),
+            password_note=t("errors.redirect_password_note") if server.password else "",
             **params,
         )
     if status == 400 and "plain HTTP request was sent to HTTPS port" in body.decode(
@@ -343,13 +540,12 @@ def _raise_for_response(
         raise BadRequest(detail, status=status, **params)
     if status == 401:
         realm = re.search(r'realm="([^"]*)"', headers.get("www-authenticate", ""))
-        advice = t(
-            "errors.auth_wrong_credentials" if has_credentials else "errors.auth_no_credentials"
-        )
         raise AuthError(
             detail,
-            realm=f' (realm "{realm.group(1)}")' if realm else "",
-            auth_advice=advice,
+            realm=t("errors.auth_realm", name=realm.group(1)) if realm else "",
+            auth_advice=_auth_advice(settings),
+            curl=curl_command(settings),
+            curl_note="" if settings.api_key else t("errors.auth_curl_prompts"),
             status=status,
             **params,
         )
@@ -368,6 +564,51 @@ def _raise_for_response(
     if status in (502, 504):
         raise GatewayError(detail, status=status, **params)
     raise ServerError(detail, status=status, **params)
+
+
+def _auth_advice(settings: Settings) -> str:
+    """What a 401 means given what was sent: no login, a rejected password, a rejected key."""
+    server = settings.base_url
+    if server.has_credentials:
+        return t(
+            "errors.auth_wrong_password",
+            user=server.username,
+            source=settings.setting_origin("OLLAMA_BASE_URL"),
+        )
+    if settings.api_key:
+        return t("errors.auth_wrong_key", source=settings.setting_origin("OLLAMA_API_KEY"))
+    return t("errors.auth_no_credentials")
+
+
+def curl_command(settings: Settings, path: str = "/api/tags") -> str:
+    """A curl command line that makes the same request with the same trust and login.
+
+    Never the password: ``-u USER`` makes curl ask for it (which keeps it out of the shell
+    history), and an API key is referred to as ``$OLLAMA_API_KEY``.
+
+    >>> from pathlib import Path
+    >>> from ollamakit.config import parse_base_url
+    >>> curl_command(Settings(parse_base_url("https://ollama-user:pw@h.example")))
+    'curl -u ollama-user https://h.example/api/tags'
+    >>> curl_command(Settings(parse_base_url("https://h.example"), ca_bundle=Path("/etc/ca.pem"),
+    ...                       api_key="k"))
+    'curl --cacert /etc/ca.pem -H "Authorization: Bearer $OLLAMA_API_KEY" https://h.example/api/tags'
+    """
+    server = settings.base_url
+    words = ["curl"]
+    if server.scheme == "https":
+        if settings.ca_bundle is not None:
+            words += ["--cacert", shlex.quote(str(settings.ca_bundle))]
+        if settings.insecure:
+            words.append("-k")
+    if server.username is not None:
+        words += ["-u", shlex.quote(server.username)]
+    elif settings.api_key:
+        words += ["-H", '"Authorization: Bearer $OLLAMA_API_KEY"']
+    else:
+        words += ["-u", t("errors.curl_user")]
+    words.append(shlex.quote(server.url(path)))
+    return " ".join(words)
 
 
 def _suggest_base(location: str, path: str, server: ServerURL) -> str:
@@ -451,7 +692,7 @@ class _Core:
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(
                     str(exc),
-                    key="OLLAMA_CA_BUNDLE",
+                    key=self.settings.setting_name("OLLAMA_CA_BUNDLE"),
                     value=str(self.settings.ca_bundle),
                     example="./ca.pem",
                 ) from None
@@ -474,14 +715,15 @@ class _Core:
             status=response.status_code,
             headers=response.headers,
             body=body,
-            server=self.server,
+            settings=self.settings,
             path=path,
             model=model,
-            has_credentials=self.has_credentials,
         )
 
     def translate(self, exc: httpx.HTTPError, path: str) -> Exception:
-        return _translate(exc, self.server, self.server.url(path), self.timeout)
+        return _translate(
+            exc, self.server, self.server.url(path), self.timeout, trust=trust_label(self.settings)
+        )
 
     def decode_json(self, response: httpx.Response, body: bytes, path: str) -> Any:
         try:
@@ -709,10 +951,9 @@ class OllamaClient:
             status=probe.status,
             headers=probe.headers,
             body=probe.body,
-            server=self.server,
+            settings=self._core.settings,
             path=path,
             model=model,
-            has_credentials=self._core.has_credentials,
         )
 
     def heartbeat(self) -> str:

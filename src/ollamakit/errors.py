@@ -24,7 +24,7 @@
         │   ├── MethodNotAllowed    405: usually a redirect that turned POST into GET
         │   ├── RequestTooLarge     413: a proxy's body size limit (nginx client_max_body_size)
         │   ├── ServerBusy          503/429: queue full or rate-limited
-        │   ├── GatewayError        502/504: the proxy is up, Ollama behind it is not
+        │   ├── GatewayError        502/504: the proxy is up, Ollama behind it is not (in time)
         │   └── ServerError         500 and anything else: Ollama reported a failure
         └── ProtocolError           the answer is not what Ollama sends
             ├── NotOllama           an HTML page or other non-JSON body (often from a proxy)
@@ -42,6 +42,26 @@ from enum import IntEnum
 from typing import ClassVar
 
 from ollamakit.i18n import t
+
+
+class Items(tuple[str, ...]):
+    """A list in a message, joined the way the language at rendering time does it.
+
+    >>> from ollamakit.i18n import set_language
+    >>> names = Items(("a.example", "b.example"))
+    >>> set_language("zh-TW"); f"{names}"
+    'a.example、b.example'
+    >>> set_language("en"); f"{names}"
+    'a.example, b.example'
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return t("errors.list_sep").join(self)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
 
 
 class ExitStatus(IntEnum):
@@ -88,6 +108,11 @@ class ConfigError(OllamakitError):
     key = "errors.config"
     hint_key = "errors.config_hint"
 
+    def __init__(self, detail: str = "", /, **params: object) -> None:
+        # ``where``: " (in .env)" when the value came from an env file; set by load_settings.
+        params.setdefault("where", "")
+        super().__init__(detail, **params)
+
 
 class UsageError(OllamakitError):
     """A command-line argument or an input file is invalid."""
@@ -130,10 +155,50 @@ class ConnectTimeout(ConnectFailed):
 
 
 class TLSVerifyFailed(ConnectFailed):
-    """The server's certificate is not trusted (self-signed, expired, wrong name)."""
+    """The server's certificate is not trusted (self-signed, expired, wrong name).
+
+    ``problem`` picks the fix: ``trust`` (an unknown CA: --ca-bundle, or a public
+    certificate), ``name`` (issued for another name) or ``date`` (expired, not yet valid).
+    ``explain`` is the catalogue key of a sentence that says what is wrong in words (see
+    ``client.tls_verify_error``); the detail, OpenSSL's reason, then follows it in brackets.
+    """
 
     key = "errors.tls_verify"
     hint_key = "errors.tls_verify_hint"
+
+    def __init__(self, detail: str = "", /, **params: object) -> None:
+        params.setdefault("problem", "trust")
+        params.setdefault("explain", None)
+        params.setdefault("cert_host", certificate_name(str(params.get("host", ""))))
+        super().__init__(detail, **params)
+
+    @property
+    def explanation(self) -> str:
+        """What is wrong with the certificate, in words when known (else OpenSSL's reason)."""
+        explain = self.params.get("explain")
+        return t(str(explain), **self.params) if explain else self.detail
+
+    @property
+    def message(self) -> str:
+        return t(self.key, **{**self.params, "detail": self.explanation})
+
+    @property
+    def hint(self) -> str:
+        key = {"name": "errors.tls_name_hint", "date": "errors.tls_date_hint"}.get(
+            str(self.params["problem"]), "errors.tls_verify_hint"
+        )
+        return t(key, **self.params)
+
+
+def certificate_name(host: str) -> str:
+    """The name for a ``certbot -d`` example: the host when a public CA could certify it,
+    else the docs' example name (an IP address or ``localhost`` is no such name).
+
+    >>> [certificate_name(h) for h in ("ollama.example.org", "127.0.0.1", "::1", "localhost")]
+    ['ollama.example.org', 'ollama.example.com', 'ollama.example.com', 'ollama.example.com']
+    """
+    public = "." in host and ":" not in host and not host.replace(".", "").isdigit()
+    return host if public else "ollama.example.com"
 
 
 class TLSMismatch(ConnectFailed):
@@ -230,10 +295,19 @@ class ServerBusy(HTTPError):
 
 
 class GatewayError(HTTPError):
-    """502/504: the proxy answered, but could not reach Ollama (or Ollama was too slow)."""
+    """502/504: the proxy answered, but could not reach Ollama (502) or gave up waiting (504)."""
 
     key = "errors.gateway"
     hint_key = "errors.gateway_hint"
+
+    @property
+    def message(self) -> str:
+        return t("errors.gateway_timeout" if self.status == 504 else self.key, **self.params)
+
+    @property
+    def hint(self) -> str:
+        key = "errors.gateway_timeout_hint" if self.status == 504 else "errors.gateway_hint"
+        return t(key, **self.params)
 
 
 class ServerError(HTTPError):

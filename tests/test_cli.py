@@ -8,6 +8,7 @@ The catalogue tests keep every message in both languages with the same placehold
 
 from __future__ import annotations
 
+import base64
 import re
 import string
 from pathlib import Path
@@ -226,3 +227,36 @@ def test_canary_password_appears_in_no_output_and_no_file(isolated_env: Path) ->
     assert {"run.json", "run.md", "run.html", "run.csv", "chat.md"} <= names, names
     for path in files:
         assert CANARY.encode() not in path.read_bytes(), path
+
+
+# --------------------------------------------------------------------------- --debug
+
+
+def test_debug_logs_every_request_without_the_password() -> None:
+    """``--debug`` promises a request log: one line per request (doctor's probes included),
+    and for a stream the time to its headers and, at the end, its chunks and total time."""
+    from ollamakit.sim import ModelSpec, SimConfig, run_in_thread
+
+    spec = ModelSpec("m:1b", load_ms=1, eval_tps=2000, reply_tokens=8)
+    with run_in_thread(SimConfig(models=(spec,))) as sim:
+        url = sim.url.replace("http://", f"http://ollama-user:{CANARY}@")
+        doctor = run_program(["doctor", "--debug", "--base-url", url])
+        chat = run_program(["chat", "--auto", "--debug", "--base-url", url])
+    assert doctor.returncode == 0, doctor.output
+    log = [x for x in doctor.stderr.splitlines() if x.startswith("ollamakit.http: ")]
+    request = re.compile(rf"ollamakit\.http: GET {re.escape(sim.url)}/\S* -> 200 \([\d.]+ ms\)")
+    # auth probe, GET /, /api/version, /api/tags and five round-trip probes
+    assert sum(bool(request.fullmatch(x)) for x in log) >= 9, log
+    generate = f"ollamakit.http: POST {sim.url}/api/generate"
+    assert any(re.fullmatch(rf"{generate} -> 200, headers after [\d.]+ ms", x) for x in log)
+    assert any(
+        re.fullmatch(rf"{generate}: stream complete, \d+ chunks in [\d.]+ ms", x) for x in log
+    ), log
+    # The async client (chat --auto, bench) logs the same way.
+    assert chat.returncode == 0, chat.output
+    assert f"ollamakit.http: POST {sim.url}/api/chat -> 200, headers after" in chat.stderr
+    assert f"ollamakit.http: POST {sim.url}/api/chat: stream complete" in chat.stderr
+    basic = base64.b64encode(f"ollama-user:{CANARY}".encode()).decode()
+    for result in (doctor, chat):
+        assert CANARY not in result.output and basic not in result.output
+        assert "Authorization" not in result.output

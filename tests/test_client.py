@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
+import re
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -553,3 +555,52 @@ def test_unknown_model_from_the_simulator() -> None:
         error = raised(settings_for(sim.url), "generate", model="llama9")
     assert isinstance(error, ModelNotFound)
     assert "ollama pull llama9" in (error.hint or "")
+
+
+# --------------------------------------------------------------------------- request log
+
+
+def test_every_request_is_logged_without_credentials(caplog: pytest.LogCaptureFixture) -> None:
+    """The --debug request log: method, URL, status, time; streams also chunks and total."""
+    url = "http://ollama-user:{}@127.0.0.1:{}"
+    with run_in_thread(_sim_config()) as sim, caplog.at_level(logging.DEBUG, "ollamakit.http"):
+        settings = settings_for(url.format(CANARY, sim.port))
+        with OllamaClient(settings) as client:
+            client.version()
+            client.probe("GET", "/")
+            with client.stream_generate("m:1b", "hi") as stream:
+                chunks = list(stream)
+        assert isinstance(raised(settings, "generate", model="nope:1b"), ModelNotFound)
+    lines = [r.getMessage() for r in caplog.records if r.name == "ollamakit.http"]
+    base = f"http://127.0.0.1:{sim.port}"
+    assert any(re.fullmatch(rf"GET {base}/api/version -> 200 \([\d.]+ ms\)", x) for x in lines)
+    assert any(re.fullmatch(rf"GET {base}/ -> 200 \([\d.]+ ms\)", x) for x in lines)
+    assert any(
+        re.fullmatch(rf"POST {base}/api/generate -> 200, headers after [\d.]+ ms", x) for x in lines
+    )
+    assert f"stream complete, {len(chunks)} chunks in" in "\n".join(lines)
+    assert any(x.startswith(f"POST {base}/api/generate -> 404") for x in lines)
+    text = "\n".join(lines)
+    assert CANARY not in text and "Authorization" not in text and "Basic " not in text
+
+
+async def _async_requests(settings: Settings) -> None:
+    from ollamakit.client import AsyncOllamaClient
+
+    async with AsyncOllamaClient(settings) as client:
+        await client.list_models()
+        async with client.stream_chat("m:1b", [{"role": "user", "content": "hi"}]) as stream:
+            async for chunk in stream:
+                if not chunk.done:
+                    break  # hang up early
+
+
+def test_async_requests_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    with run_in_thread(_sim_config()) as sim, caplog.at_level(logging.DEBUG, "ollamakit.http"):
+        asyncio.run(_async_requests(settings_for(sim.url)))
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "ollamakit.http")
+    assert f"GET {sim.url}/api/tags -> 200 (" in text
+    assert f"POST {sim.url}/api/chat -> 200, headers after" in text
+    assert f"POST {sim.url}/api/chat: stream closed early, 1 chunks in" in text

@@ -164,6 +164,11 @@ class NDJSONDecoder:
         self.count += len(out)
         return out
 
+    @property
+    def complete(self) -> bool:
+        """Whether the ``"done": true`` line has arrived."""
+        return self._done
+
     def finish(self) -> list[Chunk]:
         """Call at end of body: decodes a last unterminated line; raises if ``done`` never came."""
         rest = self._buffer.strip()
@@ -631,6 +636,42 @@ def _suggest_base(location: str, path: str, server: ServerURL) -> str:
     return target
 
 
+# --------------------------------------------------------------------------- request log
+# With --debug, every request is one line on the "ollamakit.http" logger: method, URL (which
+# never holds credentials: they travel as a header, and headers are not logged), status and
+# time. A stream gets two: when its headers came, and when it was closed.
+
+
+def _ms_since(start_ns: int) -> float:
+    return (time.perf_counter_ns() - start_ns) / 1e6
+
+
+def _log_answer(method: str, url: str, status: int, start_ns: int) -> None:
+    log.debug("%s %s -> %d (%.1f ms)", method, url, status, _ms_since(start_ns))
+
+
+def _log_no_answer(method: str, url: str, exc: BaseException, start_ns: int) -> None:
+    log.debug(
+        "%s %s -> no answer after %.1f ms: %s: %s",
+        method,
+        url,
+        _ms_since(start_ns),
+        type(exc).__name__,
+        exc,
+    )
+
+
+def _log_stream_end(method: str, url: str, decoder: NDJSONDecoder, start_ns: int) -> None:
+    log.debug(
+        "%s %s: stream %s, %d chunks in %.1f ms",
+        method,
+        url,
+        "complete" if decoder.complete else "closed early",
+        decoder.count,
+        _ms_since(start_ns),
+    )
+
+
 # --------------------------------------------------------------------------- shared core
 
 
@@ -708,9 +749,6 @@ class _Core:
         }
 
     def check(self, response: httpx.Response, body: bytes, path: str, model: str | None) -> None:
-        log.debug(
-            "%s %s -> %s", response.request.method, self.server.url(path), response.status_code
-        )
         _raise_for_response(
             status=response.status_code,
             headers=response.headers,
@@ -808,6 +846,7 @@ class ChunkStream:
         self.headers_ns = 0
         self.decoder_url = core.server.url(path)
         self.decoder = NDJSONDecoder(self.decoder_url)
+        self._end_logged = False
 
     def __enter__(self) -> Self:
         core = self._core
@@ -821,9 +860,16 @@ class ChunkStream:
         try:
             response = self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
+            _log_no_answer("POST", self.decoder_url, exc, self.sent_ns)
             raise core.translate(exc, self._path) from None
         self.headers_ns = time.perf_counter_ns()
         self._response = response
+        log.debug(
+            "POST %s -> %d, headers after %.1f ms",
+            self.decoder_url,
+            response.status_code,
+            (self.headers_ns - self.sent_ns) / 1e6,
+        )
         if not 200 <= response.status_code < 300:
             try:
                 body = _read_limited(response)
@@ -870,6 +916,9 @@ class ChunkStream:
 
     def close(self) -> None:
         if self._response is not None:
+            if not self._end_logged:
+                self._end_logged = True
+                _log_stream_end("POST", self.decoder_url, self.decoder, self.sent_ns)
             self._response.close()
 
     def __exit__(
@@ -922,21 +971,28 @@ class OllamaClient:
     def _get(
         self, path: str, *, method: str = "GET", json: Any = None, model: str | None = None
     ) -> tuple[httpx.Response, bytes]:
+        url = self.server.url(path)
+        start = time.perf_counter_ns()
         try:
-            response = self._http.request(method, self.server.url(path), json=json)
+            response = self._http.request(method, url, json=json)
         except httpx.HTTPError as exc:
+            _log_no_answer(method, url, exc, start)
             raise self._core.translate(exc, path) from None
+        _log_answer(method, url, response.status_code, start)
         self._core.check(response, response.content, path, model)
         return response, response.content
 
     def probe(self, method: str, path: str, *, json: Any = None) -> Probe:
         """Send one request and return what came back, judging nothing (for ``doctor``)."""
+        url = self.server.url(path)
         start = time.perf_counter_ns()
         try:
-            response = self._http.request(method, self.server.url(path), json=json)
+            response = self._http.request(method, url, json=json)
         except httpx.HTTPError as exc:
+            _log_no_answer(method, url, exc, start)
             raise self._core.translate(exc, path) from None
         elapsed_ms = (time.perf_counter_ns() - start) / 1e6
+        _log_answer(method, url, response.status_code, start)
         return Probe(
             response.status_code,
             response.headers,
@@ -1042,6 +1098,7 @@ class AsyncChunkStream:
         self.headers_ns = 0
         self.decoder_url = core.server.url(path)
         self.decoder = NDJSONDecoder(self.decoder_url)
+        self._end_logged = False
 
     async def __aenter__(self) -> Self:
         core = self._core
@@ -1055,9 +1112,16 @@ class AsyncChunkStream:
         try:
             response = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
+            _log_no_answer("POST", self.decoder_url, exc, self.sent_ns)
             raise core.translate(exc, self._path) from None
         self.headers_ns = time.perf_counter_ns()
         self._response = response
+        log.debug(
+            "POST %s -> %d, headers after %.1f ms",
+            self.decoder_url,
+            response.status_code,
+            (self.headers_ns - self.sent_ns) / 1e6,
+        )
         if not 200 <= response.status_code < 300:
             body = b""
             try:
@@ -1115,6 +1179,9 @@ class AsyncChunkStream:
 
     async def aclose(self) -> None:
         if self._response is not None:
+            if not self._end_logged:
+                self._end_logged = True
+                _log_stream_end("POST", self.decoder_url, self.decoder, self.sent_ns)
             await self._response.aclose()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -1146,10 +1213,14 @@ class AsyncOllamaClient:
     async def _get(
         self, path: str, *, method: str = "GET", json: Any = None, model: str | None = None
     ) -> tuple[httpx.Response, bytes]:
+        url = self.server.url(path)
+        start = time.perf_counter_ns()
         try:
-            response = await self._http.request(method, self.server.url(path), json=json)
+            response = await self._http.request(method, url, json=json)
         except httpx.HTTPError as exc:
+            _log_no_answer(method, url, exc, start)
             raise self._core.translate(exc, path) from None
+        _log_answer(method, url, response.status_code, start)
         self._core.check(response, response.content, path, model)
         return response, response.content
 

@@ -50,6 +50,7 @@ from ollamakit.errors import (
     TLSMismatch,
     TLSVerifyFailed,
 )
+from ollamakit.i18n import set_language
 from ollamakit.sim import ModelSpec, SimConfig, run_in_thread
 from tests.proxyish import (
     NGINX_502,
@@ -170,6 +171,18 @@ def test_config_shows_redacted_url_and_sources() -> None:
     assert "pw-canary" not in repr(result.to_json())
 
 
+def test_config_sources_name_an_env_file_once(tmp_path: Path) -> None:
+    Path(".env").write_text("OLLAMA_MODEL=m\n")
+    result = check_config(load_settings(environ={}))
+    assert "OLLAMA_MODEL ← .env;" in result.notes[0]  # ./.env: just ".env", no "(.env)"
+    other = tmp_path / "lan.env"
+    other.write_text("OLLAMA_BASE_URL=http://gpu-box:11434\nOLLAMA_MODEL=m\n")
+    settings = load_settings(Flags(env_file=str(other)), environ={"OLLAMAKIT_LANG": "en"})
+    note = check_config(settings).notes[0]
+    assert f"OLLAMAKIT_LANG ← environment, OLLAMA_BASE_URL + OLLAMA_MODEL ← {other};" in note
+    assert note.count(str(other)) == 1
+
+
 def test_config_fails_on_password_plus_api_key() -> None:
     settings = settings_for("http://u:p@127.0.0.1:1", environ={"OLLAMA_API_KEY": "k"})
     results = run(settings)
@@ -188,6 +201,9 @@ def test_warnings() -> None:
     assert all(r.status is Status.WARN for r in found.values())
     assert "http://" in found["credentials_in_clear"].summary
     assert "https://" in (found["credentials_in_clear"].fix or "")
+    assert "certbot certonly --nginx -d ollama.example.com" in (
+        found["credentials_in_clear"].fix or ""
+    )
     assert "--ca-bundle" in (found["insecure"].fix or "")
     assert "OLLAMA_BASE_URL" in found["ollama_host_env"].summary
     assert "systemctl edit" in (found["ollama_host_env"].fix or "")
@@ -280,7 +296,22 @@ def test_tls_untrusted(tls_server: CannedServer) -> None:
     assert result.status is Status.FAIL
     assert isinstance(result.error, TLSVerifyFailed)
     assert "--ca-bundle" in (result.fix or "") and "Let's Encrypt" in (result.fix or "")
-    assert result.details["verified"] is False
+    assert "certbot certonly --nginx" in (result.fix or "")
+    details = result.details
+    assert details["verified"] is False
+    # Said in words: who issued it, and that it is not trusted; OpenSSL's words in brackets.
+    assert details["issuer"].startswith("O=trustme")
+    assert details["reason"] == "unable to get local issuer certificate"
+    assert f"it was issued by {details['issuer']}, which is not a trusted CA" in result.summary
+    assert result.summary.endswith("[unable to get local issuer certificate]")
+
+
+def test_tls_untrusted_in_chinese(tls_server: CannedServer) -> None:
+    set_language("zh-TW")
+    result = check_tls(settings_for(tls_server.url))
+    assert "TLS 憑證不受信任：簽發者 O=trustme" in result.summary
+    assert "不是受信任的 CA（此處信任：公開 CA）" in result.summary
+    assert "sudo certbot certonly --nginx" in (result.fix or "")
 
 
 def test_tls_trusted_shows_the_certificate(tls_server: CannedServer, ca_file: str) -> None:
@@ -297,7 +328,7 @@ def test_tls_trusted_shows_the_certificate(tls_server: CannedServer, ca_file: st
 def test_tls_insecure_is_a_warning(tls_server: CannedServer) -> None:
     result = check_tls(settings_for(tls_server.url, insecure=True))
     assert result.status is Status.WARN
-    assert "NOT trusted" in result.summary
+    assert "NOT trusted: it was issued by O=trustme" in result.summary
 
 
 def test_tls_to_plain_http_port() -> None:
@@ -361,6 +392,25 @@ def test_auth_ok_and_not_judged() -> None:
     assert sent.status is Status.OK and "accepted" in sent.summary
     other = _auth({"*": Canned(502, NGINX_502, content_type="text/html")})
     assert other.status is Status.SKIP and "502" in other.summary
+
+
+def test_auth_gateway_error_after_a_login_means_it_was_accepted() -> None:
+    """nginx checks auth before proxying: a 502/504 page from it means the login got through."""
+    bad_gateway = Canned(502, NGINX_502, content_type="text/html")
+    basic = _auth({"*": bad_gateway}, "ollama-user:pw@")
+    assert basic.status is Status.OK
+    assert basic.summary.startswith(
+        "Basic auth as ollama-user: accepted by the proxy (the request got past auth_basic"
+    )
+    assert basic.details["accepted_by_proxy"] is True
+    with CannedServer({"*": bad_gateway}) as server:
+        settings = settings_for(server.url, environ={"OLLAMA_API_KEY": "k"})
+        with OllamaClient(settings) as client:
+            key = check_auth(client, settings)
+    assert key.status is Status.OK and "got past its API key check" in key.summary
+    # A 502 with a JSON body is no proxy's page: nothing to conclude.
+    ollama_502 = Canned(502, '{"error":"x"}', content_type="application/json")
+    assert _auth({"*": ollama_502}, "u:p@").status is Status.SKIP
 
 
 # --------------------------------------------------------------------------- whole runs

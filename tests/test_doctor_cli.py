@@ -132,7 +132,7 @@ def test_configuration_from_dotenv(sim_url: str) -> None:
 def test_chinese(sim_url: str) -> None:
     result = doctor("--base-url", sim_url, "--no-generate", "--lang", "zh-TW")
     assert result.returncode == 0
-    assert "身份驗證" in result.stdout and "所有檢查皆通過" in result.stdout
+    assert "身分驗證" in result.stdout and "所有檢查皆通過" in result.stdout
 
 
 def test_warnings_do_not_fail(sim_url: str) -> None:
@@ -247,6 +247,18 @@ def test_gateway(status: int, page: str, fix: str, not_fix: str) -> None:
     assert f"not judged: HTTP {status}" in result.stdout
 
 
+def test_gateway_after_login_says_the_login_got_through() -> None:
+    """nginx checks auth_basic before it proxies: a 502 means the password was accepted."""
+    route = Canned(502, NGINX_502, content_type="text/html")
+    result = _proxy_answers(route, url_userinfo=f"ollama-user:{CANARY}@")
+    failed(result, "✘ GET /", "HTTP 502")
+    auth = next(line for line in result.stdout.splitlines() if "authentication" in line)
+    assert auth.startswith("✔")
+    assert (
+        "Basic auth as ollama-user: accepted by the proxy (the request got past auth_basic" in auth
+    )
+
+
 def test_401_names_the_user_and_a_curl_line_without_the_password() -> None:
     route = Canned(401, headers={"WWW-Authenticate": 'Basic realm="Ollama"'})
     with CannedServer({"*": route}) as server:
@@ -260,6 +272,7 @@ def test_401_names_the_user_and_a_curl_line_without_the_password() -> None:
     )
     zh = _proxy_answers(route, "--lang", "zh-TW", url_userinfo=f"ollama-user:{CANARY}@")
     failed(zh, "身分驗證失敗（HTTP 401）", '（realm "Ollama"）', "ollama-user 的密碼被拒絕")
+    assert "身份" not in zh.stdout
 
 
 def test_html_page() -> None:

@@ -45,12 +45,19 @@ import ssl
 import statistics
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from ollamakit.client import Chunk, OllamaClient
+from ollamakit.client import (
+    CERT_PROBE_TIMEOUT_S,
+    Chunk,
+    OllamaClient,
+    fetch_certificate,
+    tls_verify_error,
+    trust_label,
+)
 from ollamakit.config import ServerURL, Settings
 from ollamakit.errors import (
     AuthError,
@@ -64,6 +71,7 @@ from ollamakit.errors import (
     OllamakitError,
     TLSMismatch,
     TLSVerifyFailed,
+    certificate_name,
 )
 from ollamakit.i18n import t
 from ollamakit.types import ModelEntry
@@ -231,18 +239,34 @@ def bypasses_proxy(host: str, no_proxy: str) -> bool:
     return False
 
 
+def config_sources(settings: Settings) -> str:
+    """``KEY ← source`` for each setting that is not the default ("" when none is).
+
+    Keys from ./.env say ``.env``; keys from another env file (``--env-file``) are listed
+    together before its path, so a long path is shown once::
+
+        OLLAMA_BASE_URL ← command line, OLLAMA_CA_BUNDLE + OLLAMA_MODEL ← /srv/ollama/prod.env
+    """
+    labels = {"flag": t("doctor.source_flag"), "env": t("doctor.source_env")}
+    chosen = {k: v for k, v in settings.sources.items() if v != "default"}
+    file_label = settings.env_file_label
+    items = [
+        f"{key} ← {labels.get(source, file_label)}"
+        for key, source in chosen.items()
+        if source != ".env" or file_label == ".env"
+    ]
+    from_file = [key for key, source in chosen.items() if source == ".env"]
+    if from_file and file_label != ".env":
+        items.append(f"{' + '.join(from_file)} ← {file_label}")
+    return t("errors.list_sep").join(items)
+
+
 def check_config(settings: Settings) -> CheckResult:
     """The URL in use (redacted), where each setting came from, and that a client can be built."""
     url = settings.base_url.redacted()
-    labels = {
-        "flag": t("doctor.source_flag"),
-        "env": t("doctor.source_env"),
-        ".env": t("doctor.source_dotenv", path=settings.env_file or ".env"),
-    }
-    chosen = {k: v for k, v in settings.sources.items() if v != "default"}
     notes = []
-    if chosen:
-        listed = ", ".join(f"{key} ← {labels.get(src, src)}" for key, src in chosen.items())
+    listed = config_sources(settings)
+    if listed:
         notes.append(t("doctor.config_sources", sources=listed))
     else:
         notes.append(t("doctor.config_all_default"))
@@ -283,7 +307,7 @@ def check_warnings(settings: Settings) -> list[CheckResult]:
                 Status.WARN,
                 t("cli.warn_clear_credentials", url=settings.base_url.redacted()),
                 details={"kind": "credentials_in_clear"},
-                fix=t("doctor.warn_clear_fix"),
+                fix=t("doctor.warn_clear_fix", cert_host=certificate_name(settings.base_url.host)),
             )
         )
     if settings.insecure:
@@ -334,7 +358,7 @@ def check_dns(server: ServerURL) -> CheckResult:
         return _failed("dns", DNSFailure(detail or str(exc), **_params(server)), _since_ms(start))
     elapsed = _since_ms(start)
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    shown = ", ".join(addresses[:4]) + (" …" if len(addresses) > 4 else "")
+    shown = t("errors.list_sep").join(addresses[:4]) + (" …" if len(addresses) > 4 else "")
     return CheckResult(
         "dns",
         Status.OK,
@@ -414,9 +438,7 @@ def check_tls(settings: Settings) -> CheckResult:
         return _skipped("tls", t("doctor.tls_plain_http"))
     start = time.perf_counter_ns()
     ctx = tls_context(settings)
-    trust = t("doctor.tls_trust_certifi") + (
-        f" + {settings.ca_bundle.name}" if settings.ca_bundle else ""
-    )
+    trust = trust_label(settings)
     try:
         with (
             socket.create_connection(
@@ -427,53 +449,62 @@ def check_tls(settings: Settings) -> CheckResult:
             cert = tls.getpeercert() or {}
             version = tls.version() or "?"
     except ssl.SSLCertVerificationError as exc:
-        reason = str(exc.verify_message or exc.reason or exc)
         elapsed = _since_ms(start)
+        # Read the certificate again, unverified, to say what is wrong with it in words.
+        probe_s = min(settings.connect_timeout_s, CERT_PROBE_TIMEOUT_S)
+        shown = fetch_certificate(server.host, server.port, probe_s)
+        error = tls_verify_error(exc, shown, trust, **_params(server))
+        found: dict[str, Any] = {
+            "verified": False,
+            "reason": error.detail,
+            "verify_code": exc.verify_code,
+            "trust": trust,
+        }
+        if shown is not None:
+            found.update(
+                subject=shown.subject,
+                issuer=shown.issuer,
+                names=list(shown.names),
+                not_after=None if shown.not_after is None else shown.not_after.isoformat(),
+            )
         if settings.insecure:
             return CheckResult(
                 "tls",
                 Status.WARN,
-                t("doctor.tls_insecure_untrusted", detail=reason),
+                t("doctor.tls_insecure_untrusted", detail=error.explanation),
                 elapsed,
-                {"verified": False, "reason": reason, "trust": trust},
+                found,
                 t("doctor.warn_insecure_fix"),
             )
-        return _failed(
-            "tls",
-            TLSVerifyFailed(reason, **_params(server)),
-            elapsed,
-            verified=False,
-            reason=reason,
-            trust=trust,
-        )
+        return _failed("tls", error, elapsed, **found)
     except (ssl.SSLError, ConnectionResetError) as exc:
         elapsed = _since_ms(start)
         if _answers_plain_http(server.host, server.port, settings.connect_timeout_s):
-            error: OllamaError = TLSMismatch(
+            mismatch: OllamaError = TLSMismatch(
                 str(exc),
                 expected="TLS (https)",
                 suggestion=server.origin.replace("https://", "http://", 1),
                 **_params(server),
             )
         else:
-            error = TLSVerifyFailed(str(exc), **_params(server))
-        return _failed("tls", error, elapsed, verified=False)
+            mismatch = TLSVerifyFailed(str(exc), **_params(server))
+        return _failed("tls", mismatch, elapsed, verified=False)
     except TimeoutError as exc:
         # TCP connected a moment ago, so a silent handshake is rarely a firewall: more often a
         # plain-HTTP server waiting for a request line that never comes.
         elapsed = _since_ms(start)
         if _answers_plain_http(server.host, server.port, settings.connect_timeout_s):
-            error = TLSMismatch(
+            silent: OllamaError = TLSMismatch(
                 str(exc),
                 expected="TLS (https)",
                 suggestion=server.origin.replace("https://", "http://", 1),
                 **_params(server),
             )
         else:
-            error = ConnectTimeout(
+            silent = ConnectTimeout(
                 str(exc), timeout_s=f"{settings.connect_timeout_s:g}", **_params(server)
             )
-        return _failed("tls", error, elapsed)
+        return _failed("tls", silent, elapsed)
     except OSError as exc:
         return _failed(
             "tls", ConnectFailed(exc.strerror or str(exc), **_params(server)), _since_ms(start)
@@ -537,6 +568,15 @@ def check_auth(client: OllamaClient, settings: Settings) -> CheckResult:
         except (AuthError, ForbiddenError) as exc:
             note = t("doctor.auth_sent_note", kind=sent)
             return _failed("auth", exc, probe.elapsed_ms, notes=(note,), **details)
+    if has_credentials and probe.status in (502, 504) and not _from_ollama(probe.headers):
+        # nginx checks auth_basic (or the key) before it proxies: a gateway error from the
+        # proxy means the login got through, and the failure lies behind it (GET / says what).
+        key = "doctor.auth_past_proxy_basic"
+        if not settings.base_url.has_credentials:
+            key = "doctor.auth_past_proxy_key"
+        details["accepted_by_proxy"] = True
+        summary = t(key, kind=sent, status=probe.status)
+        return CheckResult("auth", Status.OK, summary, probe.elapsed_ms, details)
     if not 200 <= probe.status < 300:
         return CheckResult(
             "auth",
@@ -547,6 +587,11 @@ def check_auth(client: OllamaClient, settings: Settings) -> CheckResult:
         )
     summary = t("doctor.auth_sent", kind=sent) if has_credentials else t("doctor.auth_none")
     return CheckResult("auth", Status.OK, summary, probe.elapsed_ms, details)
+
+
+def _from_ollama(headers: Mapping[str, str]) -> bool:
+    """Whether an error answer is Ollama's own (a JSON body) rather than a proxy's page."""
+    return "json" in headers.get("content-type", "")
 
 
 def check_root(client: OllamaClient, settings: Settings, auth: CheckResult) -> CheckResult:
@@ -608,7 +653,7 @@ def check_tags(client: OllamaClient) -> tuple[CheckResult, list[ModelEntry]]:
             models,
         )
     names = [str(m.get("name", "?")) for m in models]
-    shown = ", ".join(names[:6])
+    shown = t("errors.list_sep").join(names[:6])
     if len(names) > 6:
         shown += t("doctor.tags_more", more=len(names) - 6)
     return (
@@ -1065,6 +1110,12 @@ def diagnose(
     yield check_streaming(generation)
 
 
+def config_failure(error: OllamakitError) -> list[CheckResult]:
+    """The results of a run whose settings could not even be loaded: the configuration
+    step failed with ``error``, every other step skipped."""
+    return [_failed("config", error), *(_skipped(name) for name in STEPS[1:])]
+
+
 def exit_status(results: Sequence[CheckResult]) -> int:
     """0 when nothing failed (warnings allowed), 2 otherwise (design.md's exit codes)."""
     return 2 if any(r.status is Status.FAIL for r in results) else 0
@@ -1089,6 +1140,8 @@ __all__ = [
     "check_tls",
     "check_version",
     "check_warnings",
+    "config_failure",
+    "config_sources",
     "diagnose",
     "exit_status",
     "parse_created_at",

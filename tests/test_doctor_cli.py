@@ -354,3 +354,78 @@ def test_missing_ca_bundle_names_the_flag_and_the_path() -> None:
     assert "Invalid setting --ca-bundle=nothere.pem" in result.stderr
     assert "nothere.pem)" in result.stderr and "looked for /" in result.stderr
     assert "OLLAMA_CA_BUNDLE" not in result.stderr
+
+
+def test_json_of_a_configuration_error() -> None:
+    """--json promises a document on stdout, also when the settings cannot be loaded."""
+    result = doctor("--json", "--base-url", "https://127.0.0.1:1", "--ca-bundle", "nothere.pem")
+    assert result.returncode == 2
+    doc = json.loads(result.stdout)
+    assert doc["healthy"] is False and doc["exit_status"] == 2
+    assert doc["error"]["type"] == "ConfigError"
+    assert "--ca-bundle=nothere.pem" in doc["error"]["message"]
+    assert [s["name"] for s in doc["steps"]] == list(STEPS)
+    config, *rest = doc["steps"]
+    assert config["status"] == "fail" and "--ca-bundle" in config["summary"]
+    assert all(step["status"] == "skip" for step in rest)
+
+
+# --------------------------------------------------------------------------- on a terminal
+
+
+def _on_terminal(args: list[str], columns: int) -> list[str]:
+    """Run the program in a pseudo-terminal ``columns`` wide; its lines, colours removed."""
+    import os
+    import re
+    import sys
+
+    import pexpect
+
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm"}
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ollamakit", *args],
+        env=env,
+        dimensions=(50, columns),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before or "")
+    # The spinner redraws its line with \r; keep what is left on each line at the end.
+    return [line.rsplit("\r", 1)[-1] for line in text.replace("\r\n", "\n").split("\n")]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-TW"])
+def test_long_lines_wrap_to_the_terminal_with_a_hanging_indent(lang: str) -> None:
+    from rich.cells import cell_len
+
+    route = Canned(401, headers={"WWW-Authenticate": 'Basic realm="Ollama"'})
+    with CannedServer({"*": route}) as server:
+        url = server.url.replace("http://", f"http://ollama-user:{CANARY}@")
+        lines = _on_terminal(["doctor", "--base-url", url, "--lang", lang], 80)
+    lines = [line.rstrip() for line in lines if line.strip()]
+    assert lines, lines
+    assert max(cell_len(line) for line in lines) <= 80, lines
+    step = next(i for i, line in enumerate(lines) if line.startswith("✘"))
+    # The value column: where the step's text starts on its first line.
+    column = cell_len(lines[step]) - cell_len(lines[step].split("  ")[-1])
+    end = next(i for i, x in enumerate(lines) if i > step and x.startswith("- "))
+    following = lines[step + 1 : end]
+    assert len(following) >= 4, lines  # note, fix and curl line, wrapped
+    for line in following:
+        assert line[:column].strip() == "", (column, line)  # nothing left of the column
+    # Wrapped text is the same text: the curl line is whole once the pieces are joined.
+    joined = " ".join(line.strip() for line in following)
+    assert "curl -u ollama-user" in joined
+    assert CANARY not in "\n".join(lines)
+
+
+def test_not_on_a_terminal_lines_stay_whole() -> None:
+    route = Canned(401, headers={"WWW-Authenticate": 'Basic realm="Ollama"'})
+    result = _proxy_answers(route, url_userinfo=f"ollama-user:{CANARY}@")
+    fix = next(line for line in result.stdout.splitlines() if "→" in line)
+    assert "was rejected" in fix and "htpasswd file." in fix  # one line, however long
+    assert len(fix) > 120

@@ -3,6 +3,8 @@
 Each command lives in its own module, which exposes ``add_arguments(parser)`` and
 ``run(args, settings) -> int`` (and ``REPORTS_WARNINGS = True`` if it shows the start-up
 warnings itself, as ``doctor`` does) (the simulator: ``run(args)``, it needs no client settings).
+A module may also define ``config_error(args, error) -> int | None`` to report settings that
+cannot be loaded its own way (``doctor --json`` prints them as its JSON document).
 Those functions do no error handling: :func:`main` does it all, once (httpie's
 ``main``/``program`` split). The root scripts ``ollama-benchmark.py`` and ``hi-ai.py`` call
 :func:`main` with a fixed command.
@@ -25,7 +27,7 @@ from typing import Any
 
 from ollamakit import __version__, console
 from ollamakit.config import Flags, Settings, load_settings
-from ollamakit.errors import ExitStatus, OllamakitError
+from ollamakit.errors import ConfigError, ExitStatus, OllamakitError
 from ollamakit.i18n import detect_language, set_language, t
 
 
@@ -180,7 +182,15 @@ def main(
             if debug:
                 _debug_banner(None)
             return int(module.run(args))
-        settings = load_settings(_flags(args))
+        try:
+            settings = load_settings(_flags(args))
+        except ConfigError as exc:
+            # A command may report it its own way (doctor --json: as a JSON document).
+            handler = getattr(module, "config_error", None)
+            status = None if handler is None or debug else handler(args, exc)
+            if status is None:
+                raise
+            return int(status)
         set_language(settings.lang)
         if debug:
             _debug_banner(settings)

@@ -7,10 +7,14 @@ The checks live in ``diagnostics`` and print nothing; this module only renders t
 
       ✔ DNS               1.2 ms  ollama.example.com → 203.0.113.5
       ✘ authentication    8.0 ms  Authentication failed (HTTP 401) at https://… .
-                                  → The user name or password … was rejected …
+                                  → The password for ollama-user was rejected …
 
 * with ``--json``, one JSON document on stdout (no colours, no credentials: every URL in it
-  is already redacted by whoever made the text).
+  is already redacted by whoever made the text), also when the configuration cannot be
+  loaded (:func:`config_error`).
+
+On a terminal, long texts are word-wrapped into the value column (CJK-aware widths); into a
+pipe or a file each text stays on one line.
 
 Colour comes from rich, which turns itself off when stdout is not a terminal or ``NO_COLOR``
 is set. Exit status: 0 when no check failed (warnings allowed), 2 otherwise.
@@ -29,7 +33,15 @@ from rich.text import Text
 
 from ollamakit import __version__, console
 from ollamakit.config import Settings
-from ollamakit.diagnostics import STEPS, CheckResult, Status, diagnose, exit_status
+from ollamakit.diagnostics import (
+    STEPS,
+    CheckResult,
+    Status,
+    config_failure,
+    diagnose,
+    exit_status,
+)
+from ollamakit.errors import ConfigError
 from ollamakit.i18n import t
 
 _SYMBOLS = {
@@ -74,8 +86,12 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - cell_len(text))
 
 
-def render_line(result: CheckResult, title_width: int) -> list[Text]:
-    """The lines one result prints: the step line, then notes and fix lines indented."""
+def render_line(result: CheckResult, title_width: int, width: int | None = None) -> list[Text]:
+    """The lines one result prints: the step line, then notes and fix lines indented.
+
+    ``width`` (a terminal's) word-wraps the text into the value column, continuation lines
+    indented to it; ``None`` (a pipe, a file) keeps each text on one line.
+    """
     symbol, style = _SYMBOLS[result.status]
     elapsed = format_elapsed(result.elapsed_ms)
     head = Text()
@@ -87,18 +103,24 @@ def render_line(result: CheckResult, title_width: int) -> list[Text]:
     summary_style = {Status.FAIL: "red", Status.WARN: "yellow", Status.SKIP: "dim"}.get(
         result.status, ""
     )
-    head.append(result.summary, style=summary_style)
+    column = 2 + title_width + _TIME_WIDTH + 2
+    indent = " " * column
+    first, *rest = console.hanging(result.summary, width, column)
+    head.append(first, style=summary_style)
     lines = [head]
-    indent = " " * (2 + title_width + _TIME_WIDTH + 2)
+    lines.extend(Text(indent + more, style=summary_style) for more in rest)
     for note in result.notes:
-        lines.append(Text(indent + note, style="dim"))
+        lines.extend(
+            Text(indent + part, style="dim") for part in console.hanging(note, width, column)
+        )
     if result.fix and result.status in (Status.FAIL, Status.WARN):
         # One arrow per fix: a hint's later lines often continue its first sentence.
         for index, fix_line in enumerate(result.fix.splitlines()):
-            line = Text(indent)
-            line.append("→ " if index == 0 else "  ", style="cyan")
-            line.append(fix_line)
-            lines.append(line)
+            for part_index, part in enumerate(console.hanging(fix_line, width, column + 2)):
+                line = Text(indent)
+                line.append("→ " if index == 0 and part_index == 0 else "  ", style="cyan")
+                line.append(part)
+                lines.append(line)
     return lines
 
 
@@ -129,6 +151,27 @@ def _document(settings: Settings, results: list[CheckResult]) -> dict[str, Any]:
     }
 
 
+def config_error(args: argparse.Namespace, error: ConfigError) -> int | None:
+    """With ``--json``, a configuration error is a JSON document too (cli.main calls this
+    when the settings cannot be loaded); otherwise ``None``: cli.main prints it as usual."""
+    if not getattr(args, "json", False):
+        return None
+    results = config_failure(error)
+    document = {
+        "schema_version": 1,
+        "tool": {"name": "ollamakit", "version": __version__},
+        "server": None,
+        "healthy": False,
+        "exit_status": exit_status(results),
+        "warnings": 0,
+        "error": {"type": type(error).__name__, "message": error.message, "fix": error.hint},
+        "steps": [r.to_json() for r in results],
+    }
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2))
+    sys.stdout.write("\n")
+    return exit_status(results)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     generate = not args.no_generate
     model = args.model
@@ -141,6 +184,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     out = console.stdout
     width = _title_width()
+    line_width = out.width if out.is_terminal else None
     out.print(Text(t("doctor.header", url=settings.base_url.redacted()), style="bold"))
     spinner: Spinner | None = None
 
@@ -156,7 +200,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 spinner.stop()
                 spinner = None
             results.append(result)
-            for line in render_line(result, width):
+            for line in render_line(result, width, line_width):
                 out.print(line)
     finally:
         if spinner is not None:

@@ -145,7 +145,9 @@ def test_auto_into_a_pipe_marks_thinking_and_keeps_lines_whole(chat_sim: Any) ->
     )
     assert result.returncode == 1, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("Greeting 3 model(s) on ") and lines[0].endswith("(at most 1 s each)")
+    assert lines[0].startswith("Greeting 3 model(s) on ") and lines[0].endswith(
+        "(at most 1 s each)"
+    )
     start = next(i for i, line in enumerate(lines) if line.startswith("think:1b "))
     block = lines[start + 1 : lines.index("", start)]
     assert block and all(line.startswith("┊ ") for line in block)  # thinking, marked

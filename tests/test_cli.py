@@ -260,3 +260,24 @@ def test_debug_logs_every_request_without_the_password() -> None:
     for result in (doctor, chat):
         assert CANARY not in result.output and basic not in result.output
         assert "Authorization" not in result.output
+
+
+def test_unconfigured_default_url_points_a_newcomer_to_env_or_the_simulator(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from ollamakit import cli, config, console
+
+    with socket.socket() as sock:  # a port that is certainly closed
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setattr(config, "DEFAULT_BASE_URL", closed)
+    console.reset_consoles()
+    assert cli.main(["bench", "--auto"]) == 2
+    err = capsys.readouterr().err
+    assert "Connection refused" in err
+    assert "OLLAMA_BASE_URL is not set" in err and "uv run ollamakit sim" in err
+    # Configured explicitly: the user knows where they pointed it, so no such hint.
+    assert cli.main(["bench", "--auto", "--base-url", closed]) == 2
+    assert "OLLAMA_BASE_URL is not set" not in capsys.readouterr().err

@@ -27,7 +27,7 @@ from typing import Any
 
 from ollamakit import __version__, console
 from ollamakit.config import Flags, Settings, load_settings
-from ollamakit.errors import ConfigError, ExitStatus, OllamakitError
+from ollamakit.errors import ConfigError, ConnectFailed, ExitStatus, OllamakitError
 from ollamakit.i18n import detect_language, set_language, t
 
 
@@ -168,6 +168,8 @@ def main(
     argv = list(sys.argv[1:] if argv is None else argv)
     _early_language(argv)
     debug = "--debug" in argv
+    settings: Settings | None = None
+    module: Any = None
     try:
         parser = build_parser(only=command, prog=prog, argv=argv)
         args = parser.parse_args(argv)
@@ -201,6 +203,14 @@ def main(
         if debug:
             raise
         console.print_error(exc)
+        if (
+            isinstance(exc, ConnectFailed)
+            and settings is not None
+            and settings.sources.get("OLLAMA_BASE_URL") == "default"
+            and not getattr(module, "REPORTS_WARNINGS", False)  # doctor says it its own way
+        ):
+            # A newcomer without a server: say what was tried and the two ways forward.
+            console.info(t("cli.default_url_hint", url=settings.base_url.redacted()))
         return int(exc.exit_status)
     except KeyboardInterrupt:
         if debug:

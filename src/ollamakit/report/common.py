@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, Literal, cast
 
+from ollamakit.bench import metrics
 from ollamakit.bench.schema import (
     ConcurrencyRow,
     LoadInfo,
@@ -30,17 +31,6 @@ from ollamakit.i18n import t
 
 DASH: Final = "—"
 
-#: The metrics a summary row aggregates (name in the row -> name in a RequestResult).
-SUMMARY_METRICS: Final = (
-    "ttft_ms",
-    "total_ms",
-    "eval_tps",
-    "prompt_tps",
-    "e2e_tps",
-    "tpot_ms",
-    "network_ms",
-    "itl_p95_ms",
-)
 
 Stat = Literal["median", "p95", "mean", "stdev"]
 
@@ -238,60 +228,15 @@ def metric(row: Mapping[str, Any], name: str, stat: Stat = "median") -> float | 
     return float(cast(float, value)) if is_number(value) else None
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default), ``q`` in 0..100.
-
-    >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([10.0], 95), percentile([], 50)
-    (2.5, 10.0, None)
-    """
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = math.floor(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 def summarize_values(values: Iterable[object]) -> MetricSummary:
-    numbers = [float(cast(float, v)) for v in values if is_number(v)]
-    return {
-        "median": statistics.median(numbers) if numbers else None,
-        "p95": percentile(numbers, 95),
-        "mean": statistics.fmean(numbers) if numbers else None,
-        "stdev": statistics.stdev(numbers) if len(numbers) > 1 else None,
-    }
-
-
-def result_value(result: Mapping[str, Any], name: str) -> object:
-    if name == "itl_p95_ms":
-        itl = result.get("itl_ms")
-        return itl.get("p95") if isinstance(itl, Mapping) else None
-    return result.get(name)
+    """Median, p95, mean, stdev of the numbers among ``values`` (the benchmark's own method)."""
+    return metrics.summarize(float(cast(float, v)) for v in values if is_number(v))
 
 
 def compute_summary(results: list[RequestResult]) -> list[SummaryRow]:
-    """Summary rows from the requests, one per (model, prompt_id, concurrency), first-seen order."""
-    cells: dict[tuple[str, str, int], list[RequestResult]] = {}
-    for result in results:
-        key = (result["model"], result["prompt_id"], int(result.get("concurrency") or 1))
-        cells.setdefault(key, []).append(result)
-    rows: list[SummaryRow] = []
-    for (model, prompt_id, concurrency), cell in cells.items():
-        ok = [r for r in cell if r.get("ok")]
-        row: dict[str, Any] = {
-            "model": model,
-            "prompt_id": prompt_id,
-            "category": cell[0].get("category") or "",
-            "concurrency": concurrency,
-            "n": len(cell),
-            "ok": len(ok),
-            "failed": len(cell) - len(ok),
-        }
-        for name in SUMMARY_METRICS:
-            row[name] = summarize_values(result_value(r, name) for r in ok)
-        rows.append(cast(SummaryRow, row))
-    return rows
+    """Summary rows from the requests, exactly as the benchmark computes them at the end of a
+    run (used for a run that never finished, whose document has no summary)."""
+    return metrics.summary_rows(results)
 
 
 def summary_rows(doc: RunDocument) -> list[SummaryRow]:

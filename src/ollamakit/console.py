@@ -28,11 +28,12 @@ def reset_consoles() -> None:
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]! {escape(message)}[/]")
+    # Word-wrapped on a terminal (rich), one line into a pipe: as print_error does.
+    stderr.print(f"[yellow]! {escape(message)}[/]", soft_wrap=not stderr.is_terminal)
 
 
 def info(message: str) -> None:
-    stderr.print(f"[dim]{escape(message)}[/]")
+    stderr.print(f"[dim]{escape(message)}[/]", soft_wrap=not stderr.is_terminal)
 
 
 def wrap(text: str, width: int) -> list[str]:

@@ -207,7 +207,9 @@ def test_canary_password_appears_in_no_output_and_no_file(isolated_env: Path) ->
             (["report", "--format", "json"], None, None),
         ]
         for args, script, stdin in commands:
-            result = run_program([*args, "--base-url", url], script=script, input=stdin)
+            local = args[0] in ("history", "report")  # no server options there
+            server = [] if local else ["--base-url", url]
+            result = run_program([*args, *server], script=script, input=stdin)
             assert result.returncode == 0, (args, script, result.output)
             assert CANARY not in result.output, (args, script)
             assert_no_traceback(result)

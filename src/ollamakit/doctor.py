@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from rich.cells import cell_len
 from rich.status import Status as Spinner
 from rich.text import Text
 
-from ollamakit import __version__, console
+from ollamakit import __version__
 from ollamakit.config import Settings
 from ollamakit.diagnostics import (
     STEPS,
@@ -43,6 +42,9 @@ from ollamakit.diagnostics import (
 )
 from ollamakit.errors import ConfigError
 from ollamakit.i18n import t
+from ollamakit.ui.sanitize import clean, clean_line, json_safe
+from ollamakit.ui.terminal import Terminal
+from ollamakit.ui.wrap import hanging
 
 _SYMBOLS = {
     Status.OK: ("✔", "green"),
@@ -105,18 +107,18 @@ def render_line(result: CheckResult, title_width: int, width: int | None = None)
     )
     column = 2 + title_width + _TIME_WIDTH + 2
     indent = " " * column
-    first, *rest = console.hanging(result.summary, width, column)
+    first, *rest = hanging(clean_line(result.summary), width, column)
     head.append(first, style=summary_style)
     lines = [head]
     lines.extend(Text(indent + more, style=summary_style) for more in rest)
     for note in result.notes:
         lines.extend(
-            Text(indent + part, style="dim") for part in console.hanging(note, width, column)
+            Text(indent + part, style="dim") for part in hanging(clean_line(note), width, column)
         )
     if result.fix and result.status in (Status.FAIL, Status.WARN):
         # One arrow per fix: a hint's later lines often continue its first sentence.
-        for index, fix_line in enumerate(result.fix.splitlines()):
-            for part_index, part in enumerate(console.hanging(fix_line, width, column + 2)):
+        for index, fix_line in enumerate(clean(result.fix).splitlines()):
+            for part_index, part in enumerate(hanging(fix_line, width, column + 2)):
                 line = Text(indent)
                 line.append("→ " if index == 0 and part_index == 0 else "  ", style="cyan")
                 line.append(part)
@@ -151,7 +153,7 @@ def _document(settings: Settings, results: list[CheckResult]) -> dict[str, Any]:
     }
 
 
-def config_error(args: argparse.Namespace, error: ConfigError) -> int | None:
+def config_error(args: argparse.Namespace, error: ConfigError, terminal: Terminal) -> int | None:
     """With ``--json``, a configuration error is a JSON document too (cli.main calls this
     when the settings cannot be loaded); otherwise ``None``: cli.main prints it as usual."""
     if not getattr(args, "json", False):
@@ -167,30 +169,32 @@ def config_error(args: argparse.Namespace, error: ConfigError) -> int | None:
         "error": {"type": type(error).__name__, "message": error.message, "fix": error.hint},
         "steps": [r.to_json() for r in results],
     }
-    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2))
-    sys.stdout.write("\n")
+    terminal.stdout.file.write(json_safe(json.dumps(document, ensure_ascii=False, indent=2)))
+    terminal.stdout.file.write("\n")
     return exit_status(results)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
     generate = not args.no_generate
     model = args.model
     results: list[CheckResult] = []
     if args.json:
         results.extend(diagnose(settings, generate=generate, model=model))
-        sys.stdout.write(json.dumps(_document(settings, results), ensure_ascii=False, indent=2))
-        sys.stdout.write("\n")
+        terminal.stdout.file.write(
+            json_safe(json.dumps(_document(settings, results), ensure_ascii=False, indent=2))
+        )
+        terminal.stdout.file.write("\n")
         return exit_status(results)
 
-    out = console.stdout
+    out = terminal.stdout
     width = _title_width()
-    line_width = out.width if out.is_terminal else None
+    line_width = terminal.wrap_width()
     out.print(Text(t("doctor.header", url=settings.base_url.redacted()), style="bold"))
     spinner: Spinner | None = None
 
     def on_step(name: str) -> None:
         nonlocal spinner
-        if out.is_terminal:
+        if terminal.stdout_isatty:
             spinner = out.status(t("doctor.running", step=t(f"doctor.title_{name}")))
             spinner.start()
 

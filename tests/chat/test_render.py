@@ -281,16 +281,32 @@ def test_auto_keeps_a_word_together_when_it_arrives_in_pieces() -> None:
     assert lines == ["Hello! How can I help? Good", "luck! Bye."]
 
 
-def test_cjk_wrapping_breaks_latin_text_where_rich_does() -> None:
-    """chat/cjk.py changes where Chinese text breaks, nothing else: for space-separated text
-    its units are rich's words, trailing spaces included, so the space at a line break is
-    handled by rich exactly as without the patch."""
-    from rich._wrap import words
+@pytest.mark.parametrize("width", [7, 12, 20, 31, 80])
+def test_cjk_wrapping_breaks_latin_text_where_rich_does(width: int) -> None:
+    """ui.wrap.WrapText changes where Chinese text breaks, nothing else: for space-separated
+    text it breaks exactly where rich's own Text does (compared through rich's public API)."""
+    from rich.text import Text
 
-    from ollamakit.chat import cjk
+    from ollamakit.ui.wrap import WrapText
 
-    text = "I should  go on, with   more words: here\tand there (really). x "
-    assert list(cjk.units(text)) == list(words(text))
+    text = "I should  go on, with   more words: here\tand there (really). x supercalifragilistic "
+
+    def lines(renderable: Text) -> list[str]:
+        console = Console(width=width, color_system=None, record=True, file=io.StringIO())
+        console.print(renderable)
+        return console.export_text().splitlines()
+
+    assert lines(WrapText(text)) == lines(Text(text))
+
+
+def test_rich_itself_is_not_patched() -> None:
+    """Making a chat view leaves rich's own wrapping alone for the rest of the process."""
+    from rich.text import Text
+
+    RichReplyView(Console(file=io.StringIO(), width=40), model="m")
+    console = Console(width=20, color_system=None, record=True, file=io.StringIO())
+    console.print(Text("ab 你好你好你好你好你好你好"))
+    assert console.export_text().splitlines()[0].rstrip() == "ab"
 
 
 def test_a_reply_row_that_fills_the_terminal_ends_in_a_line_break() -> None:

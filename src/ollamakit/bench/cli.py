@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ollamakit import console
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.schema import RequestResult, RunDocument
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
@@ -34,6 +34,8 @@ from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
+from ollamakit.ui.sanitize import clean, clean_line
+from ollamakit.ui.terminal import Terminal
 
 MAX_CONCURRENCY: Final = 256
 
@@ -124,7 +126,7 @@ def choose(
     >>> choose("Models", ["a", "b"], ask=lambda _: "", show=lambda _: None)
     ['a', 'b']
     """
-    say = show or (lambda line: console.stderr.print(escape(line)))
+    say = show or (lambda line: print(clean(line), file=sys.stderr))
     say(title)
     for i, item in enumerate(items, 1):
         say(f"  {i:>2}) {item}")
@@ -160,8 +162,8 @@ def _parse_selection(answer: str, count: int) -> list[int]:
     return picked
 
 
-def _interactive(args: argparse.Namespace) -> bool:
-    return not args.auto and sys.stdin.isatty() and sys.stdout.isatty()
+def _interactive(args: argparse.Namespace, terminal: Terminal) -> bool:
+    return not args.auto and terminal.interactive
 
 
 # --------------------------------------------------------------------------- progress
@@ -170,13 +172,14 @@ def _interactive(args: argparse.Namespace) -> bool:
 class PlainProgress:
     """Not a terminal: one line per finished request on stderr."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, out: Console) -> None:
         self.total = total
         self.count = 0
+        self.out = out
 
     def __call__(self, event: Event) -> None:
         self.count += 1
-        console.stderr.print(
+        self.out.print(
             escape(f"[{self.count}/{self.total}] {describe(event.result, warmup=event.warmup)}")
         )
 
@@ -184,13 +187,13 @@ class PlainProgress:
 class BarProgress:
     """A terminal: a rich progress bar, the last request's outcome as its description."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, out: Console) -> None:
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=console.stderr,
+            console=out,
             transient=True,
             refresh_per_second=4,  # each refresh holds the GIL: keep it rare while measuring
         )
@@ -205,7 +208,9 @@ class BarProgress:
 
     def __call__(self, event: Event) -> None:
         self.progress.update(
-            self.task, advance=1, description=escape(describe(event.result, warmup=event.warmup))
+            self.task,
+            advance=1,
+            description=escape(clean_line(describe(event.result, warmup=event.warmup))),
         )
 
 
@@ -256,7 +261,7 @@ def _open_sink(settings: Settings, no_save: bool) -> tuple[ResultSink, Any]:
     return StoreSink(store), store
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
     """Run the benchmark command; errors before the run propagate to ``cli.main``."""
     _check_args(args)
     levels = parse_concurrency(args.concurrency)
@@ -267,15 +272,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     version, available = asyncio.run(_discover(settings, want_models=not given))
     models = given or available
     if not models:
-        console.stderr.print(
+        terminal.stderr.print(
             f"[bold red]✘ {escape(t('bench.no_models', url=settings.base_url.redacted()))}[/]"
         )
-        console.stderr.print(f"  [cyan]→[/] {escape(t('bench.no_models_hint'))}")
+        terminal.stderr.print(f"  [cyan]→[/] {escape(t('bench.no_models_hint'))}")
         return int(ExitStatus.ERROR)
-    if _interactive(args):
+    if _interactive(args, terminal):
+
+        def say(line: str) -> None:
+            terminal.stderr.print(escape(line))
+
         if not given:
-            models = choose(t("bench.menu_models", url=settings.base_url.redacted()), models)
-        categories = choose(t("bench.menu_categories"), suite.categories)
+            models = choose(
+                t("bench.menu_models", url=settings.base_url.redacted()), models, show=say
+            )
+        categories = choose(t("bench.menu_categories"), suite.categories, show=say)
         suite = suite.only(categories)
 
     plan = BenchPlan(
@@ -287,7 +298,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         timeout_s=settings.benchmark_timeout_s,
         label=args.label,
     )
-    console.info(
+    terminal.info(
         t(
             "bench.plan",
             url=settings.base_url.redacted(),
@@ -317,12 +328,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         try:
-            if console.stderr.is_terminal:
-                with BarProgress(plan.total_requests) as bar:
+            if terminal.stderr_isatty:
+                with BarProgress(plan.total_requests, terminal.stderr) as bar:
                     runner.listener = bar
                     doc = asyncio.run(_execute(runner))
             else:
-                runner.listener = PlainProgress(plan.total_requests)
+                runner.listener = PlainProgress(plan.total_requests, terminal.stderr)
                 doc = asyncio.run(_execute(runner))
         except KeyboardInterrupt:
             # A second Ctrl-C stops the event loop at once; the first one is handled inside
@@ -333,34 +344,40 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if store is not None and hasattr(store, "close"):
             store.close()
-    return _finish(doc, args, store is not None, settings)
+    return _finish(doc, args, store is not None, settings, terminal)
 
 
-def _finish(doc: RunDocument, args: argparse.Namespace, saved: bool, settings: Settings) -> int:
+def _finish(
+    doc: RunDocument,
+    args: argparse.Namespace,
+    saved: bool,
+    settings: Settings,
+    terminal: Terminal,
+) -> int:
     """Summary (with failures and hints), where things went, and the exit status."""
     from ollamakit.report import write_output
     from ollamakit.report.tables import print_summary
 
     to_stdout = any(str(o) == "-" for o in args.output)  # keep a JSON pipe clean
-    print_summary(doc, console.stderr if to_stdout else console.stdout)
+    print_summary(doc, terminal.stderr if to_stdout else terminal.stdout)
     if saved:
-        console.info(t("bench.saved", run_id=doc["run_id"], home=str(settings.home)))
+        terminal.info(t("bench.saved", run_id=doc["run_id"], home=str(settings.home)))
     else:
-        console.info(t("bench.not_saved"))
+        terminal.info(t("bench.not_saved"))
     write_failed = False
     for output in args.output:
         path = Path(output)
         try:
             write_output(doc, path)
         except OllamakitError as exc:  # the run itself is saved: report and go on
-            console.print_error(exc)
+            terminal.print_error(exc)
             write_failed = True
             continue
         if str(path) != "-":
-            console.info(t("bench.wrote", path=str(path)))
+            terminal.info(t("bench.wrote", path=str(path)))
     results = doc["results"]
     if doc["status"] == "interrupted":
-        console.warn(t("bench.interrupted", count=len(results)))
+        terminal.warn(t("bench.interrupted", count=len(results)))
         return int(ExitStatus.INTERRUPTED)
     failed = write_failed or not results or any(not r["ok"] for r in results)
     return int(ExitStatus.FAILURES if failed else ExitStatus.OK)

@@ -31,7 +31,6 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ollamakit.chat import cjk
 from ollamakit.chat.models import resolve_model
 from ollamakit.chat.render import GUTTER, THINK_STYLE
 from ollamakit.chat.session import format_ms
@@ -39,14 +38,16 @@ from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
-from ollamakit.report.tables import (
+from ollamakit.types import Message
+from ollamakit.ui.tables import (
     first_fitting,
     name_column,
     print_lines,
     print_table,
     print_text,
 )
-from ollamakit.types import Message
+from ollamakit.ui.terminal import Terminal
+from ollamakit.ui.wrap import units
 
 Status = Literal["ok", "timeout", "error"]
 
@@ -118,7 +119,7 @@ class _Printer:
             text, self.held = self.held + text, ""
             if not text[-1:].isspace():
                 last = text.rsplit("\n", 1)[-1]
-                start, _, unit = list(cjk.units(last))[-1]  # it ends in a word: there is one
+                start, _, unit = list(units(last))[-1]  # it ends in a word: there is one
                 cut = len(text) - len(last) + start + len(unit) - len(unit.lstrip())
                 text, self.held = text[:cut], text[cut:]
         self._lines(text)
@@ -177,7 +178,7 @@ class _Printer:
         limit = width - 1  # never the last column (see the class docstring)
         if line[:1].isspace() and self.words:
             self.space = True
-        for _, _, unit in cjk.units(line):
+        for _, _, unit in units(line):
             core = unit.strip()
             if unit[:1].isspace() and self.words:
                 self.space = True
@@ -369,9 +370,14 @@ def results_table(results: Sequence[GreetResult], *, fold_names: bool = False) -
 
 
 def run_auto(
-    settings: Settings, *, models: Sequence[str] | None, greeting: str | None, system: str | None
+    settings: Settings,
+    terminal: Terminal,
+    *,
+    models: Sequence[str] | None,
+    greeting: str | None,
+    system: str | None,
 ) -> int:
-    out = _console()
+    out = terminal.console()
     results = asyncio.run(greet_all(settings, models, greeting or t("chat.greeting"), system, out))
     out.print()
     for table in first_fitting(
@@ -387,13 +393,5 @@ def run_auto(
     summary = t("chat.auto_summary_some", failed=len(failed), total=len(results))
     if any(r.status == "timeout" for r in failed):
         summary += " " + t("chat.auto_timeout_hint", seconds=f"{settings.greeting_timeout_s:g}")
-    print_text(_console(stderr=True), Text(summary, style="yellow"))
+    print_text(terminal.console(stderr=True), Text(summary, style="yellow"))
     return int(ExitStatus.FAILURES)
-
-
-def _console(*, stderr: bool = False) -> Console:
-    """Not a terminal: nothing is hard-wrapped at rich's assumed 80 columns (lines stay whole;
-    the reader's pager or editor wraps them)."""
-    console = Console(stderr=stderr, highlight=False)
-    console.soft_wrap = not console.is_terminal
-    return console

@@ -13,10 +13,10 @@ import argparse
 from ollamakit.config import Settings
 from ollamakit.errors import UsageError
 from ollamakit.i18n import t
+from ollamakit.ui.terminal import Terminal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = t("chat.epilog")
     parser.add_argument("--auto", action="store_true", help=t("chat.help_auto"))
     parser.add_argument(
@@ -26,14 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--greeting", metavar="TEXT", help=t("chat.help_greeting"))
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
     models: list[str] = [m for m in (args.model or []) if m.strip()]
     if args.auto:
         from ollamakit.chat.auto import run_auto
 
-        return run_auto(settings, models=models or None, greeting=args.greeting, system=args.system)
+        return run_auto(
+            settings,
+            terminal,
+            models=models or None,
+            greeting=args.greeting,
+            system=args.system,
+        )
     if len(models) > 1:
         raise UsageError(t("chat.one_model"))
     from ollamakit.chat.repl import run_chat
 
-    return run_chat(settings, model=models[0] if models else settings.model, system=args.system)
+    return run_chat(
+        settings, terminal, model=models[0] if models else settings.model, system=args.system
+    )

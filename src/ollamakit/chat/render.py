@@ -20,7 +20,13 @@ and the last block is printed in full, so whatever arrived is on screen exactly 
 Thinking text (``message.thinking``) goes through the same machinery line by line
 (:class:`LineSplitter`), drawn dim and italic behind a ``┊`` gutter, before the answer.
 Paragraph width is capped at :data:`MAX_WIDTH` columns for readability on wide terminals;
-on an 80-column terminal everything wraps at 80, Chinese text included (:mod:`.cjk`).
+on an 80-column terminal everything wraps at 80, Chinese text included: paragraphs, headings
+and thinking lines are :class:`ollamakit.ui.wrap.WrapText`, which breaks between CJK
+characters (rich itself is left alone).
+
+Everything the server sent is passed through :func:`ollamakit.ui.sanitize.clean` as it
+arrives (:meth:`RichReplyView.content`, :meth:`PlainReplyView.content`, and the thinking
+twins): no escape sequence in a reply reaches the terminal, CJK and emoji stay.
 
 When standard output is not a terminal, :class:`PlainReplyView` writes the text as it comes
 (no colour, no cursor movement) and sends thinking text to stderr, so ``> file`` or ``| less``
@@ -33,19 +39,19 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable
-from typing import ClassVar, Final, Literal, Protocol, TextIO
+from typing import IO, ClassVar, Final, Literal, Protocol
 
 from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType, RenderResult
 from rich.live import Live
-from rich.markdown import Heading, Markdown, MarkdownElement
+from rich.markdown import Heading, Markdown, MarkdownElement, Paragraph
 from rich.segment import Segment
 from rich.spinner import Spinner
 from rich.text import Text
 
-from ollamakit.chat import cjk
 from ollamakit.chat.session import ReplyStats, format_ms
 from ollamakit.i18n import t
+from ollamakit.ui.sanitize import clean
+from ollamakit.ui.wrap import wrap_text
 
 MAX_WIDTH: Final = 100
 THINK_STYLE: Final = "dim italic"
@@ -191,17 +197,30 @@ class LineSplitter:
 
 
 class _LeftHeading(Heading):
-    """Headings aligned left: centred titles look lost in a chat transcript."""
+    """Headings aligned left (centred titles look lost in a chat transcript), CJK-wrapped."""
 
     LEVEL_ALIGN: ClassVar[dict[str, JustifyMethod]] = dict.fromkeys(
         ("h1", "h2", "h3", "h4", "h5", "h6"), "left"
     )
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for item in super().__rich_console__(console, options):
+            yield wrap_text(item) if isinstance(item, Text) else item
+
+
+class _Paragraph(Paragraph):
+    """A paragraph that breaks lines between CJK characters too."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for item in super().__rich_console__(console, options):
+            yield wrap_text(item) if isinstance(item, Text) else item
 
 
 class ChatMarkdown(Markdown):
     elements: ClassVar[dict[str, type[MarkdownElement]]] = {
         **Markdown.elements,
         "heading_open": _LeftHeading,
+        "paragraph_open": _Paragraph,
     }
 
 
@@ -275,7 +294,7 @@ def markdown(text: str) -> Trimmed:
 
 
 def thinking_line(line: str) -> Gutter:
-    return Gutter(Text(line, style=THINK_STYLE))
+    return Gutter(wrap_text(line, style=THINK_STYLE))
 
 
 # --------------------------------------------------------------------------- stats line
@@ -328,7 +347,6 @@ class RichReplyView:
     """Live Markdown for a terminal (see the module docstring)."""
 
     def __init__(self, console: Console, *, model: str, show_stats: bool = True) -> None:
-        cjk.install()
         self.console = console
         self.model = model
         self.show_stats = show_stats
@@ -411,6 +429,7 @@ class RichReplyView:
         self._ticker.start()
 
     def thinking(self, text: str) -> None:
+        text = clean(text)
         if not text or self._phase == "answer":
             if text:  # thinking after the answer began: rare; keep it, dimmed, in the flow
                 self._print(thinking_line(text.strip()))
@@ -420,6 +439,7 @@ class RichReplyView:
             self._print(thinking_line(line))
 
     def content(self, text: str) -> None:
+        text = clean(text)
         if not text:
             return
         if self._phase != "answer":
@@ -466,8 +486,8 @@ class PlainReplyView:
 
     def __init__(
         self,
-        out: TextIO | None = None,
-        thinking_out: TextIO | None = None,
+        out: IO[str] | None = None,
+        thinking_out: IO[str] | None = None,
         stats_out: Console | None = None,
     ) -> None:
         self.out = out or sys.stdout
@@ -482,6 +502,7 @@ class PlainReplyView:
         pass
 
     def thinking(self, text: str) -> None:
+        text = clean(text)
         if text and self.thinking_out is not None:
             if not self._thought:
                 text = text.lstrip()
@@ -491,6 +512,7 @@ class PlainReplyView:
                 self._thought, self._thought_last = True, text
 
     def content(self, text: str) -> None:
+        text = clean(text)
         if not text:
             return
         if not self._wrote:
@@ -516,18 +538,3 @@ class PlainReplyView:
         self.out.flush()
         if stats is not None and self.stats_out is not None and outcome != "failed":
             self.stats_out.print(Text(stats_line(stats, outcome), style="dim"))
-
-
-def print_blocks(console: Console, text: str) -> None:
-    """Render a complete Markdown text the way a streamed reply ends up (for /save previews)."""
-    width = min(console.width, MAX_WIDTH)
-    for i, block in enumerate(_all_blocks(text)):
-        if i:
-            console.print()
-        console.print(markdown(block), width=width)
-
-
-def _all_blocks(text: str) -> Iterable[str]:
-    splitter = MarkdownSplitter()
-    yield from splitter.feed(text)
-    yield from splitter.flush()

@@ -47,7 +47,6 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ollamakit import console as term
 from ollamakit.chat.models import format_size, model_table, resolve_model
 from ollamakit.chat.render import (
     Outcome,
@@ -74,8 +73,9 @@ from ollamakit.client import Chunk, OllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
-from ollamakit.report.tables import print_table
 from ollamakit.types import ModelEntry
+from ollamakit.ui.tables import print_table
+from ollamakit.ui.terminal import Terminal
 
 if TYPE_CHECKING:
     from ollamakit.chat.prompt import PromptInput
@@ -256,6 +256,7 @@ class ChatApp:
         transcript: Transcript,
         out: Console,
         view_factory: Callable[[str], ReplyView],
+        terminal: Terminal | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -264,6 +265,7 @@ class ChatApp:
         self.transcript = transcript
         self.out = out
         self.view_factory = view_factory
+        self.terminal = terminal
         self.guard = SigintGuard()
         self.interactive = False
 
@@ -281,7 +283,7 @@ class ChatApp:
     def error(self, exc: OllamakitError) -> None:
         """The doctor-style message (``✘`` what happened, ``→`` what to do), word-wrapped."""
         if not self.interactive:
-            term.print_error(exc)
+            (self.terminal or Terminal.from_env()).print_error(exc)
             return
         self.out.print(Text(f"✘ {exc.message}", style="bold red"))
         for line in (exc.hint or "").splitlines():
@@ -647,10 +649,12 @@ def _picker(prompt_input: PromptInput, out: Console) -> Callable[[list[ModelEntr
     return ask
 
 
-def run_chat(settings: Settings, *, model: str | None, system: str | None) -> int:
+def run_chat(
+    settings: Settings, terminal: Terminal, *, model: str | None, system: str | None
+) -> int:
     """The interactive (or piped) chat; see the module docstring."""
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    out = Console(highlight=False) if interactive else Console(stderr=True, highlight=False)
+    interactive = terminal.interactive
+    out = terminal.console(stderr=not interactive, soft_wrap=False)
     with OllamaClient(settings, read_timeout_s=settings.benchmark_timeout_s) as client:
         models = client.list_models()
         app_ref: list[ChatApp] = []
@@ -682,10 +686,12 @@ def run_chat(settings: Settings, *, model: str | None, system: str | None) -> in
                 return RichReplyView(out, model=name)
 
         else:
-            stats_out = Console(stderr=True, highlight=False) if sys.stderr.isatty() else None
+            stats_out = (
+                terminal.console(stderr=True, soft_wrap=False) if terminal.stderr_isatty else None
+            )
 
             def view_factory(name: str) -> ReplyView:
-                return PlainReplyView(sys.stdout, sys.stderr, stats_out)
+                return PlainReplyView(terminal.stdout.file, terminal.stderr.file, stats_out)
 
         app = ChatApp(
             settings=settings,
@@ -695,6 +701,7 @@ def run_chat(settings: Settings, *, model: str | None, system: str | None) -> in
             transcript=transcript,
             out=out,
             view_factory=view_factory,
+            terminal=terminal,
         )
         app_ref.append(app)
         status = int(ExitStatus.ERROR)
@@ -703,7 +710,7 @@ def run_chat(settings: Settings, *, model: str | None, system: str | None) -> in
                 _banner(out, settings, chosen, models, system)
                 status = app.run(prompt_input)
             else:
-                status = app.run(LineInput(sys.stdin))
+                status = app.run(LineInput(terminal.stdin))
         except KeyboardInterrupt:
             status = int(ExitStatus.INTERRUPTED)
             raise

@@ -14,13 +14,11 @@ and exit status 2.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
 
-from ollamakit import console
 from ollamakit.bench.schema import RunDocument
 from ollamakit.config import Settings
 from ollamakit.errors import UsageError
@@ -28,6 +26,7 @@ from ollamakit.i18n import t
 from ollamakit.report import FORMATS, output_format, render, write_output
 from ollamakit.report.tables import print_header, print_summary
 from ollamakit.store import HistoryStore
+from ollamakit.ui.terminal import Terminal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,19 +70,19 @@ def read_json_document(path: Path) -> RunDocument:
     return cast(RunDocument, data)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
     doc = load_document(args.run_id, settings.home)
     outputs: list[Path] = args.output or []
     for path in outputs:
         output_format(path)  # reject a bad extension before writing anything
     if args.format:
-        sys.stdout.write(render(doc, args.format))
-        sys.stdout.flush()
+        terminal.stdout.file.write(render(doc, args.format))
+        terminal.stdout.file.flush()
     for path in outputs:
         write_output(doc, path)
         if str(path) != "-":
-            console.info(t("report.wrote", path=str(path)))
+            terminal.info(t("report.wrote", path=str(path)))
     if not outputs and not args.format:
-        print_header(doc, console.stdout)
-        print_summary(doc, console.stdout)
+        print_header(doc, terminal.stdout)
+        print_summary(doc, terminal.stdout)
     return 0

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 
-from ollamakit import console
 from ollamakit.config import Settings
 from ollamakit.errors import UsageError
 from ollamakit.i18n import t
 from ollamakit.report.compare import compare_runs
-from ollamakit.report.tables import print_compare, print_table, runs_table
+from ollamakit.report.tables import print_compare, runs_table
 from ollamakit.store import HistoryStore
+from ollamakit.ui.tables import print_table
+from ollamakit.ui.terminal import Terminal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,22 +48,22 @@ def _pair(args: argparse.Namespace) -> tuple[str, str] | None:
     raise UsageError(t("report.history_usage"))
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
     pair = _pair(args)
     if not HistoryStore.exists(settings.home):
         if pair:
             raise UsageError(t("report.no_runs", path=str(settings.home)))
-        console.info(t("report.no_runs", path=str(settings.home)))
+        terminal.info(t("report.no_runs", path=str(settings.home)))
         return 0
     with HistoryStore.open(settings.home) as store:
         if pair:
             comparison = compare_runs(store.load_run(pair[0]), store.load_run(pair[1]))
-            print_compare(comparison, console.stdout)
+            print_compare(comparison, terminal.stdout)
             return 0
         listings = store.list_runs(limit=args.limit, model=args.model)
     if not listings:
         key = "report.no_runs_model" if args.model else "report.no_runs"
-        console.info(t(key, path=str(settings.home), model=args.model))
+        terminal.info(t(key, path=str(settings.home), model=args.model))
         return 0
-    print_table(console.stdout, runs_table(listings))
+    print_table(terminal.stdout, runs_table(listings))
     return 0

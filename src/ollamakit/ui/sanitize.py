@@ -10,7 +10,8 @@ so the rule holds in one place whatever the command.
 What happens to what:
 
 * complete escape sequences (CSI ``ESC [``, OSC ``ESC ]``, DCS/SOS/PM/APC strings, two-byte
-  ``ESC x``, and their 8-bit C1 forms) are removed whole: their payload is not text;
+  ``ESC x``, and their 8-bit C1 forms) are removed whole: their payload is not text (a string
+  sequence without its terminator loses only its introducer, so no text after it is lost);
 * any other C0 control (except ``\\t``, and ``\\n`` in multi-line text) and DEL become their
   visible Unicode "control pictures" (``␛``, ``␇``, ``␍``…); ``\\r\\n`` becomes ``\\n``;
 * C1 controls (U+0080–U+009F) and the bidi embeddings, overrides and isolates
@@ -29,7 +30,8 @@ __all__ = ["clean", "clean_line", "json_safe", "needs_cleaning"]
 _SEQUENCE: Final = re.compile(
     r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI ... final byte
     r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])"  # OSC, DCS, SOS, PM, APC ...
-    r"[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # ... up to BEL or ST (or the end of the text)
+    r"(?:[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c))?"  # ... up to BEL or ST; unterminated:
+    # only the introducer goes (the rest stays visible, no text is lost)
     r"|\x1b[ -/]*[0-~]"  # two-byte (and nF) escapes: ESC 7, ESC ( B, ESC c
 )
 _UNSAFE: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -75,6 +77,8 @@ def clean(text: str, *, multiline: bool = True) -> str:
     '你好！👋🏽 👩\\u200d💻 é'
     >>> clean("\\x9b31mred\\x1bc")
     'red'
+    >>> clean("\\x1b]0;no terminator 你好")
+    '0;no terminator 你好'
     """
     if not _ANY.search(text) or (multiline and not _UNSAFE_KEEP_NL.search(text)):
         return text  # the common case: nothing to do

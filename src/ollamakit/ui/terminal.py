@@ -43,7 +43,7 @@ from rich.segment import Segment
 from ollamakit.errors import OllamakitError
 from ollamakit.i18n import get_language, t
 from ollamakit.ui.sanitize import clean, needs_cleaning
-from ollamakit.ui.wrap import hanging
+from ollamakit.ui.wrap import WrapText, hanging
 
 __all__ = ["ColorSystem", "Sanitized", "Terminal", "make_console"]
 
@@ -220,13 +220,13 @@ class Terminal:
     # ------------------------------------------------------------------ messages (stderr)
 
     def warn(self, message: str) -> None:
-        # Word-wrapped on a terminal (rich), one line into a pipe: as print_error does.
-        self.stderr.print(
-            f"[yellow]! {escape(clean(message))}[/]", soft_wrap=not self.stderr_isatty
-        )
+        # Word-wrapped on a terminal (CJK-aware), one line into a pipe: as print_error does.
+        text = WrapText(f"! {clean(message)}", style="yellow")
+        self.stderr.print(text, soft_wrap=not self.stderr_isatty)
 
     def info(self, message: str) -> None:
-        self.stderr.print(f"[dim]{escape(clean(message))}[/]", soft_wrap=not self.stderr_isatty)
+        text = WrapText(clean(message), style="dim")
+        self.stderr.print(text, soft_wrap=not self.stderr_isatty)
 
     def print_error(self, error: OllamakitError) -> None:
         """``✘ message`` then the fix, indented: the shape of every failure the user sees.
@@ -247,7 +247,10 @@ class Terminal:
 
     def print_unexpected(self, exc: BaseException) -> None:
         error = clean(f"{type(exc).__name__}: {exc}", multiline=False)
-        self.stderr.print(f"[bold red]✘ {escape(t('cli.unexpected', error=error))}[/]")
+        message = t("cli.unexpected", error=error)
+        for index, line in enumerate(hanging(message, self.wrap_width(stderr=True), 2)):
+            mark = "✘ " if index == 0 else "  "
+            self.stderr.print(f"[bold red]{mark}{escape(line)}[/]")
 
 
 def _isatty(stream: object) -> bool:

@@ -29,7 +29,8 @@ from rich.containers import Lines
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from rich.console import Console, JustifyMethod, OverflowMethod
+    from rich.console import Console, ConsoleOptions, JustifyMethod, OverflowMethod, RenderResult
+    from rich.measure import Measurement
 
 __all__ = ["WrapText", "break_offsets", "hanging", "units", "wrap", "wrap_text"]
 
@@ -39,9 +40,7 @@ _CJK: Final = (
 )
 _CLOSE: Final = "，。、；：！？」』）】》〉〕｝,.;:!?)\\]}%"
 _OPEN: Final = "（「『【《〈〔｛"
-UNIT: Final = re.compile(
-    rf"\s*[{_OPEN}]*(?:[{_CJK}][{_CLOSE}]*|[^\s{_CJK}]+[{_CLOSE}]*)\s*"
-)
+UNIT: Final = re.compile(rf"\s*[{_OPEN}]*(?:[{_CJK}][{_CLOSE}]*|[^\s{_CJK}]+[{_CLOSE}]*)\s*")
 
 
 def units(text: str) -> Iterator[tuple[int, int, str]]:
@@ -102,7 +101,14 @@ def break_offsets(text: str, width: int, *, fold: bool = True) -> list[int]:
 
 
 class WrapText(Text):
-    """A rich ``Text`` that breaks lines between CJK characters too (see the module doc)."""
+    """A rich ``Text`` that breaks lines between CJK characters too (see the module doc).
+
+    ``Console.print`` joins the ``Text`` objects it is given into a new plain ``Text``;
+    :meth:`__rich__` hands it a renderable instead, so printing one keeps our wrapping.
+    """
+
+    def __rich__(self) -> _Rendered:
+        return _Rendered(self)
 
     def wrap(
         self,
@@ -139,6 +145,19 @@ class WrapText(Text):
                 piece.truncate(width, overflow=wrap_overflow)
             lines.extend(new_lines)
         return lines
+
+
+class _Rendered:
+    """A :class:`WrapText` as a plain renderable (see :meth:`WrapText.__rich__`)."""
+
+    def __init__(self, text: WrapText) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        return self.text.__rich_console__(console, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return self.text.__rich_measure__(console, options)
 
 
 def wrap_text(text: Text | str, style: str = "") -> WrapText:

@@ -12,6 +12,7 @@ import base64
 import re
 import string
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -283,3 +284,76 @@ def test_unconfigured_default_url_points_a_newcomer_to_env_or_the_simulator(
     # Configured explicitly: the user knows where they pointed it, so no such hint.
     assert cli.main(["bench", "--auto", "--base-url", closed]) == 2
     assert "OLLAMA_BASE_URL is not set" not in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- help layout
+
+
+def _help(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], **kw: Any) -> str:
+    from ollamakit import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(**kw)
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def _commands() -> list[str]:
+    from ollamakit.cli import COMMANDS
+
+    return [c.name for c in COMMANDS]
+
+
+HELP_CASES = [
+    ([], None),
+    *[([name], None) for name in _commands()],
+    ([], "bench"),
+    ([], "chat"),
+]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-TW"])
+@pytest.mark.parametrize(("args", "only"), HELP_CASES)
+def test_help_fits_80_columns_by_display_width_in_both_languages(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    lang: str,
+    args: list[str],
+    only: str | None,
+) -> None:
+    """argparse counts characters; a CJK character takes two columns. Every help line of
+    every command fits an 80-column terminal, and the headings are in the chosen language."""
+    from rich.cells import cell_len
+
+    monkeypatch.setenv("COLUMNS", "80")
+    text = _help(monkeypatch, capsys, argv=[*args, "--lang", lang, "--help"], command=only)
+    too_wide = [line for line in text.splitlines() if cell_len(line) > 80]
+    assert not too_wide, too_wide
+    english = ("usage:", "options:", "positional arguments:", "show this help message")
+    if lang == "zh-TW":
+        assert text.startswith("用法：") and "選項" in text
+        assert not any(word in text for word in english), text
+    else:
+        assert text.startswith("usage: ") and "options:" in text
+
+
+@pytest.mark.parametrize("command", ["history", "report"])
+@pytest.mark.parametrize(
+    "option", ["--base-url=http://127.0.0.1:1", "--ca-bundle=x.pem", "--insecure"]
+)
+def test_history_and_report_take_no_server_options(
+    capsys: pytest.CaptureFixture[str], command: str, option: str
+) -> None:
+    from ollamakit import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, option])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+    # Given before the command name, where the top-level parser knows it: a clear message.
+    assert cli.main([option, command]) == 2
+    err = capsys.readouterr().err
+    assert option.split("=")[0] in err and "does not apply" in err
+    help_text = _help(pytest.MonkeyPatch(), capsys, argv=[command, "--help"])
+    assert "--base-url" not in help_text and "--insecure" not in help_text
+    assert "--env-file" in help_text and "--lang" in help_text

@@ -167,7 +167,7 @@ class HelpFormatter(argparse.HelpFormatter):
         prefix: str | None = None,
     ) -> None:
         super().add_usage(
-            usage, actions, groups, t("cli.usage_prefix") if prefix is None else prefix
+            usage, actions, groups, _usage_placeholder() if prefix is None else prefix
         )
 
     def start_section(self, heading: str | None) -> None:
@@ -217,29 +217,28 @@ class ArgumentParser(argparse.ArgumentParser):
         self.add_argument("-h", "--help", action="help", help=t("cli.help_help"))
 
     def format_usage(self) -> str:
-        return _align_usage(super().format_usage())
+        return _real_usage(super().format_usage())
 
     def format_help(self) -> str:
-        return _align_usage(super().format_help())
+        return _real_usage(super().format_help())
 
     def error(self, message: str) -> Any:
         self.print_usage(sys.stderr)
         self.exit(2, t("cli.usage_error", prog=self.prog, message=message) + "\n")
 
 
-def _align_usage(text: str) -> str:
-    """argparse indents the usage's continuation lines by the prefix's *length*; a CJK
-    prefix (``用法：``) is wider than that: add the difference."""
-    prefix = t("cli.usage_prefix")
-    extra = cell_len(prefix) - len(prefix)
-    if not extra or not text.startswith(prefix):
-        return text
-    lines = text.split("\n")
-    for i in range(1, len(lines)):
-        if not lines[i].startswith(" "):
-            break
-        lines[i] = " " * extra + lines[i]
-    return "\n".join(lines)
+def _usage_placeholder() -> str:
+    """argparse lays the usage out by the prefix's *length*; a CJK prefix (``用法：``) is
+    wider than that. It is given a placeholder as long as the prefix is wide, replaced in the
+    finished text (:func:`_real_usage`)."""
+    return "\x01" * cell_len(t("cli.usage_prefix"))
+
+
+def _real_usage(text: str) -> str:
+    placeholder = _usage_placeholder()
+    if text.startswith(placeholder):
+        return t("cli.usage_prefix") + text[len(placeholder) :]
+    return text
 
 
 def add_common_arguments(

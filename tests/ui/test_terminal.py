@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.text import Text
 
 from ollamakit.errors import UsageError
-from ollamakit.ui import Terminal
+from ollamakit.ui import Terminal, clean
 from ollamakit.ui.terminal import make_console
 
 
@@ -87,3 +88,26 @@ def test_make_console_without_a_tty_draws_no_escape_codes() -> None:
     out = io.StringIO()
     make_console(out).print("[bold]x[/]")
     assert out.getvalue() == "x\n"
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_a_command_runs_on_a_terminal_built_by_the_test(width: int) -> None:
+    """``cli.main(terminal=...)``: the command writes where the test says, at its width,
+    and lays out for a terminal (the doctor's value column wraps, nothing is wider)."""
+    from rich.cells import cell_len
+
+    from ollamakit import cli
+    from ollamakit.sim import ModelSpec, SimConfig, run_in_thread
+
+    spec = ModelSpec("m:1b", load_ms=1, eval_tps=2000, reply_tokens=8)
+    with run_in_thread(SimConfig(models=(spec,))) as sim:
+        term = Terminal.for_test(width=width, isatty=True, stdin_isatty=False)
+        status = cli.main(["doctor", "--base-url", sim.url], terminal=term)
+    out = term.stdout_text()
+    assert status == 0, out + term.stderr_text()
+    assert "m:1b" in out and sim.url in out
+    # The spinner's cursor movements are in the capture too: measure the text only.
+    assert all(cell_len(line) <= width for line in clean(out.replace("\r", "\n")).splitlines())
+    history = Terminal.for_test(width=width)
+    assert cli.main(["history"], terminal=history) == 0
+    assert str(Path.cwd()) not in history.stdout_text() and history.stderr_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 
 import pytest
 from rich.cells import cell_len
@@ -320,3 +321,30 @@ def test_a_reply_row_that_fills_the_terminal_ends_in_a_line_break() -> None:
     view.finish("done", None)
     lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
     assert lines[lines.index("x" * 78 + " I") + 1] == "should go on."
+
+
+EVIL = "\x1b]0;pwned\x07\x1b[?1049h\x9b2J\u202e"
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_views_show_no_escape_sequence_from_a_reply(terminal: bool) -> None:
+    """Thinking and answer text from the server are cleaned as they arrive, piece by piece
+    (a sequence split across two chunks included); CJK and emoji stay."""
+    out, err = io.StringIO(), io.StringIO()
+    view: RichReplyView | PlainReplyView
+    if terminal:
+        console = Console(file=out, width=80, color_system=None, force_terminal=True)
+        view = RichReplyView(console, model="m", show_stats=False)
+    else:
+        view = PlainReplyView(out, err)
+    view.start()
+    view.thinking(f"想一想 {EVIL}🤔\n")
+    for piece in ["你好", EVIL[:3], EVIL[3:], "！👋", "\x1b", "[31m world"]:
+        view.content(piece)
+    view.finish("done", None)
+    text = out.getvalue() + err.getvalue()
+    if terminal:  # the live region's own cursor movement is rich's; drop it before looking
+        text = re.sub(r"\x1b\[\d*[AKG]|\x1b\[\?25[lh]|\r", "", text)
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text, repr(text)
+    assert "\u202e" not in text
+    assert "你好" in text and "👋" in text and "想一想" in text and "🤔" in text

@@ -8,12 +8,10 @@ prints the run's facts above it (``report`` uses it; the benchmark has shown the
 Every cell is plain text (``rich.text.Text``), never markup, so a model name such as
 ``[bold]x`` or an error text with brackets prints as it is.
 
-Layout: model and prompt names never break (``deepseek-r1:1.5b`` must not become
-``deepseek-`` / ``r1:1.5b``); the number columns give way instead (their headers wrap). Only
-when even that is too wide does a table drop a column (the summary's "Network ms" moves to a
-second table) and, as a last resort, names fold. Printed lines carry no trailing padding, and
-when the output is not a terminal a table is as wide as it needs to be (up to
-:data:`MAX_PIPE_WIDTH`), never folded to rich's assumed 80 columns.
+Layout follows :mod:`ollamakit.ui.tables` (names never break, numbers give way, lines without
+trailing padding, as wide as needed into a pipe). Only when even that is too wide does a table
+drop a column here (the summary's "Network ms" moves to a second table) and, as a last resort,
+names fold.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ throughput fast path, TLS and IPv6 listeners."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import ssl
@@ -115,7 +116,9 @@ def test_cli_prints_listening_line_table_and_request_lines_then_stops_on_sigterm
         line = ""
         while "/api/generate" not in line:
             line = proc.stdout.readline()
-        assert line.split()[:4] == ["POST", "/api/generate", "qwen2.5:0.5b", "200"]
+        stamp, *rest = line.split()
+        assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", stamp)  # the wall-clock arrival time
+        assert rest[:4] == ["POST", "/api/generate", "qwen2.5:0.5b", "200"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:

@@ -32,13 +32,12 @@ Usage in tests::
 from __future__ import annotations
 
 from ollamakit.sim.config import (
-    Fault,
-    FaultKind,
     ModelSpec,
     SimConfig,
     default_models,
     load_config_file,
 )
+from ollamakit.sim.faults import Fault, FaultKind
 from ollamakit.sim.log import RequestRecord
 from ollamakit.sim.server import (
     SimProcess,

@@ -139,7 +139,7 @@ def test_tags_lists_models_newest_first_with_go_field_order(start_sim, version: 
     keys = ["name", "model", "modified_at", "size", "digest", "details"]
     # capabilities and details.context_length/embedding_length arrived in 0.30.0.
     new = version >= "0.30"
-    assert list(first) == (keys + ["capabilities"] if new else keys)
+    assert list(first) == ([*keys, "capabilities"] if new else keys)
     assert (first.get("capabilities"), models[2].get("capabilities")) == (
         (["completion"], ["completion", "thinking"]) if new else (None, None)
     )

@@ -314,3 +314,17 @@ def test_ipv6_listener() -> None:
         assert httpx.get(sim.url + "/").text == "Ollama is running"
         # [::1] is loopback: the Host check applies there too.
         assert raw(sim.url, "GET", "/", host="ollama.example.com").status == 403
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(port: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ollamakit.sim", "--port", port, "--quiet"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert f"Invalid port {port}: use a number from 0 to 65535" in proc.stderr
+    assert "listening on" not in proc.stdout

@@ -18,9 +18,14 @@ charset=utf-8``); a failure inside a stream before its first chunk uses the real
 
 Durations in the final chunk are measured on the monotonic clock (what the simulator really
 did), not copied from the script: ``load_duration`` runs from the handler's start to the
-model being ready (queueing included), ``prompt_eval_duration`` from taking a slot to the first
-chunk, ``eval_duration`` from the first to the last chunk, ``total_duration`` from the start to
-the final chunk.
+model being ready (queueing included), ``prompt_eval_duration`` from taking a slot to when the
+first chunk is due (after the uncached prompt tokens), ``eval_duration`` from then to the last
+chunk's write, ``total_duration`` from the start to the final chunk.
+
+The generation core is shared by every API: ``_serve`` admits and schedules a validated
+``_Generation``, ``_plan`` decides what the reply says (``_Reply``), ``_emit`` sends it on
+schedule and ends it with the done line or a fault's hook; a ``Sink`` frames it (Ollama's NDJSON
+here, SSE in :mod:`ollamakit.sim.openai`).
 
 Routes under ``/_sim/`` are the simulator's own (the request log and state); real Ollama has no
 such routes, and the middlewares do not apply to them.
@@ -455,6 +460,7 @@ class SimApp:
                         "state": rt.state.value,
                         "active": rt.active,
                         "loads": rt.loads,
+                        "num_ctx": rt.num_ctx or None,
                         "expires_at": rfc3339nano_local(rt.expires_at_ns)
                         if rt.expires_at_ns
                         else None,
@@ -761,6 +767,9 @@ class SimApp:
             last_ns = time.perf_counter_ns()
             first_ns = first_ns or last_ns
         done_ns = time.perf_counter_ns()
+        # The first token is "generated" when it is due; on a busy machine its write can come
+        # later, together with the next ones, and would otherwise leave an eval window of 0.
+        first_due = min(first_ns, t_first) if first_ns else None
         done = Done(
             reply=reply,
             done_reason=reply.done_reason,
@@ -768,9 +777,9 @@ class SimApp:
             load_ns=lease.loaded_ns - t0_ns,
             prompt_eval_count=record.prompt_eval_count,
             cached=lease.cached,
-            prompt_eval_ns=(first_ns or done_ns) - lease.slot_ns,
+            prompt_eval_ns=(first_due or done_ns) - lease.slot_ns,
             eval_count=reply.count,
-            eval_ns=(last_ns - first_ns) if first_ns and last_ns else 0,
+            eval_ns=(last_ns - first_due) if first_due and last_ns else 0,
         )
         record.done_reason = reply.done_reason
         record.eval_count = reply.count

@@ -145,6 +145,7 @@ def print_models(config: SimConfig, out: TextIO) -> None:
         t("sim.col_quant"),
         t("sim.col_size"),
         t("sim.col_thinking"),
+        t("sim.col_kind"),
         t("sim.col_load"),
         t("sim.col_prompt_tps"),
         t("sim.col_eval_tps"),
@@ -157,7 +158,12 @@ def print_models(config: SimConfig, out: TextIO) -> None:
             spec.parameter_size,
             spec.quantization,
             _size(spec.size),
-            t("sim.yes") if spec.thinking else "-",
+            t("sim.think_always")
+            if spec.think_levels_only
+            else t("sim.yes")
+            if spec.thinking
+            else "-",
+            _kind(spec),
             f"{spec.load_ms:g}",
             _rate(spec.prompt_tps),
             _rate(spec.eval_tps),
@@ -178,10 +184,18 @@ def print_models(config: SimConfig, out: TextIO) -> None:
             num_parallel=config.num_parallel,
             max_queue=config.max_queue,
             version=config.version,
+            engine=config.engine,
         ),
         file=out,
         flush=True,
     )
+
+
+def _kind(spec: ModelSpec) -> str:
+    """``llm``, ``embedding``, ``cloud``; a partly offloaded model adds its GPU share."""
+    if spec.gpu_share < 1:
+        return t("sim.kind_offloaded", kind=spec.kind, percent=f"{spec.gpu_share * 100:.0f}")
+    return spec.kind
 
 
 def _width(text: str) -> int:

@@ -18,9 +18,10 @@ charset=utf-8``); a failure inside a stream before its first chunk uses the real
 
 Durations in the final chunk are measured on the monotonic clock (what the simulator really
 did), not copied from the script: ``load_duration`` runs from the handler's start to the
-model being ready (queueing included), ``prompt_eval_duration`` from taking a slot to when the
-first chunk is due (after the uncached prompt tokens), ``eval_duration`` from then to the last
-chunk's write, ``total_duration`` from the start to the final chunk.
+model being ready (queueing included), ``prompt_eval_duration`` from taking a slot to the
+first chunk (after the uncached prompt tokens), ``eval_duration`` from the first to the last
+chunk (from when the first was due, if one late write carried them all), ``total_duration``
+from the start to the final chunk.
 
 The generation core is shared by every API: ``_serve`` admits and schedules a validated
 ``_Generation``, ``_plan`` decides what the reply says (``_Reply``), ``_emit`` sends it on
@@ -767,9 +768,12 @@ class SimApp:
             last_ns = time.perf_counter_ns()
             first_ns = first_ns or last_ns
         done_ns = time.perf_counter_ns()
-        # The first token is "generated" when it is due; on a busy machine its write can come
-        # later, together with the next ones, and would otherwise leave an eval window of 0.
-        first_due = min(first_ns, t_first) if first_ns else None
+        # The eval window runs from the first write to the last, as a client sees it. When a
+        # late first write carried every chunk (a busy machine), it starts when the first
+        # chunk was due instead, so the window is not 0.
+        first_due = first_ns
+        if first_ns is not None and first_ns == last_ns and reply.count > 1:
+            first_due = min(first_ns, t_first)
         done = Done(
             reply=reply,
             done_reason=reply.done_reason,

@@ -706,6 +706,16 @@ class SimApp:
 
     # --- generate and chat: sending ------------------------------------------------------------
 
+    def _schedule(self, gen: _Generation, reply: _Reply, lease: Lease) -> _Schedule:
+        """When the chunks are due: prefill of the uncached prompt tokens, then one chunk per
+        interval (slower by the CPU-offloaded share)."""
+        spec, speed = gen.spec, self.config.speed
+        uncached = len(reply.ids) - lease.cached
+        prefill_ns = 0 if math.isinf(spec.prompt_tps) else uncached / spec.prompt_tps * 1e9
+        rate = spec.eval_tps / spec.decode_factor
+        interval_ns = 0 if spec.fast else int(1e9 / rate / speed)
+        return _Schedule(lease.slot_ns + int(prefill_ns / speed), interval_ns, uncached)
+
     async def _emit(
         self,
         gen: _Generation,
@@ -718,39 +728,14 @@ class SimApp:
     ) -> bool:
         """Stream (or wait out) the chunks on schedule, then the done line or a fault's end.
         True when the reply completed (so the slot caches it)."""
-        spec, speed = gen.spec, self.config.speed
+        plan = self._schedule(gen, reply, lease)
         total = len(reply.ids)
-        uncached = total - lease.cached
-        record.prompt_eval_count = uncached if self.profile.prompt_count_uncached_only else total
-        prefill_ns = 0 if math.isinf(spec.prompt_tps) else uncached / spec.prompt_tps * 1e9
-        rate = spec.eval_tps / spec.decode_factor
-        interval_ns = 0 if spec.fast else int(1e9 / rate / speed)
-        t_first = lease.slot_ns + int(prefill_ns / speed)
-
+        only_uncached = self.profile.prompt_count_uncached_only
+        record.prompt_eval_count = plan.uncached if only_uncached else total
         encoder = sink.encoder()
         reply.add_phases(encoder)
-        streamed = reply.streamed
-        fault, limit = pick_chunk_fault(spec.faults, streamed)
-        preamble = sink.preamble()
-        if gen.stream and preamble is not None and limit > 0:
-            await sleep_until(t_first)
-            write_line(resp, encoder, preamble, record)
-        if gen.stream:
-            result = await write_chunks(
-                resp,
-                encoder,
-                t_first_ns=t_first,
-                interval_ns=interval_ns,
-                limit=limit,
-                record=record,
-            )
-            first_ns, last_ns = result.first_ns, result.last_ns
-        else:
-            await sleep_until(t_first)
-            first_ns = time.perf_counter_ns() if limit else None
-            if limit:
-                await sleep_until(t_first + (limit - 1) * interval_ns)
-            last_ns = time.perf_counter_ns() if limit else None
+        fault, limit = pick_chunk_fault(gen.spec.faults, reply.streamed)
+        first_ns, last_ns = await self._send_chunks(gen, plan, limit, encoder, sink, resp, record)
         if fault is not None:
             scene = FaultScene(
                 resp,
@@ -764,16 +749,15 @@ class SimApp:
             await fault.at_chunk(scene)
             return False
         if reply.tail:  # the done chunk carries the last tokens: it comes when they are due
-            await sleep_until(t_first + (limit - 1 + reply.tail) * interval_ns)
+            await sleep_until(plan.t_first_ns + (limit - 1 + reply.tail) * plan.interval_ns)
             last_ns = time.perf_counter_ns()
             first_ns = first_ns or last_ns
         done_ns = time.perf_counter_ns()
         # The eval window runs from the first write to the last, as a client sees it. When a
         # late first write carried every chunk (a busy machine), it starts when the first
         # chunk was due instead, so the window is not 0.
-        first_due = first_ns
         if first_ns is not None and first_ns == last_ns and reply.count > 1:
-            first_due = min(first_ns, t_first)
+            first_ns = min(first_ns, plan.t_first_ns)
         done = Done(
             reply=reply,
             done_reason=reply.done_reason,
@@ -781,9 +765,9 @@ class SimApp:
             load_ns=lease.loaded_ns - t0_ns,
             prompt_eval_count=record.prompt_eval_count,
             cached=lease.cached,
-            prompt_eval_ns=(first_due or done_ns) - lease.slot_ns,
+            prompt_eval_ns=(first_ns or done_ns) - lease.slot_ns,
             eval_count=reply.count,
-            eval_ns=(last_ns - first_due) if first_due and last_ns else 0,
+            eval_ns=(last_ns - first_ns) if first_ns and last_ns else 0,
         )
         record.done_reason = reply.done_reason
         record.eval_count = reply.count
@@ -795,6 +779,38 @@ class SimApp:
             status, payload = sink.final_body(done)
             resp.send(status, payload, sink.json_type)
         return True
+
+    @staticmethod
+    async def _send_chunks(
+        gen: _Generation,
+        plan: _Schedule,
+        limit: int,
+        encoder: ChunkEncoder,
+        sink: Sink,
+        resp: Responder,
+        record: RequestRecord,
+    ) -> tuple[int | None, int | None]:
+        """Chunks ``[0, limit)`` on schedule (without streaming: only the waiting); returns
+        when the first and the last went out."""
+        if not gen.stream:
+            await sleep_until(plan.t_first_ns)
+            first_ns = time.perf_counter_ns() if limit else None
+            if limit:
+                await sleep_until(plan.t_first_ns + (limit - 1) * plan.interval_ns)
+            return first_ns, time.perf_counter_ns() if limit else None
+        preamble = sink.preamble()
+        if preamble is not None and limit > 0:
+            await sleep_until(plan.t_first_ns)
+            write_line(resp, encoder, preamble, record)
+        result = await write_chunks(
+            resp,
+            encoder,
+            t_first_ns=plan.t_first_ns,
+            interval_ns=plan.interval_ns,
+            limit=limit,
+            record=record,
+        )
+        return result.first_ns, result.last_ns
 
     # --- embeddings ----------------------------------------------------------------------------
 
@@ -958,6 +974,15 @@ class _Reply:
         if self.answer.count < 4096:  # the fast path's huge replies are not worth caching
             out += self.answer.ids()
         return out
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """When a reply's chunks are due (perf_counter_ns)."""
+
+    t_first_ns: int
+    interval_ns: int
+    uncached: int  # prompt tokens that were evaluated
 
 
 @dataclass

@@ -220,3 +220,16 @@ def test_llamacpp_stream_with_timings(start_sim) -> None:
     cached = again[-2]["timings"]
     assert cached["cache_n"] == 5 and cached["prompt_n"] == 1
     assert again[-2]["usage"]["prompt_tokens"] == 6
+
+
+def test_engine_and_version_flags_in_a_subprocess() -> None:
+    from ollamakit.sim import subprocess_sim
+
+    with subprocess_sim(["--engine", "llama.cpp", "--model", "tiny:1b,eval_tps=inf"]) as sim:
+        assert httpx.get(sim.url + "/health", timeout=10).json() == {"status": "ok"}
+        assert httpx.get(sim.url + "/api/version", timeout=10).status_code == 404
+    with subprocess_sim(["--ollama-version", "0.12.4"]) as sim:
+        assert httpx.get(sim.url + "/api/version", timeout=10).json() == {"version": "0.12.4"}
+        body = {"model": "deepseek-r1:1.5b", "prompt": "hi", "stream": False}
+        reply = httpx.post(sim.url + "/api/generate", json=body, timeout=30).json()
+        assert reply["response"].startswith("<think>") and "thinking" not in reply

@@ -233,3 +233,13 @@ def test_engine_and_version_flags_in_a_subprocess() -> None:
         body = {"model": "deepseek-r1:1.5b", "prompt": "hi", "stream": False}
         reply = httpx.post(sim.url + "/api/generate", json=body, timeout=30).json()
         assert reply["response"].startswith("<think>") and "thinking" not in reply
+
+
+@pytest.mark.parametrize(("version", "status"), [("0.21.0", 400), ("0.22.0", 200)])
+def test_reasoning_effort_follows_the_version_levels(start_sim, version: str, status: int) -> None:
+    sim = start_sim(quick_config(version=version))
+    body = {"model": "thinker:1b", "messages": MESSAGES, "reasoning_effort": "max"}
+    reply = httpx.post(sim.url + "/v1/chat/completions", json=body)
+    assert reply.status_code == status
+    if status == 400:
+        assert reply.json()["error"]["message"].startswith('invalid think value: "max"')

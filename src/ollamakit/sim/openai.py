@@ -370,6 +370,8 @@ class OpenAIRoutes:
                 effort = reasoning.get("effort")
             think: Any = None
             if isinstance(effort, str):
+                if effort != "none" and effort not in app.profile.think_levels:
+                    raise ApiError(400, app.profile.think_invalid(f'"{effort}"'))
                 think = False if effort == "none" else effort
             thinking, tags = app._think(spec, model, think)
         record.model = model

@@ -243,3 +243,14 @@ def test_reasoning_effort_follows_the_version_levels(start_sim, version: str, st
     assert reply.status_code == status
     if status == 400:
         assert reply.json()["error"]["message"].startswith('invalid think value: "max"')
+
+
+def test_json_escaping_follows_the_engine(start_sim) -> None:
+    html = ModelSpec("html:1b", reply="a <b> & c", load_ms=0, prompt_tps=1e9, eval_tps=5_000)
+    body = {"model": "html:1b", "messages": MESSAGES, "stream": True}
+    ollama_sim = start_sim(SimConfig(models=(html,)))
+    llama_sim = start_sim(SimConfig(models=(html,), engine="llama.cpp"))
+    go = raw(ollama_sim.url, "POST", "/v1/chat/completions", body=body).body
+    cpp = raw(llama_sim.url, "POST", "/v1/chat/completions", body=body).body
+    assert b"\\u003c" in go and b"<" not in go  # Go's encoding/json
+    assert b'"content":" <"' in cpp and b"\\u003c" not in cpp  # nlohmann::json

@@ -195,6 +195,7 @@ class LlamaSink(Sink):
             framed=self.framed,
             stamped=False,
             content_type=SSE,
+            escape=lambda text: orjson.dumps(text)[1:-1],  # nlohmann::json leaves <>& alone
         )
 
     def preamble(self) -> bytes:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -55,11 +56,11 @@ class Phase:
     mid: bytes  # bytes between the timestamp and the text
 
     @classmethod
-    def of(cls, seq: TokenSeq, mid: bytes) -> Phase:
+    def of(cls, seq: TokenSeq, mid: bytes, escape: Callable[[str], bytes] = dumps_str) -> Phase:
         return cls(
             seq,
-            tuple(dumps_str(c) for c in seq.first),
-            tuple(dumps_str(c) for c in seq.cycle),
+            tuple(escape(c) for c in seq.first),
+            tuple(escape(c) for c in seq.cycle),
             mid,
         )
 
@@ -82,6 +83,7 @@ class ChunkEncoder:
         framed: bool,
         stamped: bool = True,
         content_type: str = NDJSON,
+        escape: Callable[[str], bytes] = dumps_str,
     ) -> None:
         self.pre = pre
         self.mid_answer = mid_answer
@@ -90,6 +92,7 @@ class ChunkEncoder:
         self.framed = framed
         self.stamped = stamped
         self.content_type = content_type
+        self.escape = escape  # a JSON string's inside: Go-escaped for Ollama
         self.phases: list[Phase] = []
 
     @classmethod
@@ -118,7 +121,8 @@ class ChunkEncoder:
 
     def add(self, seq: TokenSeq | None, *, thinking: bool) -> None:
         if seq is not None and seq.count > 0:
-            self.phases.append(Phase.of(seq, self.mid_thinking if thinking else self.mid_answer))
+            mid = self.mid_thinking if thinking else self.mid_answer
+            self.phases.append(Phase.of(seq, mid, self.escape))
 
     @property
     def total(self) -> int:

@@ -33,7 +33,7 @@ def test_a_repeated_prefix_is_counted_but_not_evaluated_again(start_sim) -> None
     assert first["prompt_eval_duration"] > 90 * MS  # 205 tokens at 2000/s
     again = chat(sim.url, LONG + " more words")
     assert again["prompt_eval_count"] == 207
-    assert again["prompt_eval_duration"] < 20 * MS  # only the two new tokens
+    assert again["prompt_eval_duration"] < 50 * MS  # only the two new tokens (1 ms)
     # A run marker in front of the text defeats the cache for the text, not for the template.
     marked = chat(sim.url, "[run 7] " + LONG)
     assert marked["prompt_eval_count"] == 209

@@ -149,7 +149,7 @@ def test_cloud_disabled_is_403_with_ollama_text_and_signed_in_answers(start_sim)
 
 
 def test_partial_offload_shows_in_ps_and_decodes_slower(start_sim) -> None:
-    base = {"load_ms": 0, "warm_load_ms": 0, "prompt_tps": 1e9, "eval_tps": 200, "reply_tokens": 11}
+    base = {"load_ms": 0, "warm_load_ms": 0, "prompt_tps": 1e9, "eval_tps": 100, "reply_tokens": 21}
     full = ModelSpec("full:1b", size=1000, **base)
     part = ModelSpec("part:1b", size=1000, size_vram=500, offload_slowdown=3.0, **base)
     sim = start_sim(SimConfig(models=(full, part)))

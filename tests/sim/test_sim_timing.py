@@ -88,7 +88,7 @@ def test_ttft_interval_and_reported_durations_follow_the_script(start_sim) -> No
     ttft_cached, _, cached = stream(sim.url, other)
     assert ttft_cached < 0.1, ttft_cached
     assert cached["prompt_eval_count"] == 400
-    assert cached["prompt_eval_duration"] < 20 * MS
+    assert cached["prompt_eval_duration"] < 60 * MS  # vs 200 ms for the whole prompt
 
 
 def pytest_approx(value: float, abs_tol: float) -> object:

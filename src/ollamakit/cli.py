@@ -201,7 +201,7 @@ def main(
         return int(module.run(args, settings))
     except OllamakitError as exc:
         if debug:
-            raise
+            _print_traceback()  # --debug shows where; the exit status stays the same
         console.print_error(exc)
         if (
             isinstance(exc, ConnectFailed)
@@ -214,7 +214,7 @@ def main(
         return int(exc.exit_status)
     except KeyboardInterrupt:
         if debug:
-            raise
+            _print_traceback()
         console.stderr.print(f"[yellow]{t('cli.interrupted')}[/]")
         return int(ExitStatus.INTERRUPTED)
     except BrokenPipeError:
@@ -224,9 +224,15 @@ def main(
         return int(ExitStatus.OK)
     except Exception as exc:
         if debug:
-            raise
+            _print_traceback()
         console.print_unexpected(exc)
         return int(ExitStatus.ERROR)
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
 
 
 def bench_main() -> int:

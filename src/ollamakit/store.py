@@ -60,6 +60,7 @@ import orjson
 
 from ollamakit.bench.schema import RESULT_SCALAR_FIELDS, RequestResult, RunDocument
 from ollamakit.errors import ConfigError, UsageError
+from ollamakit.files import FILE_MODE, private_file
 from ollamakit.i18n import t
 
 DB_NAME: Final = "history.sqlite3"
@@ -320,7 +321,13 @@ class HistoryStore:
         """Open (creating if needed) ``home/history.sqlite3`` and bring its schema up to date."""
         path = Path(home) / DB_NAME
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(path)  # 0600 in a 0700 folder; SQLite gives -wal/-shm the same mode
+            for companion in (
+                path.with_name(f"{path.name}-wal"),
+                path.with_name(f"{path.name}-shm"),
+            ):
+                if companion.exists():  # left 0644 by an older version
+                    companion.chmod(FILE_MODE)
             db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )

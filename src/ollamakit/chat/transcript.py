@@ -31,6 +31,9 @@ from typing import IO, Any, Final
 import orjson
 
 from ollamakit import __version__
+from ollamakit.errors import ConfigError
+from ollamakit.files import private_dir
+from ollamakit.i18n import t
 
 FORMAT_VERSION: Final = 1
 
@@ -57,8 +60,21 @@ class Transcript:
 
     @classmethod
     def create(cls, home: Path, model: str, *, when: datetime | None = None) -> Transcript:
+        """A new transcript file; a home that cannot hold it is a :class:`ConfigError`."""
         folder = home / "transcripts"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            return cls._create(folder, model, when)
+        except OSError as exc:
+            raise ConfigError(
+                t("files.transcript_unusable", path=str(folder), error=exc.strerror or exc),
+                key="OLLAMAKIT_HOME",
+                value=str(home),
+                example="~/.local/share/ollamakit",
+            ) from None
+
+    @classmethod
+    def _create(cls, folder: Path, model: str, when: datetime | None) -> Transcript:
+        private_dir(folder)
         stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S")
         base = f"chat-{stamp}-{_safe(model)}"
         for n in range(1, 1000):
@@ -67,8 +83,9 @@ class Transcript:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
             except FileExistsError:
                 continue
+            os.fchmod(fd, 0o600)  # the umask cannot loosen it, but be explicit
             return cls(path, os.fdopen(fd, "ab", buffering=0))
-        raise FileExistsError(folder / f"{base}.jsonl")
+        raise FileExistsError(17, os.strerror(17), str(folder / f"{base}.jsonl"))
 
     def write(self, event: str, **fields: Any) -> None:
         """One event, one line, on disk before this returns (unbuffered write)."""

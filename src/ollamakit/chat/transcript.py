@@ -22,6 +22,8 @@ The server URL is the redacted one; the file is created ``0600`` (conversations 
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 from datetime import datetime
@@ -49,6 +51,37 @@ def _safe(name: str) -> str:
     'hf.co_user_Model-Q4_K_M'
     """
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace(":", "-"))[:60]
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One JSON line, whatever the server sent.
+
+    orjson refuses integers beyond 64 bits (a hostile or broken server's ``eval_count``): the
+    line is then written by the standard library, which keeps big integers exactly, so the
+    reply is never lost for the sake of a number. Non-finite floats become ``null`` either way.
+
+    >>> encode({"event": "reply", "content": "hi", "stats": {"eval_count": 2**70}})
+    b'{"event":"reply","content":"hi","stats":{"eval_count":1180591620717411303424}}'
+    >>> encode({"x": float("nan")})
+    b'{"x":null}'
+    """
+    try:
+        return orjson.dumps(record)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, an odd type
+        return json.dumps(_plain(record), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with non-finite floats as ``None`` and unknown types as strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
 
 
 class Transcript:
@@ -92,7 +125,7 @@ class Transcript:
         if self._handle.closed:
             return
         record = {"event": event, "ts": _now(), **fields}
-        self._handle.write(orjson.dumps(record) + b"\n")
+        self._handle.write(encode(record) + b"\n")
 
     def start(
         self, *, server: str, model: str, system: str | None, options: Any, think: Any

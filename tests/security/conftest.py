@@ -94,10 +94,10 @@ def readonly_dir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A writable tmpfs of a few hundred kilobytes, for "disk full" (root only)."""
+    """A writable tmpfs of one megabyte, for "disk full" (root only)."""
     target = tmp_path / "tiny"
     target.mkdir()
-    if not _mount(target, "size=256k,mode=0700"):
+    if not _mount(target, "size=1m,mode=0700"):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield target
     _umount(target)

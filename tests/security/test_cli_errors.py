@@ -105,3 +105,9 @@ def test_debug_keeps_the_exit_status_of_a_connection_failure() -> None:
     debug = run_program(["chat", "--auto", "--base-url", "http://127.0.0.1:9", "--debug"])
     assert plain.returncode == 2
     assert debug.returncode == 2, debug.output
+
+
+@pytest.mark.parametrize("flag", ["--seed", "--num-predict"])
+def test_numbers_beyond_64_bits_are_usage_errors(flag: str) -> None:
+    result = run_program(["bench", "--auto", flag, "99999999999999999999999"])
+    _check(result, flag, "at most")

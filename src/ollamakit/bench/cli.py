@@ -39,6 +39,7 @@ from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 
 MAX_CONCURRENCY: Final = 256
+INT64_MAX: Final = 2**63 - 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +104,14 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(t("bench.bad_num_predict", value=args.num_predict))
     if args.seed is not None and args.seed < 0:
         raise UsageError(t("bench.bad_number", flag="--seed", value=args.seed, minimum=0))
+    for flag, value in (
+        ("--runs", args.runs),
+        ("--warmup", args.warmup),
+        ("--num-predict", args.num_predict),
+        ("--seed", args.seed),
+    ):
+        if value is not None and value > INT64_MAX:  # Ollama's options are Go int64
+            raise UsageError(t("files.number_too_large", flag=flag, value=value, maximum=INT64_MAX))
     from ollamakit.report import output_format
 
     for output in args.output:

@@ -17,6 +17,10 @@ from typing import Any
 MODIFIED_AT = "2026-01-01T00:00:00.000000000Z"
 
 
+class _Answered(Exception):
+    """The request was answered already (a redirect)."""
+
+
 class HostileServer:
     def __init__(
         self,
@@ -25,7 +29,9 @@ class HostileServer:
         reply: str = "Hello from the hostile server.",
         final: dict[str, Any] | None = None,
         version: str = "0.12.6",
+        redirect_to: str | None = None,
     ) -> None:
+        self.redirect_to = redirect_to  # answer everything with a 307 to this origin
         self.models = models
         self.reply = reply
         self.final = final or {}
@@ -120,10 +126,22 @@ class HostileServer:
                 outer.requests.append((self.command, self.path, dict(self.headers.items())))
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                if outer.redirect_to is not None:
+                    self.send_response(307)
+                    self.send_header("Location", outer.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    raise _Answered
                 try:
                     return dict(json.loads(raw or b"{}"))
                 except ValueError:
                     return {}
+
+            def handle_one_request(self) -> None:
+                try:
+                    super().handle_one_request()
+                except _Answered:
+                    self.wfile.flush()
 
             def do_GET(self) -> None:
                 self._record()

@@ -11,7 +11,9 @@ progress bar on a terminal or one plain line per request otherwise → the summa
 where the run was saved, and the ``--output`` files.
 
 Exit status: 0 every measured request succeeded, 1 some failed, 2 could not run (including "no
-models on the server"), 130 interrupted (the finished part is saved and summarised).
+models on the server"), 130 interrupted by Ctrl-C, 143/129 stopped by SIGTERM/SIGHUP (in each
+case the finished part is saved, summarised and written to every ``--output``; see
+:class:`OrderlyStop` and docs/security.md).
 """
 
 from __future__ import annotations

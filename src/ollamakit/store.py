@@ -45,8 +45,8 @@ so a password that slipped into an error text or a label never reaches the file.
 
 from __future__ import annotations
 
-import re
 import contextlib
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator

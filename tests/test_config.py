@@ -140,8 +140,10 @@ def _config_error(url: str) -> ConfigError:
         ("http://", ["host"]),
         ("http://host.example:0", ["port", "65535"]),
         ("http://host.example:70000", ["port", "65535"]),
-        ("http://host.example:port", ["port"]),
         ("http://host.example/?x=1", ["query"]),
+        ("http:/host.example", ["://"]),
+        ("http://[::1", ["IPv6", "brackets"]),
+        ("http://exa mple.com", ["host name"]),
     ],
 )
 def test_bad_url_names_key_value_and_example(url: str, words: list[str]) -> None:
@@ -156,6 +158,15 @@ def test_bad_url_names_key_value_and_example(url: str, words: list[str]) -> None
         load_settings(environ={"OLLAMA_BASE_URL": url})
     assert f"Invalid setting OLLAMA_BASE_URL={url}:" in info.value.message
     assert "OLLAMA_BASE_URL=https://" in (info.value.hint or "")
+
+
+def test_a_word_after_the_colon_may_be_a_password_and_is_masked() -> None:
+    # "host:port" with a word is either a typo or user:password with no "@host" after it
+    # (a .env line cut short at a quote or at " #"): hide it, explain percent-encoding.
+    error = _config_error("http://host.example:port")
+    assert "--base-url=http://host.example:***:" in error.message
+    assert "port" in error.message
+    assert "%2F" in error.message
 
 
 def test_bad_value_in_an_env_file_names_the_file(tmp_path: Path) -> None:
@@ -336,3 +347,73 @@ def test_repr_and_str_hide_the_password() -> None:
         Flags(base_url="https://ollama-user:s3cr3t@h.example"), environ={"OLLAMA_API_KEY": ""}
     )
     assert "s3cr3t" not in repr(settings)
+
+
+# --------------------------------------------------------------------------- secrets in errors
+
+#: A .env line whose password breaks the URL, and the parts of the password that must not show.
+BROKEN_PASSWORD_LINES = [
+    "OLLAMA_BASE_URL=https://ollama-user:Secret #Canary@host.example",  # ' #' starts a comment
+    'OLLAMA_BASE_URL="https://ollama-user:Sec"retCanary@host.example"',  # a quote inside
+    "OLLAMA_BASE_URL='https://ollama-user:Sec'retCanary@host.example'",
+    'OLLAMA_BASE_URL="https://ollama-user:SecretCanary@host.example',  # unterminated quote
+    "OLLAMA_BASE_URL=https://ollama-user:SecretCanary",  # no host at all
+    "OLLAMA_BASE_URL=https://ollama-user:SecretCanary@",
+    "OLLAMA_BASE_URL=https://ollama-user:Secret/Canary:9@host.example",  # a raw '/' and ':'
+    "OLLAMA_BASE_URL=https://ollama-user:Secret?Canary@host.example",
+    "OLLAMA_BASE_URL=https://ollama-user:Secret[Canary@host.example",  # a raw "["
+    "OLLAMA_BASE_URL=ollama-user:SecretCanary",  # no scheme either
+]
+
+
+@pytest.mark.parametrize("line", BROKEN_PASSWORD_LINES)
+def test_a_password_that_breaks_the_url_is_never_echoed(line: str) -> None:
+    _write_dotenv(line + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={})
+    shown = f"{info.value.message}\n{info.value.hint}"
+    assert "(in .env)" in shown
+    for piece in ("Secret", "Canary", "retCanary"):
+        assert piece not in shown, shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ollama-user:pa/ss@host.example",
+        "https://ollama-user:pa#ss@host.example",
+        "https://ollama-user:pa:ss/w@host.example",
+        "https://ollama-user:SecretCanary",
+    ],
+)
+def test_a_split_password_explains_percent_encoding(url: str) -> None:
+    error = _config_error(url)
+    assert "percent-encoded" in error.message
+    assert "%2F" in error.message and "%40" in error.message
+    assert "ollama-user:***" in error.message
+
+
+def test_http_with_one_slash_is_rejected_not_read_as_a_host_called_http() -> None:
+    error = _config_error("http:/host.example")
+    assert "'://'" in error.message
+
+
+@pytest.mark.parametrize("value", ["9999999999", "1e300", "604801"])
+def test_a_timeout_too_large_for_the_clock_is_rejected(value: str) -> None:
+    for key in ("GREETING_TIMEOUT_SECONDS", "BENCHMARK_TIMEOUT_SECONDS"):
+        with pytest.raises(ConfigError) as info:
+            load_settings(environ={key: value})
+        assert f"{key}={value}" in info.value.message
+        assert "at most 604800" in info.value.message
+    assert load_settings(environ={"BENCHMARK_TIMEOUT_SECONDS": "604800"}).benchmark_timeout_s
+
+
+def test_an_env_file_that_is_binary_or_a_directory_gets_its_own_message(tmp_path: Path) -> None:
+    binary = tmp_path / "bin.env"
+    binary.write_bytes(b"\xff\xfe\x00OLLAMA\x80")
+    with pytest.raises(ConfigError) as info:
+        load_settings(Flags(env_file=str(binary)), environ={})
+    assert "not UTF-8 text" in info.value.message
+    with pytest.raises(ConfigError) as info:
+        load_settings(Flags(env_file=str(tmp_path)), environ={})
+    assert "directory" in info.value.message

@@ -429,7 +429,7 @@ def main(
         return int(spec.run(args, settings, term))
     except OllamakitError as exc:
         if debug:
-            raise
+            _print_traceback()  # --debug shows where; the exit status stays the same
         term.print_error(exc)
         if (
             isinstance(exc, ConnectFailed)
@@ -442,7 +442,7 @@ def main(
         return int(exc.exit_status)
     except KeyboardInterrupt:
         if debug:
-            raise
+            _print_traceback()
         term.stderr.print(f"[yellow]{escape(t('cli.interrupted'))}[/]")
         return int(ExitStatus.INTERRUPTED)
     except BrokenPipeError:
@@ -452,9 +452,15 @@ def main(
         return int(ExitStatus.OK)
     except Exception as exc:
         if debug:
-            raise
+            _print_traceback()
         term.print_unexpected(exc)
         return int(ExitStatus.ERROR)
+
+
+def _print_traceback() -> None:
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
 
 
 def bench_main() -> int:

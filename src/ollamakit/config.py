@@ -34,6 +34,8 @@ DEFAULT_PORT: Final = 11434
 DEFAULT_GREETING_TIMEOUT_S: Final = 30.0
 DEFAULT_BENCHMARK_TIMEOUT_S: Final = 300.0
 CONNECT_TIMEOUT_S: Final = 5.0
+#: The longest timeout accepted: a week. Larger values overflow the platform's clock types.
+MAX_TIMEOUT_S: Final = 7 * 86400.0
 
 #: The command-line flag that sets a key, where there is one (named in messages about it).
 FLAG_NAMES: Final = {
@@ -119,7 +121,12 @@ class ServerURL:
 
 
 def _mask_userinfo(text: str) -> str:
-    """Mask the password of a URL-ish string that failed to parse.
+    """Mask whatever may be a password in a URL-ish string that failed to parse.
+
+    A value that does not parse is often a password that broke the URL: a raw ``/``, ``?``,
+    ``#`` or ``@`` in it, or a ``.env`` line cut short at a quote or at `` #``, so that no
+    ``@host`` follows. Everything after the first ``:`` of the authority is hidden then,
+    unless it is plainly a port number.
 
     >>> _mask_userinfo("ftp://u:pw@h")
     'ftp://u:***@h'
@@ -129,10 +136,46 @@ def _mask_userinfo(text: str) -> str:
     'https://u:***@host'
     >>> _mask_userinfo("u:pw@10.0.0.5:99999")  # no scheme
     'u:***@10.0.0.5:99999'
+    >>> _mask_userinfo("https://ollama-user:SecretCanary")  # cut before '@host'
+    'https://ollama-user:***'
+    >>> _mask_userinfo("https://u:Sec/ret#x")  # no '@' at all: hide the rest
+    'https://u:***'
+    >>> _mask_userinfo("http://10.0.0.5:99999/api"), _mask_userinfo("http://[::1")
+    ('http://10.0.0.5:99999/api', 'http://[::1')
+    >>> _mask_userinfo("'https://u:pw")  # a stray quote before the scheme
+    "'https://u:***"
     """
-    # Up to the *last* '@': a password that breaks parsing often holds a raw '/', '?' or '#'.
-    pattern = r"(//[^/@:]*):.*@" if "//" in text else r"^([^/@:]*):.*@"
-    return re.sub(pattern, r"\1:***@", text)
+    if "@" in text:
+        # Up to the *last* '@': a password that breaks parsing often holds '/', '?' or '#'.
+        pattern = r"(//[^/@:]*):.*@" if "//" in text else r"^([^/@:]*):.*@"
+        return re.sub(pattern, r"\1:***@", text, flags=re.DOTALL)
+    start = text.index("//") + 2 if "//" in text else 0
+    authority = re.split(r"[/?#]", text[start:], maxsplit=1)[0]
+    if authority.startswith("["):  # an IPv6 literal: its colons are not a password
+        return text
+    name, colon, after = authority.partition(":")
+    if not colon or not after or after.isdigit():
+        return text
+    return f"{text[:start]}{name}:***"
+
+
+def _looks_split(text: str) -> bool:
+    """Whether a URL that failed to parse looks like ``user:password`` broken by a character
+    that needs percent-encoding (or with no ``@host`` after it).
+
+    >>> _looks_split("https://u:pa/ss@host"), _looks_split("https://u:secret")
+    (True, True)
+    >>> _looks_split("http://host:99999"), _looks_split("http://[::1")
+    (False, False)
+    """
+    if "@" in text:
+        return True
+    start = text.index("//") + 2 if "//" in text else 0
+    authority = re.split(r"[/?#]", text[start:], maxsplit=1)[0]
+    if authority.startswith("["):
+        return False
+    after = authority.partition(":")[2]
+    return bool(after) and not after.isdigit()  # "host:word": a password, or a bad port
 
 
 def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
@@ -175,23 +218,31 @@ def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
 
     if not raw:
         raise fail("config.url_empty")
+    split = _looks_split(raw)
     has_scheme = "://" in raw
-    parts = urlsplit(raw if has_scheme else f"http://{raw}")
+    if not has_scheme and re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/", raw):
+        raise fail("config.url_slashes")  # http:/host, https:host/... : a typo, not a host
+    try:
+        parts = urlsplit(raw if has_scheme else f"http://{raw}")
+    except ValueError:  # "Invalid IPv6 URL": an unclosed '[' (or a stray ']')
+        raise fail("config.url_split" if split else "config.url_ipv6") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise fail("config.url_scheme", scheme=scheme)
-    if "@" not in parts.netloc and "@" in f"{parts.path}{parts.query}{parts.fragment}":
+        raise fail("config.url_scheme", scheme=_mask_userinfo(scheme))
+    if "@" in f"{parts.path}{parts.query}{parts.fragment}":
         # user:pa/ss@host splits at the '/': the "port" would be "pa". Say what is wrong.
-        raise fail("config.url_query")
+        raise fail("config.url_split")
     if parts.query or parts.fragment:
-        raise fail("config.url_query")
-    host = parts.hostname or ""
-    if not host:
-        raise fail("config.url_host")
+        raise fail("config.url_split" if split else "config.url_query")
     try:
+        host = parts.hostname or ""
         port = parts.port
     except ValueError:
-        raise fail("config.url_port") from None
+        raise fail("config.url_split" if split else "config.url_port") from None
+    if not host:
+        raise fail("config.url_split" if split else "config.url_host")
+    if not re.fullmatch(r"[A-Za-z0-9._~%:-]+", host):
+        raise fail("config.url_host_chars")
     if port is None:
         port = (443 if scheme == "https" else 80) if has_scheme else DEFAULT_PORT
     if not 1 <= port <= 65535:
@@ -217,6 +268,10 @@ def parse_timeout(value: str, key: str) -> float:
     Traceback (most recent call last):
     ...
     ollamakit.errors.ConfigError: Invalid setting GREETING_TIMEOUT_SECONDS=0: ...
+    >>> parse_timeout("9999999999", "BENCHMARK_TIMEOUT_SECONDS")
+    Traceback (most recent call last):
+    ...
+    ollamakit.errors.ConfigError: Invalid setting BENCHMARK_TIMEOUT_SECONDS=9999999999: ...
     """
     try:
         seconds = float(value)
@@ -224,6 +279,13 @@ def parse_timeout(value: str, key: str) -> float:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds <= 0:
         raise ConfigError(t("config.timeout"), key=key, value=value, example="60")
+    if seconds > MAX_TIMEOUT_S:
+        raise ConfigError(
+            t("config.timeout_max", maximum=f"{MAX_TIMEOUT_S:g}"),
+            key=key,
+            value=value,
+            example="600",
+        )
     return seconds
 
 
@@ -380,15 +442,19 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
     if env_path.is_file():
         try:
             dotenv = parse_dotenv(env_path.read_text(encoding="utf-8-sig"))
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            detail = t("config.env_file_binary", position=exc.start)
             raise ConfigError(
-                str(exc), key="--env-file", value=str(env_path), example=".env"
+                detail, key="--env-file", value=str(env_path), example=".env"
+            ) from None
+        except OSError as exc:
+            detail = t("config.env_file_unreadable", error=exc.strerror or type(exc).__name__)
+            raise ConfigError(
+                detail, key="--env-file", value=str(env_path), example=".env"
             ) from None
     elif flags.env_file:
-        raise ConfigError(
-            t("config.env_file_missing"), key="--env-file", value=str(env_path), example=".env"
-        )
-
+        detail = t("config.env_file_dir" if env_path.is_dir() else "config.env_file_missing")
+        raise ConfigError(detail, key="--env-file", value=str(env_path), example=".env")
     sources: dict[str, str] = {}
     in_file = t("config.in_file", path=env_file_label(env_path))
 

@@ -45,6 +45,7 @@ so a password that slipped into an error text or a label never reaches the file.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -59,7 +60,8 @@ from typing import Any, Final, TypeVar, cast
 import orjson
 
 from ollamakit.bench.schema import RESULT_SCALAR_FIELDS, RequestResult, RunDocument
-from ollamakit.errors import ConfigError, UsageError
+from ollamakit.errors import ConfigError, OllamakitError, UsageError
+from ollamakit.files import FILE_MODE, private_file
 from ollamakit.i18n import t
 
 DB_NAME: Final = "history.sqlite3"
@@ -316,13 +318,22 @@ class HistoryStore:
     # -- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path) -> HistoryStore:
-        """Open (creating if needed) ``home/history.sqlite3`` and bring its schema up to date."""
+    def open(cls, home: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> HistoryStore:
+        """Open (creating if needed) ``home/history.sqlite3`` and bring its schema up to date.
+
+        ``busy_timeout_s``: how long a write waits for another process's lock before it fails.
+        """
         path = Path(home) / DB_NAME
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(path)  # 0600 in a 0700 folder; SQLite gives -wal/-shm the same mode
+            for companion in (
+                path.with_name(f"{path.name}-wal"),
+                path.with_name(f"{path.name}-shm"),
+            ):
+                if companion.exists():  # left 0644 by an older version
+                    companion.chmod(FILE_MODE)
             db = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
             raise _home_error(path, exc) from None
@@ -358,15 +369,25 @@ class HistoryStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; the write lock is taken up front (no upgrade deadlocks)."""
+        """One write transaction; the write lock is taken up front (no upgrade deadlocks).
+
+        A database that cannot be written (disk full, locked past the busy timeout, a file
+        system gone read-only) raises :class:`HistoryWriteError`; the transaction is rolled
+        back, so the file holds either all of a write or none of it.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError) as exc:
+                raise HistoryWriteError(path=str(self.path), error=str(exc)) from None
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -556,6 +577,12 @@ def _run_columns(doc: dict[str, Any]) -> tuple[object, ...]:
 
 def _dict(value: object) -> dict[str, Any]:
     return cast(dict[str, Any], value) if isinstance(value, dict) else {}
+
+
+class HistoryWriteError(OllamakitError):
+    """The history database could not be written (disk full, locked, read-only)."""
+
+    key = "files.history_write_failed"
 
 
 def _home_error(path: Path, exc: BaseException) -> ConfigError:

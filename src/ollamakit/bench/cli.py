@@ -11,13 +11,18 @@ progress bar on a terminal or one plain line per request otherwise → the summa
 where the run was saved, and the ``--output`` files.
 
 Exit status: 0 every measured request succeeded, 1 some failed, 2 could not run (including "no
-models on the server"), 130 interrupted (the finished part is saved and summarised).
+models on the server"), 130 interrupted by Ctrl-C, 143/129 stopped by SIGTERM/SIGHUP (in each
+case the finished part is saved, summarised and written to every ``--output``; see
+:class:`OrderlyStop` and docs/security.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +43,7 @@ from ollamakit.ui.sanitize import clean, clean_line
 from ollamakit.ui.terminal import Terminal
 
 MAX_CONCURRENCY: Final = 256
+INT64_MAX: Final = 2**63 - 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +108,14 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(t("bench.bad_num_predict", value=args.num_predict))
     if args.seed is not None and args.seed < 0:
         raise UsageError(t("bench.bad_number", flag="--seed", value=args.seed, minimum=0))
+    for flag, value in (
+        ("--runs", args.runs),
+        ("--warmup", args.warmup),
+        ("--num-predict", args.num_predict),
+        ("--seed", args.seed),
+    ):
+        if value is not None and value > INT64_MAX:  # Ollama's options are Go int64
+            raise UsageError(t("files.number_too_large", flag=flag, value=value, maximum=INT64_MAX))
     from ollamakit.report import output_format
 
     for output in args.output:
@@ -244,7 +258,9 @@ async def _discover(settings: Settings, want_models: bool) -> tuple[str, list[st
     return version, models
 
 
-async def _execute(runner: Runner) -> RunDocument:
+async def _execute(runner: Runner, stop: OrderlyStop | None = None) -> RunDocument:
+    if stop is not None:
+        stop.attach()
     try:
         return await runner.execute()
     finally:
@@ -252,13 +268,102 @@ async def _execute(runner: Runner) -> RunDocument:
         await runner.client.aclose()
 
 
-def _open_sink(settings: Settings, no_save: bool) -> tuple[ResultSink, Any]:
+def _open_sink(settings: Settings, no_save: bool, terminal: Terminal) -> tuple[ResultSink, Any]:
     if no_save:
         return NullSink(), None
     from ollamakit.store import HistoryStore
 
     store = HistoryStore.open(settings.home)
-    return StoreSink(store), store
+    return StoreSink(store, on_error=lambda exc: terminal.warn(exc.message)), store
+
+
+class OrderlyStop:
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP during a run: one orderly stop that nothing breaks.
+
+    The first signal cancels the run's main task: :meth:`Runner.execute` keeps the finished
+    requests, saves them and marks the run ``interrupted``; then the summary is printed and
+    every ``--output`` file written. Further signals only say that the stop is under way:
+    pressing Ctrl-C three times cannot lose the outputs or print a traceback. The handlers
+    stay installed until the outputs are written, then the previous ones come back.
+
+    The exit status is ``128 + signal``, as a shell reports it: 130 for Ctrl-C, 143 for
+    SIGTERM, 129 for SIGHUP. The handler itself only sets a flag, schedules the cancellation
+    and writes a short line with ``os.write`` (safe inside a signal handler, unlike rich).
+    """
+
+    SIGNALS: Final = tuple(
+        getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+    )
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._presses = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> OrderlyStop:
+        for signum in self.SIGNALS:
+            # Not in the main thread (tests calling run() from one), or not supported here.
+            with contextlib.suppress(ValueError, OSError):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def attach(self) -> None:
+        """Called inside the run's event loop: the task the first signal cancels."""
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        if self.signum is not None and self._task is not None:
+            self._task.cancel()  # a signal came before the loop started
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self._presses += 1
+        if self.signum is None:
+            self.signum = signum
+            _say(t("files.stopping"))
+            loop, task = self._loop, self._task
+            if loop is not None and task is not None and not task.done() and not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+        elif self._presses == 2:
+            _say(t("files.still_stopping"))
+
+    def exit_status(self, status: int) -> int:
+        """The command's status, ``128 + signal`` when a signal stopped the run."""
+        if self.signum is not None and status == int(ExitStatus.INTERRUPTED):
+            return 128 + self.signum
+        return status
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(sys.stderr.fileno(), f"\n{line}\n".encode("utf-8", "replace"))
+
+
+#: A terminal or pipe that is gone: BrokenPipeError, EIO after SIGHUP, and rich's own answer to
+#: a broken pipe (``Console.on_broken_pipe`` raises ``SystemExit(1)``).
+_GONE: Final = (OSError, SystemExit)
+
+
+def _quiet_when_gone(listener: Any) -> Any:
+    """A progress listener that stops, rather than stopping the run, when stderr is gone
+    (``2>&1 | head``, a closed terminal): measuring and saving go on."""
+    broken = False
+
+    def call(event: Event) -> None:
+        nonlocal broken
+        if broken:
+            return
+        try:
+            listener(event)
+        except _GONE:
+            broken = True
+
+    return call
 
 
 def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
@@ -311,7 +416,7 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             requests=plan.total_requests,
         )
     )
-    sink, store = _open_sink(settings, args.no_save)
+    sink, store = _open_sink(settings, args.no_save, terminal)
     client = AsyncOllamaClient(
         settings,
         read_timeout_s=settings.benchmark_timeout_s,
@@ -326,25 +431,42 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             settings, read_timeout_s=settings.benchmark_timeout_s, max_connections=2
         ),
     )
-    try:
+    with OrderlyStop() as stop:
         try:
-            if terminal.stderr_isatty:
-                with BarProgress(plan.total_requests, terminal.stderr) as bar:
-                    runner.listener = bar
-                    doc = asyncio.run(_execute(runner))
-            else:
-                runner.listener = PlainProgress(plan.total_requests, terminal.stderr)
-                doc = asyncio.run(_execute(runner))
-        except KeyboardInterrupt:
-            # A second Ctrl-C stops the event loop at once; the first one is handled inside
-            # the runner. Either way the finished part is kept and the run closed.
-            if runner.document is None:
+            try:
+                if terminal.stderr_isatty:
+                    with BarProgress(plan.total_requests, terminal.stderr) as bar:
+                        runner.listener = _quiet_when_gone(bar)
+                        doc = asyncio.run(_execute(runner, stop))
+                else:
+                    runner.listener = _quiet_when_gone(
+                        PlainProgress(plan.total_requests, terminal.stderr)
+                    )
+                    doc = asyncio.run(_execute(runner, stop))
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                # Stopped (a signal, or Ctrl-C outside the handler): the finished part is kept
+                # and the run closed; stopped before it started, there is nothing to keep.
+                if runner.document is None:
+                    if stop.signum is None:
+                        raise KeyboardInterrupt from None
+                    return stop.exit_status(int(ExitStatus.INTERRUPTED))
+                doc = runner.finalize(interrupted=True)
+            except BaseException:
+                # Whatever went wrong, the run must not stay "running" in the history.
+                if runner.document is not None and runner.document["status"] == "running":
+                    with contextlib.suppress(Exception):
+                        runner.finalize(interrupted=True)
                 raise
-            doc = runner.finalize(interrupted=True)
-    finally:
-        if store is not None and hasattr(store, "close"):
-            store.close()
-    return _finish(doc, args, store is not None, settings, terminal)
+        finally:
+            if store is not None and hasattr(store, "close"):
+                with contextlib.suppress(Exception):
+                    store.close()
+        status = _finish(doc, args, store is not None, settings, terminal, sink)
+        if stop.signum is not None and doc["status"] == "interrupted":
+            name = signal.Signals(stop.signum).name
+            with contextlib.suppress(*_GONE):
+                terminal.warn(t("files.stopped_by_signal", signal=name))
+        return stop.exit_status(status)
 
 
 def _finish(
@@ -353,31 +475,50 @@ def _finish(
     saved: bool,
     settings: Settings,
     terminal: Terminal,
+    sink: ResultSink | None = None,
 ) -> int:
-    """Summary (with failures and hints), where things went, and the exit status."""
+    """Summary (with failures and hints), where things went, and the exit status.
+
+    The ``--output`` files are data, the terminal lines only news: a terminal or pipe that
+    is gone (``| head``, SIGHUP) must not cost the files, so a failed write to it is ignored.
+    """
     from ollamakit.report import write_output
     from ollamakit.report.tables import print_summary
 
     to_stdout = any(str(o) == "-" for o in args.output)  # keep a JSON pipe clean
-    print_summary(doc, terminal.stderr if to_stdout else terminal.stdout)
-    if saved:
-        terminal.info(t("bench.saved", run_id=doc["run_id"], home=str(settings.home)))
-    else:
-        terminal.info(t("bench.not_saved"))
+    with contextlib.suppress(*_GONE):
+        print_summary(doc, terminal.stderr if to_stdout else terminal.stdout)
+    history_ok = not isinstance(sink, StoreSink) or sink.complete
+    with contextlib.suppress(*_GONE):
+        if isinstance(sink, StoreSink) and sink.error is not None:
+            if sink.complete:
+                terminal.info(t("files.history_recovered"))
+            else:
+                terminal.warn(t("files.history_incomplete"))
+        if saved and history_ok:
+            terminal.info(t("bench.saved", run_id=doc["run_id"], home=str(settings.home)))
+        elif not saved:
+            terminal.info(t("bench.not_saved"))
     write_failed = False
     for output in args.output:
         path = Path(output)
         try:
             write_output(doc, path)
         except OllamakitError as exc:  # the run itself is saved: report and go on
-            terminal.print_error(exc)
+            with contextlib.suppress(*_GONE):
+                terminal.print_error(exc)
+            write_failed = True
+            continue
+        except BrokenPipeError:  # --output - into a pipe that closed
             write_failed = True
             continue
         if str(path) != "-":
-            terminal.info(t("bench.wrote", path=str(path)))
+            with contextlib.suppress(*_GONE):
+                terminal.info(t("bench.wrote", path=str(path)))
     results = doc["results"]
     if doc["status"] == "interrupted":
-        terminal.warn(t("bench.interrupted", count=len(results)))
+        with contextlib.suppress(*_GONE):
+            terminal.warn(t("bench.interrupted", count=len(results)))
         return int(ExitStatus.INTERRUPTED)
     failed = write_failed or not results or any(not r["ok"] for r in results)
     return int(ExitStatus.FAILURES if failed else ExitStatus.OK)

@@ -147,21 +147,68 @@ class NullSink:
 
 
 class StoreSink:
-    """The history store (``ollamakit.store.HistoryStore``): every row committed at once."""
+    """The history store (``ollamakit.store.HistoryStore``): every row committed at once.
 
-    def __init__(self, store: Any) -> None:
+    The history must never cost the measurements: when a write fails (disk full, the database
+    locked by another process, the file system gone read-only) ``on_error`` is told once and
+    the sink stops writing, the run goes on with every result in memory (and so in the
+    ``--output`` files). :meth:`finish` makes one more attempt to bring the history up to date
+    (the lock may be gone, space freed); ``complete`` says whether the history holds the run.
+    """
+
+    def __init__(
+        self, store: Any, on_error: Callable[[OllamakitError], None] | None = None
+    ) -> None:
         self.store = store
         self.run_id: str | None = None
+        self.on_error = on_error
+        self.error: OllamakitError | None = None
+        self.complete = True
+        self._begun = False
+        self._added = 0
+
+    def _failed(self, exc: OllamakitError) -> None:
+        if self.error is None:
+            self.error = exc
+            self.complete = False
+            if self.on_error is not None:
+                self.on_error(exc)
 
     def begin(self, doc: RunDocument) -> None:
-        returned = self.store.begin_run(doc)
+        self.run_id = doc["run_id"]
+        try:
+            returned = self.store.begin_run(doc)
+        except OllamakitError as exc:
+            self._failed(exc)
+            return
         self.run_id = returned if isinstance(returned, str) else doc["run_id"]
+        self._begun = True
 
     def add(self, result: RequestResult) -> None:
-        self.store.add_result(self.run_id, result)
+        if self.error is not None:
+            return
+        try:
+            self.store.add_result(self.run_id, result)
+        except OllamakitError as exc:
+            self._failed(exc)
+            return
+        self._added += 1
 
     def finish(self, doc: RunDocument) -> None:
-        self.store.finish_run(self.run_id, doc)
+        try:
+            if self.error is not None:
+                # Catch up: the header if it never made it, then the results it missed.
+                if not self._begun:
+                    self.store.begin_run({**doc, "status": "running", "results": []})
+                    self._begun = True
+                for result in doc["results"][self._added :]:
+                    self.store.add_result(self.run_id, result)
+                    self._added += 1
+            self.store.finish_run(self.run_id, doc)
+            self.complete = True
+        except OllamakitError as exc:
+            self._failed(exc)
+            self.complete = False
 
 
 @dataclass(frozen=True, slots=True)

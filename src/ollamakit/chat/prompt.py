@@ -28,6 +28,7 @@ from prompt_toolkit.key_binding.key_processor import KeyPressEvent
 from prompt_toolkit.styles import Style
 
 from ollamakit.chat.session import COMMANDS, OPTION_NAMES, block_is_open, unwrap_block
+from ollamakit.files import private_file
 from ollamakit.i18n import t
 from ollamakit.types import ModelEntry
 
@@ -63,8 +64,7 @@ class PromptInput:
 
         history: History
         try:
-            history_path.parent.mkdir(parents=True, exist_ok=True)
-            history = FileHistory(str(history_path))
+            history = FileHistory(str(private_file(history_path)))  # what was typed: 0600
         except OSError:
             history = InMemoryHistory()
         self._session: PromptSession[str] = PromptSession(

@@ -22,6 +22,8 @@ The server URL is the redacted one; the file is created ``0600`` (conversations 
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 from datetime import datetime
@@ -31,6 +33,9 @@ from typing import IO, Any, Final
 import orjson
 
 from ollamakit import __version__
+from ollamakit.errors import ConfigError
+from ollamakit.files import private_dir
+from ollamakit.i18n import t
 
 FORMAT_VERSION: Final = 1
 
@@ -48,6 +53,37 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace(":", "-"))[:60]
 
 
+def encode(record: dict[str, Any]) -> bytes:
+    """One JSON line, whatever the server sent.
+
+    orjson refuses integers beyond 64 bits (a hostile or broken server's ``eval_count``): the
+    line is then written by the standard library, which keeps big integers exactly, so the
+    reply is never lost for the sake of a number. Non-finite floats become ``null`` either way.
+
+    >>> encode({"event": "reply", "content": "hi", "stats": {"eval_count": 2**70}})
+    b'{"event":"reply","content":"hi","stats":{"eval_count":1180591620717411303424}}'
+    >>> encode({"x": float("nan")})
+    b'{"x":null}'
+    """
+    try:
+        return orjson.dumps(record)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, an odd type
+        return json.dumps(_plain(record), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with non-finite floats as ``None`` and unknown types as strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
 class Transcript:
     """Append-only JSONL writer; use :meth:`create`, then :meth:`write` per event."""
 
@@ -57,8 +93,21 @@ class Transcript:
 
     @classmethod
     def create(cls, home: Path, model: str, *, when: datetime | None = None) -> Transcript:
+        """A new transcript file; a home that cannot hold it is a :class:`ConfigError`."""
         folder = home / "transcripts"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            return cls._create(folder, model, when)
+        except OSError as exc:
+            raise ConfigError(
+                t("files.transcript_unusable", path=str(folder), error=exc.strerror or exc),
+                key="OLLAMAKIT_HOME",
+                value=str(home),
+                example="~/.local/share/ollamakit",
+            ) from None
+
+    @classmethod
+    def _create(cls, folder: Path, model: str, when: datetime | None) -> Transcript:
+        private_dir(folder)
         stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S")
         base = f"chat-{stamp}-{_safe(model)}"
         for n in range(1, 1000):
@@ -67,15 +116,16 @@ class Transcript:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
             except FileExistsError:
                 continue
+            os.fchmod(fd, 0o600)  # the umask cannot loosen it, but be explicit
             return cls(path, os.fdopen(fd, "ab", buffering=0))
-        raise FileExistsError(folder / f"{base}.jsonl")
+        raise FileExistsError(17, os.strerror(17), str(folder / f"{base}.jsonl"))
 
     def write(self, event: str, **fields: Any) -> None:
         """One event, one line, on disk before this returns (unbuffered write)."""
         if self._handle.closed:
             return
         record = {"event": event, "ts": _now(), **fields}
-        self._handle.write(orjson.dumps(record) + b"\n")
+        self._handle.write(encode(record) + b"\n")
 
     def start(
         self, *, server: str, model: str, system: str | None, options: Any, think: Any

@@ -7,8 +7,9 @@ follow, then any field this version does not know (sorted), so nothing is droppe
 ``null`` is an empty cell, booleans are ``true``/``false``, floats keep full precision.
 
 Text that a spreadsheet would run as a formula (a model name or error text starting with
-``=``, ``+``, ``-``, ``@``) is prefixed with ``'`` (OWASP's CSV-injection advice); numbers
-are never touched.
+``=``, ``+``, ``-``, ``@``, also after leading spaces, tabs or line breaks, or starting with a
+tab, CR or LF) is prefixed with ``'`` (OWASP's CSV-injection advice); numbers are never
+touched.
 """
 
 from __future__ import annotations
@@ -33,11 +34,19 @@ COLUMNS: Final = (
 )
 
 
+#: A formula starts with one of these, possibly after whitespace a spreadsheet skips.
+_FORMULA: Final = ("=", "+", "-", "@")
+_WHITESPACE: Final = " \t\r\n\v\f\u00a0\u3000"
+_LEADING_CONTROL: Final = ("\t", "\r", "\n", "\v", "\f")
+
+
 def cell(value: object) -> str:
     """One CSV cell.
 
     >>> [cell(v) for v in (None, True, 3, 0.1 + 0.2, "ok", "=cmd()", "-1 bad")]
     ['', 'true', '3', '0.30000000000000004', 'ok', "'=cmd()", "'-1 bad"]
+    >>> [cell(v) for v in ("\\r=cmd()", " \\t+1", "\\nx", "a=b")]
+    ["'\\r=cmd()", "' \\t+1", "'\\nx", 'a=b']
     """
     if value is None:
         return ""
@@ -50,7 +59,7 @@ def cell(value: object) -> str:
 
         return orjson.dumps(value).decode()
     text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if text[:1] in _LEADING_CONTROL or text.lstrip(_WHITESPACE)[:1] in _FORMULA:
         return "'" + text
     return text
 

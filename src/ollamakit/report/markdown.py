@@ -30,7 +30,7 @@ from ollamakit.report.common import (
 )
 
 # Characters with a meaning in GFM; "_" only at a word edge (GitHub ignores intraword "_").
-_SPECIAL = re.compile(r"([\\`*\[\]<>|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_SPECIAL = re.compile(r"([\\`*\[\]<>|~&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 
 
 def text(value: object) -> str:
@@ -46,14 +46,21 @@ def text(value: object) -> str:
 def code(value: object) -> str:
     """A name in a code span, safe in a table cell.
 
+    The span's fence is one backtick longer than the longest run of backticks inside, so a
+    name cannot close it early and put raw HTML after it (``a``<img onerror=…>``).
+
     >>> code("llama3.2:3b"), code("a|b"), code("x`y")
     ('`llama3.2:3b`', '`a\\\\|b`', '`` x`y ``')
+    >>> code("a``<img src=x onerror=alert(1)>``b")
+    '``` a``<img src=x onerror=alert(1)>``b ```'
     """
     flat = " ".join(str(value).split()).replace("|", "\\|")
     if not flat:
         return DASH
-    if "`" in flat:
-        return f"`` {flat} ``"
+    runs = re.findall(r"`+", flat)
+    if runs:
+        fence = "`" * (max(len(r) for r in runs) + 1)
+        return f"{fence} {flat} {fence}"
     return f"`{flat}`"
 
 

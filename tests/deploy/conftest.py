@@ -40,6 +40,7 @@ from urllib.parse import quote
 import pytest
 
 from ollamakit.sim import ModelSpec, SimConfig, SimProcess, start_subprocess
+from tests.support import closed_port, unused_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -69,9 +70,12 @@ def find_nginx() -> str | None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port number for nginx to listen on (nginx must be told one; it cannot report port 0).
+
+    From this pytest-xdist worker's own block (``tests.support.unused_port``), so parallel
+    workers never pick the same one; :func:`start_nginx` retries if something else took it.
+    """
+    return unused_port()
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 10) -> None:
@@ -313,10 +317,9 @@ def nginx_binary() -> str:
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    trustme = pytest.importorskip("trustme")
+def pki(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    """Files for nginx from the session CA (``ca``, tests/conftest.py), once per worker."""
     folder = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA(organization_name="ollamakit test CA")
     server = ca.issue_cert("127.0.0.1", "localhost")
     pki = PKI(
         ca_pem=folder / "ca.pem",
@@ -395,6 +398,9 @@ def sim() -> Iterator[Simulator]:
     simulator.stop()
 
 
+NGINX_START_ATTEMPTS = 5
+
+
 @pytest.fixture(scope="module")
 def start_nginx(
     nginx_binary: str, pki: PKI, tmp_path_factory: pytest.TempPathFactory
@@ -403,27 +409,36 @@ def start_nginx(
     started: list[Nginx] = []
 
     def start(name: str, upstream: str, tweaks: Mapping[str, str] | None = None) -> Nginx:
+        # Own prefix per instance: config, pid file, logs and temp paths never shared.
         prefix = tmp_path_factory.mktemp("nginx")
         acme = prefix / "acme"
         acme.mkdir()
-        site = Site(
-            upstream=upstream,
-            http_port=free_port(),
-            https_port=free_port(),
-            cert=pki.cert,
-            key=pki.key,
-            htpasswd=pki.htpasswd,
-            acme_root=acme,
-        )
-        server = Nginx(
-            nginx_binary,
-            prefix,
-            render_site(name, site, tweaks),
-            site.http_port,
-            site.https_port,
-        )
-        started.append(server)
-        return server.start()
+        for attempt in range(NGINX_START_ATTEMPTS):
+            site = Site(
+                upstream=upstream,
+                http_port=free_port(),
+                https_port=free_port(),
+                cert=pki.cert,
+                key=pki.key,
+                htpasswd=pki.htpasswd,
+                acme_root=acme,
+            )
+            server = Nginx(
+                nginx_binary,
+                prefix,
+                render_site(name, site, tweaks),
+                site.http_port,
+                site.https_port,
+            )
+            started.append(server)
+            try:
+                return server.start()
+            except RuntimeError as exc:
+                # Another program took a port between free_port() and nginx's bind: new ports.
+                if "Address already in use" not in str(exc) or attempt + 1 == NGINX_START_ATTEMPTS:
+                    raise
+                (prefix / "error.log").unlink(missing_ok=True)
+        raise AssertionError("unreachable")
 
     yield start
     for server in started:
@@ -467,7 +482,8 @@ def apikey(start_nginx: StartNginx, sim: Simulator) -> Nginx:
 @pytest.fixture(scope="module")
 def down(start_nginx: StartNginx) -> Nginx:
     """``ollama-tls-auth.conf`` whose upstream has nothing listening: 502."""
-    return start_nginx("ollama-tls-auth.conf", f"127.0.0.1:{free_port()}")
+    # closed_port(): bound, never listening, for the whole run: refused, never answered.
+    return start_nginx("ollama-tls-auth.conf", f"127.0.0.1:{closed_port()}")
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,21 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
+import json
+import locale
 import os
 import random
+import selectors
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +54,20 @@ def run_program(
     timeout: float = 60,
     script: str | None = None,
 ) -> CLIResult:
-    """Run ``python -m ollamakit ARGS`` (or a root script) in a subprocess, no terminal."""
-    cmd = [sys.executable, str(REPO / script)] if script else [sys.executable, "-m", "ollamakit"]
+    """Run ``python -m ollamakit ARGS`` (or a root script) in its own process, no terminal.
+
+    The process is forked from this worker's fork server (``tests/forkserver.py``: the same
+    start as ``python -m``, without re-importing the libraries every time) or, when the fork
+    server cannot give what is asked (other ``PYTHON*`` variables, ``TESTS_NO_FORKSERVER=1``),
+    started with :mod:`subprocess`. Either way: its own pipes, environment, directory and exit
+    status; output decoded as ``subprocess.run(text=True)`` does.
+    """
     full_env = {**os.environ, **(env or {})}
+    script_path = str(REPO / script) if script else None
+    server = _fork_server(full_env)
+    if server is not None:
+        return server.run(list(args), full_env, input or "", timeout, script_path)
+    cmd = [sys.executable, script_path] if script_path else [sys.executable, "-m", "ollamakit"]
     proc = subprocess.run(
         [*cmd, *args],
         env=full_env,
@@ -57,6 +77,138 @@ def run_program(
         timeout=timeout,
     )
     return CLIResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _python_vars(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k.startswith("PYTHON")}
+
+
+class _ForkServer:
+    """The client of ``tests/forkserver.py``: one server per process (per xdist worker)."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="ollamakit-fork-")
+        self.address = os.path.join(self.folder, "socket")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OLLAMAKIT_"))}
+        self.python_vars = _python_vars(env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.forkserver", self.address],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,  # closed when this process ends: the server then exits
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the fork server did not start")
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def run(
+        self, args: list[str], env: dict[str, str], input: str, timeout: float, script: str | None
+    ) -> CLIResult:
+        encoding = locale.getpreferredencoding(False)
+        deadline = time.monotonic() + timeout
+        pipes = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr: (read end, write end)
+        theirs = [pipes[0][0], pipes[1][1], pipes[2][1]]
+        stdin, stdout, stderr = pipes[0][1], pipes[1][0], pipes[2][0]
+        request = {"argv": ["-m", *args], "env": env, "cwd": os.getcwd(), "script": script}
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.address)
+            socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], theirs)
+            for fd in theirs:
+                os.close(fd)
+            answers = conn.makefile("rb")
+            pid = int(json.loads(answers.readline())["pid"])
+            out, err = _communicate(stdin, stdout, stderr, input.encode(encoding), deadline, pid)
+            conn.settimeout(max(deadline - time.monotonic(), 0.1))
+            try:
+                status = int(json.loads(answers.readline())["status"])
+            except (TimeoutError, socket.timeout):
+                _kill(pid)
+                raise subprocess.TimeoutExpired(["ollamakit", *args], timeout) from None
+        finally:
+            conn.close()
+        return CLIResult(
+            os.waitstatus_to_exitcode(status), _text(out, encoding), _text(err, encoding)
+        )
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _text(data: bytes, encoding: str) -> str:
+    # What subprocess.run(text=True) does: decode, then universal newlines.
+    return data.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _communicate(
+    stdin: int, stdout: int, stderr: int, data: bytes, deadline: float, pid: int
+) -> tuple[bytes, bytes]:
+    """Write ``data`` to stdin and read stdout and stderr to their ends, by ``deadline``."""
+    chunks: dict[int, list[bytes]] = {stdout: [], stderr: []}
+    with selectors.DefaultSelector() as selector:
+        if data:
+            os.set_blocking(stdin, False)
+            selector.register(stdin, selectors.EVENT_WRITE)
+        else:
+            os.close(stdin)
+        selector.register(stdout, selectors.EVENT_READ)
+        selector.register(stderr, selectors.EVENT_READ)
+        view = memoryview(data)
+        try:
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    _kill(pid)
+                    raise subprocess.TimeoutExpired(["ollamakit"], 0)
+                for key, _ in selector.select(remaining):
+                    fd = int(key.fd)
+                    if fd == stdin:
+                        try:
+                            view = view[os.write(stdin, view[:65536]) :]
+                        except BrokenPipeError:
+                            view = view[:0]
+                        if not view:
+                            selector.unregister(stdin)
+                            os.close(stdin)
+                        continue
+                    piece = os.read(fd, 65536)
+                    if piece:
+                        chunks[fd].append(piece)
+                    else:
+                        selector.unregister(fd)
+                        os.close(fd)
+        finally:
+            for key in list(selector.get_map().values()):
+                os.close(int(key.fd))
+    return b"".join(chunks[stdout]), b"".join(chunks[stderr])
+
+
+_server: _ForkServer | None = None
+
+
+def _fork_server(env: Mapping[str, str]) -> _ForkServer | None:
+    """This process's fork server (started on first use), or None where it cannot serve."""
+    global _server
+    if os.environ.get("TESTS_NO_FORKSERVER") or not hasattr(os, "fork"):
+        return None
+    if _server is None:
+        _server = _ForkServer()
+    if _python_vars(env) != _server.python_vars:
+        return None  # PYTHON* variables act when an interpreter starts: a real start
+    return _server
 
 
 def assert_no_traceback(result: CLIResult) -> None:

@@ -91,6 +91,18 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: 
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
 
 
+def wait_for_pid_file(
+    path: Path, proc: subprocess.Popen[bytes], what: str, timeout: float = 10
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} before listening")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not write {path} within {timeout} s")
+        time.sleep(0.01)
+
+
 # --------------------------------------------------------------------------- config rendering
 
 #: Placeholders of the shipped configs (documented in each file's header) -> test values.
@@ -231,10 +243,14 @@ class Nginx:
 
     def start(self) -> Nginx:
         self.write()
+        (self.prefix / "nginx.pid").unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
+            # nginx writes its pid file only once every listen socket is bound: until then a
+            # connection that succeeds may reach another program that holds the port.
+            wait_for_pid_file(self.prefix / "nginx.pid", self.proc, "nginx")
             wait_for_port(self.http_port, self.proc, "nginx")
             if f":{self.https_port} ssl" in self.site_text:
                 wait_for_port(self.https_port, self.proc, "nginx")

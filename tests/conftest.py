@@ -5,18 +5,32 @@
 directory, switches to an empty working directory (so a developer's ``./.env`` can never leak
 into a test) and forces English. ``run_cli`` runs the real program in a subprocess, the way a
 user does, and returns what it printed.
+
+Shared by every directory (a directory's own conftest may add to them, never copy them):
+
+* ``ca`` — one private CA (``trustme.CA()``, issuer ``O=trustme ...``) per session, that is per
+  pytest-xdist worker; ``ca_file`` writes its certificate to a PEM file for ``--ca-bundle``.
+  Certificates for servers come from ``tests.proxyish.server_tls_context(ca, *names)``.
+* ``start_sim`` — ``start_sim(config=None, **run_in_thread_kwargs) -> ThreadedSim``: simulators
+  in a thread of the test process, on 127.0.0.1 port 0, all stopped after the test.
+
+The suite runs in parallel (pytest-xdist, ``addopts`` in pyproject.toml), so nothing here is
+shared between workers: data directories are per test, ports are bound to 0 (or come from
+``tests.support.unused_port``), session fixtures are per worker.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ollamakit import console
 from ollamakit.i18n import set_language
+from ollamakit.sim import SimConfig, ThreadedSim, run_in_thread
 from tests.support import CLIResult, run_program
 
 _CLEARED_PREFIXES = ("OLLAMA_", "OLLAMAKIT_")
@@ -60,3 +74,33 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 def run_cli() -> type[CLIResult] | object:
     """``run_cli(["doctor", "--base-url", url])`` -> CLIResult (returncode, stdout, stderr)."""
     return run_program
+
+
+@pytest.fixture(scope="session")
+def ca() -> Any:
+    """One ``trustme.CA`` for the whole session (making one costs a key generation)."""
+    trustme = pytest.importorskip("trustme")
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: Any, tmp_path: Path) -> Path:
+    """The session CA's certificate as a PEM file (what ``--ca-bundle`` takes)."""
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+def start_sim() -> Iterator[Callable[..., ThreadedSim]]:
+    """``start_sim(config=None, **kwargs) -> ThreadedSim``; every one is stopped after the test."""
+    started: list[ThreadedSim] = []
+
+    def start(config: SimConfig | None = None, **kwargs: Any) -> ThreadedSim:
+        sim = run_in_thread(config, **kwargs)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()

@@ -28,6 +28,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+# Re-exported: it lives in tests.support with the other race-free port helpers.
+from tests.support import closed_port as closed_port
+
 
 @dataclass(frozen=True)
 class Request:
@@ -255,15 +258,6 @@ class CannedServer:
 
 
 # --------------------------------------------------------------------------- helpers for tests
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 class Blackhole:

@@ -23,7 +23,7 @@ import pytest
 import trustme
 
 from ollamakit.client import OllamaClient, _translate
-from ollamakit.config import Flags, Settings, load_settings, parse_base_url
+from ollamakit.config import Settings, parse_base_url
 from ollamakit.errors import (
     AuthError,
     ConfigError,
@@ -62,12 +62,9 @@ from tests.proxyish import (
     ollama_json,
     server_tls_context,
 )
+from tests.support import settings_for
 
 CANARY = "s3cr3t-canary-pw"
-
-
-def settings_for(url: str, environ: dict[str, str] | None = None, **flags: Any) -> Settings:
-    return load_settings(Flags(base_url=url, **flags), environ=environ or {})
 
 
 def raised(settings: Settings, call: str = "version", **kwargs: Any) -> OllamaError:
@@ -138,16 +135,7 @@ def test_connect_timeout_translation() -> None:
 # --------------------------------------------------------------------------- TLS
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
+# ``ca`` (one per session) and ``ca_file`` come from tests/conftest.py.
 
 
 @pytest.fixture

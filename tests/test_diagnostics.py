@@ -64,12 +64,9 @@ from tests.proxyish import (
     ollama_routes,
     server_tls_context,
 )
+from tests.support import settings_for
 
 MS = 1_000_000
-
-
-def settings_for(url: str, environ: dict[str, str] | None = None, **flags: Any) -> Settings:
-    return load_settings(Flags(base_url=url, **flags), environ=environ or {})
 
 
 def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
@@ -273,16 +270,10 @@ def test_tcp_ok() -> None:
     assert result.elapsed_ms is not None
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
+def ca_file(ca_file: Path) -> str:
+    """The root ``ca_file`` (session CA, tests/conftest.py), as the string a flag holds."""
+    return str(ca_file)
 
 
 @pytest.fixture

@@ -171,9 +171,7 @@ def test_dns() -> None:
 # --------------------------------------------------------------------------- TLS
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+# ``ca`` (one per session) comes from tests/conftest.py.
 
 
 @pytest.fixture

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
 
 from ollamakit.bench.runner import BenchPlan, NullSink, ResultSink, Runner
 from ollamakit.bench.schema import RunDocument
 from ollamakit.bench.suites import Prompt, Suite
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Flags, load_settings
-from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, ThreadedSim, run_in_thread
+from ollamakit.sim import FaultKind, ModelSpec
+from tests.support import faulty as shared_faulty
 
 FAST = ModelSpec(
     "fast:1b", load_ms=30, warm_load_ms=1, prompt_tps=50_000, eval_tps=1_000, reply_tokens=8
@@ -30,22 +27,11 @@ ONE_PROMPT = Suite(name="one", prompts=(Prompt("hi", "greeting", "Hello there, h
 
 
 def faulty(name: str, kind: FaultKind, arg: int = 0) -> ModelSpec:
-    return dataclasses.replace(FAST, name=name, faults=(Fault(kind, arg),))
+    """:data:`FAST` with one fault (``tests.support.faulty`` with ``base=FAST``)."""
+    return shared_faulty(name, kind, arg, base=FAST)
 
 
-@pytest.fixture
-def start_sim() -> Iterator[Any]:
-    """``start_sim(config) -> ThreadedSim``; every simulator is stopped after the test."""
-    started: list[ThreadedSim] = []
-
-    def start(config: SimConfig) -> ThreadedSim:
-        sim = run_in_thread(config)
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        sim.stop()
+# ``start_sim(config) -> ThreadedSim`` is the root fixture (tests/conftest.py).
 
 
 def run_plan(

@@ -249,7 +249,10 @@ def test_ctrl_c_saves_the_finished_part_and_exits_130(
     else:
         proc.kill()
         pytest.fail("no progress: " + "".join(seen))
-    time.sleep(0.1)  # the third request is in flight
+    # Interrupt while the third request is in flight: wait until the simulator has it.
+    while len([r for r in sim.requests() if r.path == "/api/chat"]) < 3:
+        assert time.monotonic() < deadline, "the third request never arrived"
+        time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     output = stdout + "".join(seen) + stderr

@@ -40,6 +40,7 @@ from urllib.parse import quote
 import pytest
 
 from ollamakit.sim import ModelSpec, SimConfig, SimProcess, start_subprocess
+from tests.support import closed_port, unused_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -69,9 +70,12 @@ def find_nginx() -> str | None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port number for nginx to listen on (nginx must be told one; it cannot report port 0).
+
+    From this pytest-xdist worker's own block (``tests.support.unused_port``), so parallel
+    workers never pick the same one; :func:`start_nginx` retries if something else took it.
+    """
+    return unused_port()
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 10) -> None:
@@ -85,6 +89,18 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: 
         except OSError:
             time.sleep(0.02)
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+def wait_for_pid_file(
+    path: Path, proc: subprocess.Popen[bytes], what: str, timeout: float = 10
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} before listening")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not write {path} within {timeout} s")
+        time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- config rendering
@@ -227,10 +243,14 @@ class Nginx:
 
     def start(self) -> Nginx:
         self.write()
+        (self.prefix / "nginx.pid").unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
+            # nginx writes its pid file only once every listen socket is bound: until then a
+            # connection that succeeds may reach another program that holds the port.
+            wait_for_pid_file(self.prefix / "nginx.pid", self.proc, "nginx")
             wait_for_port(self.http_port, self.proc, "nginx")
             if f":{self.https_port} ssl" in self.site_text:
                 wait_for_port(self.https_port, self.proc, "nginx")
@@ -313,10 +333,9 @@ def nginx_binary() -> str:
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
-    trustme = pytest.importorskip("trustme")
+def pki(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    """Files for nginx from the session CA (``ca``, tests/conftest.py), once per worker."""
     folder = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA(organization_name="ollamakit test CA")
     server = ca.issue_cert("127.0.0.1", "localhost")
     pki = PKI(
         ca_pem=folder / "ca.pem",
@@ -395,6 +414,9 @@ def sim() -> Iterator[Simulator]:
     simulator.stop()
 
 
+NGINX_START_ATTEMPTS = 5
+
+
 @pytest.fixture(scope="module")
 def start_nginx(
     nginx_binary: str, pki: PKI, tmp_path_factory: pytest.TempPathFactory
@@ -403,27 +425,36 @@ def start_nginx(
     started: list[Nginx] = []
 
     def start(name: str, upstream: str, tweaks: Mapping[str, str] | None = None) -> Nginx:
+        # Own prefix per instance: config, pid file, logs and temp paths never shared.
         prefix = tmp_path_factory.mktemp("nginx")
         acme = prefix / "acme"
         acme.mkdir()
-        site = Site(
-            upstream=upstream,
-            http_port=free_port(),
-            https_port=free_port(),
-            cert=pki.cert,
-            key=pki.key,
-            htpasswd=pki.htpasswd,
-            acme_root=acme,
-        )
-        server = Nginx(
-            nginx_binary,
-            prefix,
-            render_site(name, site, tweaks),
-            site.http_port,
-            site.https_port,
-        )
-        started.append(server)
-        return server.start()
+        for attempt in range(NGINX_START_ATTEMPTS):
+            site = Site(
+                upstream=upstream,
+                http_port=free_port(),
+                https_port=free_port(),
+                cert=pki.cert,
+                key=pki.key,
+                htpasswd=pki.htpasswd,
+                acme_root=acme,
+            )
+            server = Nginx(
+                nginx_binary,
+                prefix,
+                render_site(name, site, tweaks),
+                site.http_port,
+                site.https_port,
+            )
+            started.append(server)
+            try:
+                return server.start()
+            except RuntimeError as exc:
+                # Another program took a port between free_port() and nginx's bind: new ports.
+                if "Address already in use" not in str(exc) or attempt + 1 == NGINX_START_ATTEMPTS:
+                    raise
+                (prefix / "error.log").unlink(missing_ok=True)
+        raise AssertionError("unreachable")
 
     yield start
     for server in started:
@@ -467,7 +498,8 @@ def apikey(start_nginx: StartNginx, sim: Simulator) -> Nginx:
 @pytest.fixture(scope="module")
 def down(start_nginx: StartNginx) -> Nginx:
     """``ollama-tls-auth.conf`` whose upstream has nothing listening: 502."""
-    return start_nginx("ollama-tls-auth.conf", f"127.0.0.1:{free_port()}")
+    # closed_port(): bound, never listening, for the whole run: refused, never answered.
+    return start_nginx("ollama-tls-auth.conf", f"127.0.0.1:{closed_port()}")
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,11 @@ commands themselves run through the same proxies in ``test_commands_through_ngin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from ollamakit.client import OllamaClient
-from ollamakit.config import Flags, Settings, load_settings
 from ollamakit.errors import (
     AuthError,
     ForbiddenError,
@@ -37,6 +35,7 @@ from ollamakit.errors import (
     TLSVerifyFailed,
 )
 from ollamakit.sim import ModelSpec, SimConfig
+from tests.support import settings_for  # (url, ca_pem, OLLAMA_API_KEY=...) as before
 
 from .conftest import (
     API_KEY,
@@ -55,12 +54,6 @@ from .conftest import (
 )
 
 pytestmark = pytest.mark.nginx
-
-
-def settings_for(url: str, ca: Path | None = None, **env: str) -> Settings:
-    return load_settings(
-        Flags(base_url=url, ca_bundle=str(ca) if ca else None), environ={"LANG": "C", **env}
-    )
 
 
 def assert_clean(text: str) -> None:

@@ -22,6 +22,8 @@ from ollamakit.bench.schema import RunDocument
 from ollamakit.i18n import set_language
 from ollamakit.report import write_output
 
+from .conftest import make_doc
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 pytestmark = [
@@ -124,8 +126,19 @@ def page(doc: RunDocument, tmp_path: Path) -> Path:
     return path
 
 
-def test_rendered_dom_has_the_tables_and_svg_bars(page: Path, tmp_path: Path) -> None:
-    dom = chromium(tmp_path, page, "--dump-dom").stdout.decode()
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The English report rendered once: its DOM and a 1280x2000 screenshot (one launch)."""
+    folder = tmp_path_factory.mktemp("chromium")
+    page = folder / "report.html"
+    write_output(make_doc(), page)
+    shot = folder / "out.png"
+    dom = chromium(folder, page, "--dump-dom", f"--screenshot={shot}", "--window-size=1280,2000")
+    return dom.stdout.decode(), shot
+
+
+def test_rendered_dom_has_the_tables_and_svg_bars(rendered: tuple[str, Path]) -> None:
+    dom, _ = rendered
     assert '<section id="summary">' in dom and "<table>" in dom
     assert dom.count('class="bar s') >= 2 + 10 + 10  # per model, per prompt, TTFT
     assert dom.count('class="dot s') == 6  # concurrency points
@@ -133,9 +146,8 @@ def test_rendered_dom_has_the_tables_and_svg_bars(page: Path, tmp_path: Path) ->
     assert "llama3.2:3b" in dom and "HTTP 503" in dom
 
 
-def test_screenshot_is_a_real_page(page: Path, tmp_path: Path) -> None:
-    shot = tmp_path / "out.png"
-    chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1280,2000")
+def test_screenshot_is_a_real_page(rendered: tuple[str, Path]) -> None:
+    _, shot = rendered
     assert shot.stat().st_size > 60_000  # a blank 1280x2000 page is a few kB
     keep = os.environ.get("SCREENSHOT_DIR")  # set it to keep the PNGs and look at them
     if keep:
@@ -172,10 +184,10 @@ def test_traditional_chinese_renders(doc: RunDocument, tmp_path: Path) -> None:
     set_language("zh-TW")
     page = tmp_path / "zh.html"
     write_output(doc, page)
-    dom = chromium(tmp_path, page, "--dump-dom").stdout.decode()
-    assert 'lang="zh-TW"' in dom and "基準測試報告" in dom
     shot = tmp_path / "zh.png"
-    chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1280,900")
+    args = ("--dump-dom", f"--screenshot={shot}", "--window-size=1280,900")
+    dom = chromium(tmp_path, page, *args).stdout.decode()  # one launch: DOM and screenshot
+    assert 'lang="zh-TW"' in dom and "基準測試報告" in dom
     keep = os.environ.get("SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / "report-zh-TW.png")

@@ -58,9 +58,9 @@ from typing import Any, Final, TypeVar, cast
 
 import orjson
 
-from ollamakit.bench.schema import RESULT_SCALAR_FIELDS, RequestResult, RunDocument
 from ollamakit.errors import ConfigError, UsageError
 from ollamakit.i18n import t
+from ollamakit.measure.schema import RESULT_SCALAR_FIELDS, RequestResult, RunDocument
 
 DB_NAME: Final = "history.sqlite3"
 BUSY_TIMEOUT_S: Final = 30.0

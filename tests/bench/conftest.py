@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from ollamakit.bench.runner import BenchPlan, NullSink, ResultSink, Runner
-from ollamakit.bench.schema import RunDocument
 from ollamakit.bench.suites import Prompt, Suite
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Flags, load_settings
+from ollamakit.measure.schema import RunDocument
 from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, ThreadedSim, run_in_thread
 
 FAST = ModelSpec(

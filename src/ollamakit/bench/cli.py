@@ -28,12 +28,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ollamakit import console
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
-from ollamakit.bench.schema import RequestResult, RunDocument
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
+from ollamakit.measure.schema import RequestResult, RunDocument
 
 MAX_CONCURRENCY: Final = 256
 

@@ -62,27 +62,27 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from ollamakit import __version__
-from ollamakit.bench.metrics import (
-    Identity,
-    concurrency_row,
-    measure,
-    percentile,
-    saturation_level,
-    summary_rows,
-)
-from ollamakit.bench.schema import (
+from ollamakit.bench.metrics import measure
+from ollamakit.bench.suites import Prompt, Suite, marked
+from ollamakit.client import AsyncOllamaClient, Chunk
+from ollamakit.errors import OllamakitError
+from ollamakit.i18n import t
+from ollamakit.measure.schema import (
     SCHEMA_VERSION,
     ConcurrencyRow,
+    Identity,
     LoadInfo,
     RequestResult,
     RunConfig,
     RunDocument,
     Stat,
 )
-from ollamakit.bench.suites import Prompt, Suite, marked
-from ollamakit.client import AsyncOllamaClient, Chunk
-from ollamakit.errors import OllamakitError
-from ollamakit.i18n import t
+from ollamakit.measure.stats import (
+    concurrency_row,
+    percentile,
+    saturation_level,
+    summary_rows,
+)
 
 #: Round trips measured before the run (after one request that opened the connection).
 RTT_SAMPLES: Final = 5

@@ -18,8 +18,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, Literal, cast
 
-from ollamakit.bench import metrics
-from ollamakit.bench.schema import (
+from ollamakit.i18n import t
+from ollamakit.measure import stats as metrics
+from ollamakit.measure.schema import (
     ConcurrencyRow,
     LoadInfo,
     MetricSummary,
@@ -27,7 +28,6 @@ from ollamakit.bench.schema import (
     RunDocument,
     SummaryRow,
 )
-from ollamakit.i18n import t
 
 DASH: Final = "—"
 

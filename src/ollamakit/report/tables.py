@@ -30,8 +30,8 @@ from rich.segment import Segment, Segments
 from rich.table import Table
 from rich.text import Text
 
-from ollamakit.bench.schema import RunDocument, SummaryRow
 from ollamakit.i18n import t
+from ollamakit.measure.schema import RunDocument, SummaryRow
 from ollamakit.report.common import (
     DASH,
     cold_loads,

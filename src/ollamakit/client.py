@@ -44,8 +44,10 @@ import orjson
 
 from ollamakit import __version__, _http11
 from ollamakit.config import ServerURL, Settings
+from ollamakit.domain import FinalStats, StreamChunk
 from ollamakit.errors import (
     AuthError,
+    BadChunk,
     BadRequest,
     ConfigError,
     ConnectFailed,
@@ -83,70 +85,141 @@ _ERROR_BODY_LIMIT: Final = 64 * 1024
 
 # --------------------------------------------------------------------------- stream decoding
 
+#: A duration above this (ns) is not a real figure: ~31 years. Such a value becomes None.
+_MAX_DURATION_NS: Final = 10**18
+#: A token count above this is not a real figure (no context holds a billion tokens).
+_MAX_COUNT: Final = 10**9
 
-class Chunk:
-    """One streamed NDJSON object and the ``perf_counter_ns`` time its bytes arrived."""
+Chunk = StreamChunk  # the name callers typed against before the domain values existed
 
-    __slots__ = ("arrival_ns", "data")
 
-    def __init__(self, data: dict[str, Any], arrival_ns: int) -> None:
-        self.data = data
-        self.arrival_ns = arrival_ns
+def _duration_ms(value: object) -> float | None:
+    """A Go duration (int ns) in ms; None when absent, not an integer, negative or absurd.
 
-    @property
-    def content(self) -> str:
-        """Answer text of this chunk (``response`` for generate, ``message.content`` for chat)."""
-        data = self.data
-        if "message" in data:
-            return str(data["message"].get("content") or "")
-        return str(data.get("response") or "")
+    >>> _duration_ms(4535599000), _duration_ms(-1), _duration_ms(1.5), _duration_ms(10**19)
+    (4535.599, None, None, None)
+    """
+    if value.__class__ is not int or not 0 <= value <= _MAX_DURATION_NS:
+        return None
+    return value / 1e6
 
-    @property
-    def thinking(self) -> str:
-        data = self.data
-        if "message" in data:
-            return str(data["message"].get("thinking") or "")
-        return str(data.get("thinking") or "")
 
-    @property
-    def done(self) -> bool:
-        return bool(self.data.get("done"))
+def _count(value: object) -> int | None:
+    """A token count; None when absent, not an integer, negative or absurd.
 
-    def __repr__(self) -> str:
-        return f"Chunk({self.data!r}, arrival_ns={self.arrival_ns})"
+    >>> _count(26), _count(True), _count(-3), _count(10**12), _count("7")
+    (26, None, None, None, None)
+    """
+    if value.__class__ is not int or not 0 <= value <= _MAX_COUNT:
+        return None
+    return value
+
+
+def final_stats(obj: Mapping[str, Any]) -> FinalStats:
+    """The server's figures of a final (``done: true``) wire object, validated, ns → ms.
+
+    >>> final_stats({"done_reason": "stop", "eval_count": 4, "eval_duration": 40_000_000})
+    FinalStats(done_reason='stop', total_ms=None, load_ms=None, prompt_eval_count=None, \
+prompt_eval_ms=None, prompt_cached_count=None, eval_count=4, eval_ms=40.0)
+    """
+    reason = obj.get("done_reason")
+    return FinalStats(
+        done_reason=reason if isinstance(reason, str) and reason else None,
+        total_ms=_duration_ms(obj.get("total_duration")),
+        load_ms=_duration_ms(obj.get("load_duration")),
+        prompt_eval_count=_count(obj.get("prompt_eval_count")),
+        prompt_eval_ms=_duration_ms(obj.get("prompt_eval_duration")),
+        eval_count=_count(obj.get("eval_count")),
+        eval_ms=_duration_ms(obj.get("eval_duration")),
+    )
+
+
+_CREATED_AT: Final = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
+)
+
+
+class _CreatedAtParser:
+    """``created_at`` (RFC 3339, up to ns) → ns since the epoch, cheap on a stream.
+
+    Consecutive chunks share the whole-second part, so the last one is cached and only the
+    fraction is parsed per chunk.
+
+    >>> p = _CreatedAtParser()
+    >>> p("2025-10-26T17:21:21.196249Z") - p("2025-10-26T17:21:21Z")
+    196249000
+    >>> p("2023-08-04T08:52:19.385406455-07:00") == p("2023-08-04T15:52:19.385406455Z")
+    True
+    >>> p("yesterday") is None, p(None) is None
+    (True, True)
+    """
+
+    __slots__ = ("_key", "_seconds")
+
+    def __init__(self) -> None:
+        self._key = ""
+        self._seconds = 0
+
+    def __call__(self, text: object) -> int | None:
+        if text.__class__ is not str:
+            return None
+        match = _CREATED_AT.match(text)
+        if match is None:
+            return None
+        base, fraction, zone = match.groups()
+        key = base + zone
+        if key != self._key:
+            try:
+                moment = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+            except ValueError:
+                return None
+            self._key, self._seconds = key, int(moment.timestamp())
+        nanos = int(fraction.ljust(9, "0")) if fraction else 0
+        return self._seconds * 1_000_000_000 + nanos
 
 
 class NDJSONDecoder:
-    """Incremental NDJSON decoder for Ollama streams.
+    """Incremental NDJSON decoder for Ollama streams: wire lines in, :class:`StreamChunk` out.
+
+    Every field is checked at this boundary: a line that is not a JSON object, a ``message``
+    that is not an object, text that is not a string or a ``done`` that is not a boolean raise
+    :class:`BadChunk`; a figure that cannot be right (negative, absurd, wrong type) becomes
+    ``None``. Nothing above the client sees a raw dict.
 
     >>> d = NDJSONDecoder("http://h/api/generate")
     >>> [c.content for c in d.feed(b'{"response":"Hi","done":false}\\n{"resp', 1)]
     ['Hi']
-    >>> [c.done for c in d.feed(b'onse":"","done":true}\\n', 2)]
-    [True]
+    >>> [(c.content, c.done) for c in d.feed(b'onse":"!","done":true}\\n', 2)]
+    [('!', True)]
     >>> d.finish()
     []
     >>> NDJSONDecoder("u").feed(b'{"error":"boom"}\\n', 3)
     Traceback (most recent call last):
     ...
     ollamakit.errors.StreamError: The server failed in the middle of the reply: boom
+    >>> NDJSONDecoder("u").feed(b'{"message":"hi","done":false}\\n', 3)
+    Traceback (most recent call last):
+    ...
+    ollamakit.errors.BadChunk: Unexpected answer from u: "message" is a str, not an object
     """
 
-    __slots__ = ("_buffer", "_done", "_url", "count")
+    __slots__ = ("_buffer", "_created", "_done", "_url", "count")
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._buffer = b""
         self._done = False
+        self._created = _CreatedAtParser()
         self.count = 0
 
-    def feed(self, data: bytes, arrival_ns: int) -> list[Chunk]:
+    def feed(self, data: bytes, arrival_ns: int) -> list[StreamChunk]:
         if self._buffer:
             data = self._buffer + data
         lines = data.split(b"\n")
         self._buffer = lines.pop()
         out = []
         loads = orjson.loads
+        created = self._created
         for line in lines:
             if not line or line == b"\r":
                 continue
@@ -154,13 +227,39 @@ class NDJSONDecoder:
                 obj = loads(line)
             except orjson.JSONDecodeError:
                 raise self._not_json(line) from None
-            if not isinstance(obj, dict):
+            if obj.__class__ is not dict:
                 raise self._not_json(line)
+            get = obj.get
             if "error" in obj:
                 raise StreamError(str(obj["error"]), url=self._url)
-            if obj.get("done"):
+            message = get("message")
+            if message.__class__ is dict:
+                content = message.get("content", "")
+                thinking = message.get("thinking", "")
+            elif message is None and "message" not in obj:
+                content = get("response", "")
+                thinking = get("thinking", "")
+            else:
+                raise self._bad(f'"message" is a {type(message).__name__}, not an object')
+            if content.__class__ is not str:
+                if content is not None:
+                    raise self._bad(f'"content" is a {type(content).__name__}, not a string')
+                content = ""
+            if thinking.__class__ is not str:
+                if thinking is not None:
+                    raise self._bad(f'"thinking" is a {type(thinking).__name__}, not a string')
+                thinking = ""
+            done = get("done", False)
+            if done is True:
                 self._done = True
-            out.append(Chunk(obj, arrival_ns))
+                final: FinalStats | None = final_stats(obj)
+            elif done is False:
+                final = None
+            else:
+                raise self._bad(f'"done" is {done!r}, not true or false')
+            out.append(
+                StreamChunk(arrival_ns, content, thinking, final, created(get("created_at")))
+            )
         self.count += len(out)
         return out
 
@@ -169,7 +268,7 @@ class NDJSONDecoder:
         """Whether the ``"done": true`` line has arrived."""
         return self._done
 
-    def finish(self) -> list[Chunk]:
+    def finish(self) -> list[StreamChunk]:
         """Call at end of body: decodes a last unterminated line; raises if ``done`` never came."""
         rest = self._buffer.strip()
         self._buffer = b""
@@ -177,6 +276,9 @@ class NDJSONDecoder:
         if not self._done:
             raise StreamCut(t("client.no_done_line", count=self.count), url=self._url)
         return out
+
+    def _bad(self, what: str) -> BadChunk:
+        return BadChunk(what, url=self._url)
 
     def _not_json(self, line: bytes) -> NotOllama:
         return NotOllama(

@@ -29,6 +29,7 @@
         └── ProtocolError           the answer is not what Ollama sends
             ├── NotOllama           an HTML page or other non-JSON body (often from a proxy)
             ├── StreamError         an {"error": ...} line inside a stream
+            ├── BadChunk            a stream line whose fields Ollama would not send
             └── StreamCut           the stream ended before its "done": true line
 
 Messages are catalogue keys (``i18n/messages/errors.toml``) rendered on access, so an error
@@ -335,6 +336,14 @@ class StreamError(ProtocolError):
 
     key = "errors.stream_error"
     hint_key = "errors.server_hint"
+
+
+class BadChunk(ProtocolError):
+    """A stream line that is JSON but not an Ollama chunk (``message`` a string, ``done`` not a
+    boolean, text that is not a string): refused at the boundary instead of crashing above."""
+
+    key = "errors.bad_chunk"
+    hint_key = "errors.bad_chunk_hint"
 
 
 class StreamCut(ProtocolError):

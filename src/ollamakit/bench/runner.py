@@ -62,11 +62,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from ollamakit import __version__
-from ollamakit.bench.metrics import measure
 from ollamakit.bench.suites import Prompt, Suite, marked
-from ollamakit.client import AsyncOllamaClient, Chunk
+from ollamakit.client import AsyncOllamaClient
+from ollamakit.domain import StreamEnd
 from ollamakit.errors import OllamakitError
 from ollamakit.i18n import t
+from ollamakit.measure.recorder import ReplyRecorder
 from ollamakit.measure.schema import (
     SCHEMA_VERSION,
     ConcurrencyRow,
@@ -217,6 +218,7 @@ class Runner:
         self._options = self.plan.suite.options()
         self.document: RunDocument | None = None  # set once the run has started
         self._lanes: list[AsyncOllamaClient] = []
+        self._rtt_ms: float | None = None  # median round trip: network_ms beyond it is overhead
 
     # ------------------------------------------------------------------ the whole run
 
@@ -224,6 +226,7 @@ class Runner:
         """Run the plan; returns the document (status ``complete`` or ``interrupted``)."""
         version = await self.client.version()  # unreachable / 401: raises, nothing recorded
         rtts_ms = [await self.client.rtt_ms() for _ in range(RTT_SAMPLES)]
+        self._rtt_ms = statistics.median(rtts_ms) if rtts_ms else None
         doc: RunDocument = {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -346,25 +349,28 @@ class Runner:
         marker = f"bench {self.run_id[:8]} #{self._sequence}"
         client = self._lanes[lane - 1] if 0 < lane <= len(self._lanes) else self.client
         stream = client.stream_chat(identity.model, marked(prompt, marker), options=self._options)
-        chunks: list[Chunk] = []
-        final: dict[str, Any] | None = None
+        recorder: ReplyRecorder | None = None
         error: str | None = None
+        end: StreamEnd | None = None  # inferred by the recorder unless a timeout says otherwise
         started_at = now_iso()
         async with contextlib.AsyncExitStack() as closing:
             try:
                 async with asyncio.timeout(self.plan.timeout_s):
                     await closing.enter_async_context(stream)
+                    recorder = ReplyRecorder(stream.sent_ns, rtt_ms=self._rtt_ms)
+                    add = recorder.add
                     async for chunk in stream:
-                        chunks.append(chunk)
-                        if chunk.done:
-                            final = chunk.data
+                        add(chunk)
             except TimeoutError:
                 error = t("bench.timeout", seconds=f"{self.plan.timeout_s:g}")
+                end = "timeout"
             except OllamakitError as exc:
                 error = exc.short
             if gate is not None:
                 await gate.pass_when_all_arrived()
-        result = measure(identity, stream.sent_ns, chunks, final, error=error)
+        if recorder is None:  # failed before the request was sent
+            recorder = ReplyRecorder(stream.sent_ns, rtt_ms=self._rtt_ms)
+        result = recorder.finish(end, error).to_result(identity)
         result["started_at"] = started_at
         if not warmup:
             self._results.append(result)

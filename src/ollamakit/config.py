@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
+from ollamakit import redact
 from ollamakit.errors import ConfigError
 from ollamakit.i18n import detect_language, t
 
@@ -107,8 +108,7 @@ class ServerURL:
         if self.username is None:
             return self.origin
         user = quote(self.username, safe="")
-        secret = ":***" if self.password is not None else ""
-        return f"{self.scheme}://{user}{secret}@{self.netloc}{self.path}"
+        return redact.server_url(self.scheme, user, self.password, f"{self.netloc}{self.path}")
 
     def url(self, api_path: str) -> str:
         """Absolute URL of an API path, without credentials (they travel as a header)."""
@@ -116,23 +116,6 @@ class ServerURL:
 
     def __str__(self) -> str:
         return self.redacted()
-
-
-def _mask_userinfo(text: str) -> str:
-    """Mask the password of a URL-ish string that failed to parse.
-
-    >>> _mask_userinfo("ftp://u:pw@h")
-    'ftp://u:***@h'
-    >>> _mask_userinfo("no credentials here")
-    'no credentials here'
-    >>> _mask_userinfo("https://u:pa/ss@host")  # a raw '/' in the password is masked too
-    'https://u:***@host'
-    >>> _mask_userinfo("u:pw@10.0.0.5:99999")  # no scheme
-    'u:***@10.0.0.5:99999'
-    """
-    # Up to the *last* '@': a password that breaks parsing often holds a raw '/', '?' or '#'.
-    pattern = r"(//[^/@:]*):.*@" if "//" in text else r"^([^/@:]*):.*@"
-    return re.sub(pattern, r"\1:***@", text)
 
 
 def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
@@ -163,7 +146,7 @@ def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
     ollamakit.errors.ConfigError: Invalid setting OLLAMA_BASE_URL=ftp://host: ...
     """
     raw = text.strip()
-    shown = _mask_userinfo(raw)
+    shown = redact.url_password(raw)
 
     def fail(detail_key: str, **params: object) -> ConfigError:
         return ConfigError(

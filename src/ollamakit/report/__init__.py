@@ -28,7 +28,7 @@ import orjson
 from ollamakit.errors import UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.schema import RunDocument
-from ollamakit.store import scrub
+from ollamakit.redact import scrub
 
 #: Output formats by file extension.
 EXTENSIONS: Final = {

@@ -19,7 +19,7 @@ Client clock (perf_counter, ns → ms)
                           the first token of *any* kind, because ``eval_count`` counts thinking
                           tokens too.
     ``decode_tps``        1000 / tpot_ms: **the honest decode rate**, as the client saw it
-                          (the result document calls it ``e2e_tps``, design.md's name).
+                          (the result document calls it ``e2e_tps``: docs/result-format.md).
     ``reads``             distinct arrival stamps: how many socket reads delivered the reply.
 
 Server clock (``FinalStats``, ms)

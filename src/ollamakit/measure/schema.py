@@ -81,7 +81,7 @@ class RequestResult(TypedDict):
     e2e_tps: float | None  # 1000 / tpot_ms
     network_ms: float | None  # total_ms - server_total_ms
     itl_ms: Percentiles  # gaps between streamed chunks
-    # extensions (allowed by design.md: "extend freely")
+    # extensions (docs/result-format.md: readers ignore unknown keys)
     ttft_thinking_ms: NotRequired[float | None]  # -> first thinking chunk
     thinking_chunks: NotRequired[int | None]
     done_reason: NotRequired[str | None]
@@ -94,7 +94,7 @@ class RequestResult(TypedDict):
     client_overhead_ms: NotRequired[float | None]  # network_ms - server rtt_ms
 
 
-#: The scalar fields of a :class:`RequestResult` that design.md defines, in document order
+#: The scalar fields of a :class:`RequestResult` in docs/result-format.md, in document order
 #: (``itl_ms`` is an object and the extensions are optional): the columns of a CSV report and
 #: of the history database's ``results`` table.
 RESULT_SCALAR_FIELDS: Final = (

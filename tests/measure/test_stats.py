@@ -48,3 +48,16 @@ def test_concurrency_row_and_saturation() -> None:
         {"concurrency": 8, "output_tps": 200.0},
     ]
     assert saturation_level(rows) == 4  # type: ignore[arg-type]
+
+
+def test_buffered_replies_are_left_out_of_token_timings() -> None:
+    streamed = empty_result(Identity("m", "p", "c", 0, 1)) | {"ttft_ms": 80.0, "total_ms": 500.0}
+    held = empty_result(Identity("m", "p", "c", 1, 1)) | {
+        "ttft_ms": 931.0,
+        "total_ms": 931.0,
+        "buffered": True,
+    }
+    [row] = summary_rows([streamed, held])
+    assert row["ttft_ms"]["median"] == 80.0  # the held reply's 931 ms is not a TTFT
+    assert row["total_ms"]["median"] == (500.0 + 931.0) / 2  # its total is real
+    assert concurrency_row("m", 1, [streamed, held], 1.0)["ttft_ms"]["median"] == 80.0

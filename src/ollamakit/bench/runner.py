@@ -274,7 +274,7 @@ class Runner:
         doc["summary"] = summary_rows(self._results)
         doc["cold_loads"] = list(self._cold_loads)
         doc["concurrency_summary"] = list(self._levels)
-        doc["hints"] = throughput_hints(self._levels)
+        doc["hints"] = buffering_hints(self._results) + throughput_hints(self._levels)
         doc["status"] = "interrupted" if interrupted else "complete"
         doc["finished_at"] = now_iso()
         self.sink.finish(doc)
@@ -414,6 +414,19 @@ class _Gate:
         await self._open.wait()
 
 
+def buffering_hints(results: Sequence[RequestResult]) -> list[str]:
+    """One hint when a buffering proxy held replies back (their TTFT is not a TTFT).
+
+    >>> from ollamakit.measure.schema import Identity, empty_result
+    >>> row = empty_result(Identity("m", "p", "c", 0, 1))
+    >>> held = row | {"buffered": True}
+    >>> buffering_hints([row]), "proxy_buffering off" in buffering_hints([row, held])[0]
+    ([], True)
+    """
+    count = sum(1 for r in results if r.get("buffered"))
+    return [t("bench.hint_buffered", count=count, total=len(results))] if count else []
+
+
 def throughput_hints(rows: Sequence[ConcurrencyRow]) -> list[str]:
     """Hints about where aggregate throughput stops growing, per model.
 
@@ -450,5 +463,6 @@ __all__ = [
     "ResultSink",
     "Runner",
     "StoreSink",
+    "buffering_hints",
     "throughput_hints",
 ]

@@ -98,8 +98,15 @@ _SUMMARY_METRICS: Final = (
 )
 
 
+#: Metrics that time individual tokens: meaningless for a reply a buffering proxy held back
+#: (``buffered``), so such rows are left out of their summaries (the rows keep the numbers).
+_TIMING_OF_TOKENS: Final = frozenset({"ttft_ms", "tpot_ms", "e2e_tps"})
+
+
 def summary_rows(results: Iterable[RequestResult]) -> list[SummaryRow]:
     """One row per (model, prompt_id, concurrency), in first-seen order; stats over ok rows.
+
+    TTFT, TPOT, the client decode rate and ITL leave out rows flagged ``buffered``.
 
     >>> from ollamakit.measure.schema import Identity, empty_result
     >>> ok = empty_result(Identity("m", "p", "c", 0, 1)) | {"ttft_ms": 10.0}
@@ -115,6 +122,7 @@ def summary_rows(results: Iterable[RequestResult]) -> list[SummaryRow]:
     rows: list[SummaryRow] = []
     for (model, prompt_id, concurrency), members in groups.items():
         good = [r for r in members if r["ok"]]
+        streamed = [r for r in good if not r.get("buffered")]
         row: SummaryRow = {
             "model": model,
             "prompt_id": prompt_id,
@@ -125,8 +133,9 @@ def summary_rows(results: Iterable[RequestResult]) -> list[SummaryRow]:
             "failed": len(members) - len(good),
         }
         for metric in _SUMMARY_METRICS:
-            row[metric] = summarize(_metric(r, metric) for r in good)
-        row["itl_p95_ms"] = summarize(r["itl_ms"]["p95"] for r in good)
+            pool = streamed if metric in _TIMING_OF_TOKENS else good
+            row[metric] = summarize(_metric(r, metric) for r in pool)
+        row["itl_p95_ms"] = summarize(r["itl_ms"]["p95"] for r in streamed)
         rows.append(row)
     return rows
 
@@ -152,6 +161,7 @@ def concurrency_row(
     (100.0, 1.0)
     """
     good = [r for r in results if r["ok"]]
+    streamed = [r for r in good if not r.get("buffered")]
     tokens = sum(r["eval_count"] or 0 for r in good)
     known_wall = wall_s > 0
     return {
@@ -162,8 +172,8 @@ def concurrency_row(
         "wall_s": round(wall_s, 6),
         "requests_per_s": _round(len(good) / wall_s) if known_wall and good else None,
         "output_tps": _round(tokens / wall_s) if known_wall and tokens else None,
-        "ttft_ms": summarize(r["ttft_ms"] for r in good),
-        "itl_p95_ms": summarize(r["itl_ms"]["p95"] for r in good),
+        "ttft_ms": summarize(r["ttft_ms"] for r in streamed),
+        "itl_p95_ms": summarize(r["itl_ms"]["p95"] for r in streamed),
     }
 
 

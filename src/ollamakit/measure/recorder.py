@@ -91,6 +91,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -294,6 +295,10 @@ class ReplyMeasurement:
 class ReplyRecorder:
     """Collects one reply's chunks and measures them with the rules of the module docstring.
 
+    :meth:`add` only keeps the chunk (a list append, tens of nanoseconds): it runs inside the
+    window in which streams are timed, where any work delays the stamps of the other streams
+    of a batch. Everything is computed once, in :meth:`finish`.
+
     >>> from ollamakit.domain import StreamChunk as C, FinalStats
     >>> ms = 1_000_000
     >>> r = ReplyRecorder(sent_ns=0)
@@ -308,81 +313,67 @@ class ReplyRecorder:
     (5.0, 10.0, 4, None, 'short_prompt')
     """
 
-    __slots__ = (
-        "_arrival_spread",
-        "_created_first",
-        "_created_last",
-        "_final",
-        "_first_content_ns",
-        "_first_thinking_ns",
-        "_last_ns",
-        "_last_read_ns",
-        "_reads",
-        "chunks",
-        "rtt_ms",
-        "sent_ns",
-        "thinking_chunks",
-        "token_arrivals_ns",
-    )
+    __slots__ = ("add", "chunks", "rtt_ms", "sent_ns")
 
     def __init__(self, sent_ns: int, *, rtt_ms: float | None = None) -> None:
         self.sent_ns = sent_ns
         self.rtt_ms = rtt_ms
-        self.chunks = 0
-        self.thinking_chunks = 0
-        self.token_arrivals_ns: list[int] = []
-        self._first_content_ns: int | None = None
-        self._first_thinking_ns: int | None = None
-        self._last_ns: int | None = None
-        self._last_read_ns: int | None = None
-        self._reads = 0
-        self._final: FinalStats | None = None
-        self._created_first: int | None = None
-        self._created_last: int | None = None
-        self._arrival_spread = 0
-
-    def add(self, chunk: StreamChunk) -> None:
-        """One chunk, in arrival order."""
-        stamp = chunk.arrival_ns
-        self.chunks += 1
-        if stamp != self._last_read_ns:
-            self._reads += 1
-            self._last_read_ns = stamp
-        self._last_ns = stamp
-        if chunk.content and self._first_content_ns is None:
-            self._first_content_ns = stamp
-        if chunk.thinking:
-            self.thinking_chunks += 1
-            if self._first_thinking_ns is None:
-                self._first_thinking_ns = stamp
-        if chunk.content or chunk.thinking:
-            self.token_arrivals_ns.append(stamp)
-            if chunk.created_ns is not None:
-                if self._created_first is None:
-                    self._created_first = chunk.created_ns
-                self._created_last = chunk.created_ns
-        if chunk.final is not None:
-            self._final = chunk.final
+        self.chunks: list[StreamChunk] = []
+        #: Keep one chunk, in arrival order.
+        self.add: Callable[[StreamChunk], None] = self.chunks.append
 
     @property
     def first_token_ns(self) -> int | None:
         """Arrival of the first token of any kind (answer or thinking)."""
-        stamps = [s for s in (self._first_content_ns, self._first_thinking_ns) if s is not None]
-        return min(stamps) if stamps else None
+        return next((c.arrival_ns for c in self.chunks if c.content or c.thinking), None)
 
     def finish(self, end: StreamEnd | None = None, error: str | None = None) -> ReplyMeasurement:
         """The measurement of what was added. ``end``: how the stream ended (inferred if None)."""
-        final = self._final
+        chunks = self.chunks
+        sent_ns = self.sent_ns
+        first_content_ns: int | None = None
+        first_thinking_ns: int | None = None
+        thinking_chunks = 0
+        reads = 0
+        last_read_ns: int | None = None
+        arrivals: list[int] = []
+        created: list[int] = []
+        final: FinalStats | None = None
+        for chunk in chunks:
+            stamp = chunk.arrival_ns
+            if stamp != last_read_ns:
+                reads += 1
+                last_read_ns = stamp
+            if chunk.content:
+                if first_content_ns is None:
+                    first_content_ns = stamp
+                arrivals.append(stamp)
+                if chunk.thinking:
+                    thinking_chunks += 1
+                    if first_thinking_ns is None:
+                        first_thinking_ns = stamp
+            elif chunk.thinking:
+                thinking_chunks += 1
+                if first_thinking_ns is None:
+                    first_thinking_ns = stamp
+                arrivals.append(stamp)
+            else:
+                if chunk.final is not None:
+                    final = chunk.final
+                continue
+            if chunk.created_ns is not None:
+                created.append(chunk.created_ns)
+            if chunk.final is not None:
+                final = chunk.final
         if end is None:
             end = "done" if final is not None and error is None else "error" if error else "cut"
 
         def since_sent(stamp: int | None) -> float | None:
-            return None if stamp is None else (stamp - self.sent_ns) / NS_PER_MS
+            return None if stamp is None else (stamp - sent_ns) / NS_PER_MS
 
-        ttft_ms = since_sent(self._first_content_ns)
-        first_token_ms = since_sent(self.first_token_ns)
-        total_ms = since_sent(self._last_ns)
-        arrivals = self.token_arrivals_ns
+        ttft_ms = since_sent(first_content_ns)
+        first_token_ms = since_sent(arrivals[0] if arrivals else None)
+        total_ms = since_sent(chunks[-1].arrival_ns if chunks else None)
         gaps = [(b - a) / NS_PER_MS for a, b in itertools.pairwise(arrivals)]
         itl = ItlPercentiles(percentile(gaps, 50), percentile(gaps, 95), percentile(gaps, 99))
         eval_count = final.eval_count if final else None
@@ -400,13 +391,13 @@ class ReplyRecorder:
             end=end,
             error=error,
             ttft_ms=ttft_ms,
-            ttft_thinking_ms=since_sent(self._first_thinking_ns),
+            ttft_thinking_ms=since_sent(first_thinking_ns),
             first_token_ms=first_token_ms,
             total_ms=total_ms,
-            chunks=self.chunks,
+            chunks=len(chunks),
             token_chunks=len(arrivals),
-            thinking_chunks=self.thinking_chunks,
-            reads=self._reads,
+            thinking_chunks=thinking_chunks,
+            reads=reads,
             final=final,
             eval_tps=eval_tps,
             tpot_ms=tpot_ms,
@@ -417,23 +408,25 @@ class ReplyRecorder:
             network_ms=network_ms,
             rtt_ms=self.rtt_ms,
             client_overhead_ms=overhead_ms,
-            buffered=self._buffered(),
+            buffered=_buffered(arrivals, created, reads, final),
         )
 
-    def _buffered(self) -> bool:
-        """The buffering-proxy rule of the module docstring."""
-        arrivals = self.token_arrivals_ns
-        if len(arrivals) < BUFFERED_MIN_TOKEN_CHUNKS or self._reads > BUFFERED_MAX_READS:
-            return False
-        server_span_ms: float | None = None
-        if self._created_first is not None and self._created_last is not None:
-            server_span_ms = (self._created_last - self._created_first) / NS_PER_MS
-        if not server_span_ms and self._final is not None:
-            server_span_ms = self._final.eval_ms
-        if server_span_ms is None or server_span_ms < BUFFERED_MIN_SERVER_SPAN_MS:
-            return False
-        arrival_span_ms = (arrivals[-1] - arrivals[0]) / NS_PER_MS
-        return arrival_span_ms < BUFFERED_MAX_ARRIVAL_SHARE * server_span_ms
+
+def _buffered(
+    arrivals: list[int], created: list[int], reads: int, final: FinalStats | None
+) -> bool:
+    """The buffering-proxy rule of the module docstring."""
+    if len(arrivals) < BUFFERED_MIN_TOKEN_CHUNKS or reads > BUFFERED_MAX_READS:
+        return False
+    server_span_ms: float | None = None
+    if len(created) >= 2:
+        server_span_ms = (created[-1] - created[0]) / NS_PER_MS
+    if not server_span_ms and final is not None:
+        server_span_ms = final.eval_ms
+    if server_span_ms is None or server_span_ms < BUFFERED_MIN_SERVER_SPAN_MS:
+        return False
+    arrival_span_ms = (arrivals[-1] - arrivals[0]) / NS_PER_MS
+    return arrival_span_ms < BUFFERED_MAX_ARRIVAL_SHARE * server_span_ms
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -132,6 +132,7 @@ class _Recording(PlainReplyView):
 
 
 def via_chat(url: str, model: str, home: Path) -> tuple[Seen, str]:
+    home.mkdir(parents=True, exist_ok=True)
     view = _Recording(io.StringIO(), io.StringIO(), None)
     transcript = Transcript.create(home, model)
     with OllamaClient(settings(url)) as client, contextlib.closing(transcript):
@@ -170,17 +171,29 @@ def via_doctor(url: str, model: str) -> Seen | None:
     return Seen(True, gen.ttft_ms, gen.eval_tps, gen.decode_tps, gen.buffered)
 
 
+ATTEMPTS = 2
+
+
+def _ttft(seen: Seen | tuple[Seen, str] | None) -> float:
+    if isinstance(seen, tuple):
+        seen = seen[0]
+    return float("inf") if seen is None or seen.ttft_ms is None else seen.ttft_ms
+
+
 @pytest.mark.parametrize("model", list(SCRIPTS))
 def test_every_tool_measures_a_reply_the_same_way(
     server: ReplayServer, model: str, tmp_path: Path
 ) -> None:
-    chat, line = via_chat(server.url, model, tmp_path)
+    # Scheduling noise only ever delays a stamp, so each tool keeps the earlier of two tries.
+    chat, line = min(
+        (via_chat(server.url, model, tmp_path / str(i)) for i in range(ATTEMPTS)), key=_ttft
+    )
     seen = {
-        "bench": via_bench(server.url, model),
+        "bench": min((via_bench(server.url, model) for _ in range(ATTEMPTS)), key=_ttft),
         "chat": chat,
-        "auto": via_auto(server.url, model),
+        "auto": min((via_auto(server.url, model) for _ in range(ATTEMPTS)), key=_ttft),
     }
-    doctor = via_doctor(server.url, model)
+    doctor = min((via_doctor(server.url, model) for _ in range(ATTEMPTS)), key=_ttft)
     if model == "error":
         assert doctor is None  # the doctor's check fails; the others keep what they saw
     else:

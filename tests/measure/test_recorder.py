@@ -172,3 +172,12 @@ def test_a_fast_local_server_is_not_a_buffering_proxy() -> None:
     assert not _reply([5.0] * 20, eval_ms=2.0).buffered  # everything made in 2 ms: honest
     assert not _reply([100.0 + 20 * i for i in range(20)], eval_ms=400.0).buffered  # streamed
     assert not _reply([931.0] * 3, eval_ms=400.0).buffered  # too short to tell
+
+
+def test_the_bench_progress_line_does_not_call_a_buffered_wait_a_ttft() -> None:
+    from ollamakit.bench.cli import describe
+
+    held = _reply([931.0] * 20, eval_ms=400.0).to_result(IDENT)
+    streamed = _reply([100.0 + 20 * i for i in range(20)], eval_ms=400.0).to_result(IDENT)
+    assert "TTFT" not in describe(held) and "buffering" in describe(held)
+    assert "TTFT 100.0 ms" in describe(streamed)

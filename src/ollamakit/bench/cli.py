@@ -216,6 +216,9 @@ def describe(result: RequestResult, *, warmup: bool = False) -> str:
         where = f"{result['model']} · {t('bench.warmup')}"
     if not result["ok"]:
         return t("bench.line_failed", where=where, error=result["error"] or "?")
+    if result.get("buffered"):  # its TTFT is not a time to first token
+        total = _num(result["total_ms"])
+        return t("bench.line_buffered", where=where, total=total, tps=_num(result["eval_tps"]))
     return t(
         "bench.line_ok",
         where=where,

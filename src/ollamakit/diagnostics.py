@@ -57,7 +57,9 @@ from ollamakit.client import (
     OllamaClient,
     fetch_certificate,
     tls_verify_error,
+    trust_context,
     trust_label,
+    where,
 )
 from ollamakit.config import ServerURL, Settings
 from ollamakit.errors import (
@@ -72,6 +74,7 @@ from ollamakit.errors import (
     OllamakitError,
     TLSMismatch,
     TLSVerifyFailed,
+    Where,
     certificate_name,
 )
 from ollamakit.i18n import t
@@ -180,15 +183,9 @@ def _since_ms(start_ns: int) -> float:
     return (time.perf_counter_ns() - start_ns) / 1e6
 
 
-def _params(server: ServerURL) -> dict[str, object]:
+def _params(server: ServerURL) -> Where:
     """The parameters the client gives its connection errors, so messages read the same."""
-    return {
-        "url": server.url("/"),
-        "address": server.address,
-        "host": server.host,
-        "port": server.port,
-        "origin": server.origin,
-    }
+    return where(server, "/")
 
 
 def _default_url_fix(settings: Settings) -> str | None:
@@ -399,17 +396,10 @@ def check_tcp(settings: Settings) -> CheckResult:
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
-    """A verifying context with the client's trust: certifi's CAs plus ``--ca-bundle``.
-
-    Mirrors ``client._Core.verify``; it verifies even under ``--insecure`` so the doctor can
-    say what ``--insecure`` is hiding.
-    """
-    import certifi
-
-    ctx = ssl.create_default_context(cafile=certifi.where())
-    if settings.ca_bundle is not None:
-        ctx.load_verify_locations(cafile=str(settings.ca_bundle))
-    return ctx
+    """The client's one trust context (:func:`ollamakit.client.trust_context`): certifi's CAs
+    plus ``--ca-bundle``. It verifies even under ``--insecure`` so the doctor can say what
+    ``--insecure`` is hiding."""
+    return trust_context(settings)
 
 
 def _answers_plain_http(host: str, port: int, timeout_s: float) -> bool:

@@ -105,3 +105,22 @@ def test_no_done_line_is_a_cut_stream() -> None:
     decoder.feed(b'{"response":"a","done":false}\n', 1)
     with pytest.raises(StreamCut):
         decoder.finish()
+
+
+def test_an_endless_line_is_refused_at_the_bound() -> None:
+    decoder = NDJSONDecoder(URL, max_line=1024 * 1024)
+    piece = b"x" * 65536
+    with pytest.raises(BadChunk, match="longer than"):
+        for _ in range(100):
+            decoder.feed(piece, 1)
+
+
+def test_a_long_line_in_many_reads_is_joined_once() -> None:
+    text = "y" * (4 * 1024 * 1024)
+    line = b'{"response":"%s","done":true}\n' % text.encode()
+    decoder = NDJSONDecoder(URL)
+    out = []
+    for pos in range(0, len(line), 65536):
+        out += decoder.feed(line[pos : pos + 65536], 1)
+    assert [len(c.content) for c in out] == [len(text)]
+    assert decoder.finish() == []

@@ -860,7 +860,7 @@ def _generate_once(client: OllamaClient, model: str) -> Generation:
             # like any other (issue 9 item 10).
             if chunk.content or chunk.thinking or chunk.final is None:
                 chunks.append(chunk)
-    m = recorder.finish()
+    m = recorder.finish(stream.end)
     return Generation(
         model=model,
         ttft_ms=m.ttft_ms,

@@ -72,13 +72,23 @@ SCRIPTS: dict[str, Script] = {
     ),
     "nostats": Script(streamed(*words(80, 30, 3), Piece(145, final={}))),
     "error": Script(streamed(*words(80, 30, 2), Piece(140, error="model runner crashed"))),
+    # Ollama's token-repeat guard: the body ends cleanly, without a done line
+    "repeat": Script(streamed(*words(80, 30, 4))),
     # made over 400 ms, delivered in one write at 450 ms
     "buffered": Script(
         (Step(450, (*words(0, 20, 20), Piece(405, final=final(21, 400.0, 420.0)))),)
     ),
 }
 
-EXPECTED_TTFT_MS = {"plain": 80, "thinking": 400, "nostats": 80, "error": 80, "buffered": 450}
+EXPECTED_TTFT_MS = {
+    "plain": 80,
+    "thinking": 400,
+    "nostats": 80,
+    "error": 80,
+    "repeat": 80,
+    "buffered": 450,
+}
+NO_SERVER_RATE = ("nostats", "error", "repeat")
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class Seen:
     eval_tps: float | None
     decode_tps: float | None
     buffered: bool
+    end: str | None = None  # where the tool records it
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +130,7 @@ def via_bench(url: str, model: str) -> Seen:
         return dict(row)
 
     r = asyncio.run(go())
-    return Seen(r["ok"], r["ttft_ms"], r["eval_tps"], r["e2e_tps"], r["buffered"])
+    return Seen(r["ok"], r["ttft_ms"], r["eval_tps"], r["e2e_tps"], r["buffered"], r["end"])
 
 
 class _Recording(PlainReplyView):
@@ -180,7 +191,17 @@ def _ttft(seen: Seen | tuple[Seen, str] | None) -> float:
     return float("inf") if seen is None or seen.ttft_ms is None else seen.ttft_ms
 
 
-@pytest.mark.parametrize("model", list(SCRIPTS))
+REPEAT_GUARD_PENDING = pytest.mark.xfail(
+    reason="client/sync.py and client/aio.py call decoder.finish() without clean=True, so a "
+    "cleanly ended body without a done line still raises StreamCut (end 'cut')",
+    strict=True,
+)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [pytest.param(m, marks=REPEAT_GUARD_PENDING) if m == "repeat" else m for m in SCRIPTS],
+)
 def test_every_tool_measures_a_reply_the_same_way(
     server: ReplayServer, model: str, tmp_path: Path
 ) -> None:
@@ -202,6 +223,8 @@ def test_every_tool_measures_a_reply_the_same_way(
 
     expected_ok = model != "error"
     assert {tool: s.ok for tool, s in seen.items()} == dict.fromkeys(seen, expected_ok)
+    expected_end = {"error": "error", "repeat": "clean_eof"}.get(model, "done")
+    assert seen["bench"].end == expected_end  # the repeat guard is its own outcome, not a cut
 
     # TTFT: the first answer text, the same in every tool
     ttfts = {tool: s.ttft_ms for tool, s in seen.items()}
@@ -214,14 +237,14 @@ def test_every_tool_measures_a_reply_the_same_way(
     # the server's rate: the same figures, the same rule, exactly equal
     rates = {tool: s.eval_tps for tool, s in seen.items()}
     assert len(set(rates.values())) == 1, rates
-    if model in ("nostats", "error"):
+    if model in NO_SERVER_RATE:
         assert set(rates.values()) == {None}
     else:
         assert next(iter(rates.values())) is not None
 
     # the client's decode rate: the same rule (it needs eval_count)
     decodes = {tool: s.decode_tps for tool, s in seen.items()}
-    if model in ("nostats", "error", "buffered"):
+    if model in (*NO_SERVER_RATE, "buffered"):
         # no count, no end, or a zero-length decode window (one read): unknown, not made up
         assert set(decodes.values()) == {None}, decodes
     else:

@@ -351,7 +351,7 @@ class Runner:
         stream = client.stream_chat(identity.model, marked(prompt, marker), options=self._options)
         recorder: ReplyRecorder | None = None
         error: str | None = None
-        end: StreamEnd | None = None  # inferred by the recorder unless a timeout says otherwise
+        end: StreamEnd | None = None  # the stream's own unless the deadline ended it
         started_at = now_iso()
         async with contextlib.AsyncExitStack() as closing:
             try:
@@ -370,7 +370,7 @@ class Runner:
                 await gate.pass_when_all_arrived()
         if recorder is None:  # failed before the request was sent
             recorder = ReplyRecorder(stream.sent_ns, rtt_ms=self._rtt_ms)
-        result = recorder.finish(end, error).to_result(identity)
+        result = recorder.finish(end or stream.end, error).to_result(identity)
         result["started_at"] = started_at
         if not warmup:
             self._results.append(result)

@@ -226,7 +226,7 @@ async def greet(
         status: Status, end: StreamEnd | None, reason: str | None = None, **text: str | None
     ) -> GreetResult:
         sent_ns = stream.sent_ns or start_ns
-        m = (recorder or ReplyRecorder(sent_ns)).finish(end, reason)
+        m = (recorder or ReplyRecorder(sent_ns)).finish(end or stream.end, reason)
         elapsed_ms = (time.perf_counter_ns() - sent_ns) / 1e6
         return GreetResult(
             model,

@@ -210,13 +210,14 @@ class LineInput:
 class _Collector:
     """What a stream delivered so far: its text, and the recorder measuring it."""
 
-    __slots__ = ("content", "recorder", "started_ns", "thinking")
+    __slots__ = ("content", "end", "recorder", "started_ns", "thinking")
 
     def __init__(self) -> None:
         self.started_ns = time.perf_counter_ns()
         self.recorder = ReplyRecorder(self.started_ns)
         self.content: list[str] = []
         self.thinking: list[str] = []
+        self.end: StreamEnd | None = None  # how the stream itself says it ended
 
     def start(self, sent_ns: int) -> None:
         """The request is being sent: measure from the client's own stamp."""
@@ -233,7 +234,7 @@ class _Collector:
 
     def stats(self, end: StreamEnd | None, error: str | None = None) -> ReplyStats:
         sent_ns = self.recorder.sent_ns
-        measurement = self.recorder.finish(end, error)
+        measurement = self.recorder.finish(end or self.end, error)
         elapsed_ms = (time.perf_counter_ns() - sent_ns) / 1e6
         return ReplyStats.from_measurement(measurement, elapsed_ms=elapsed_ms)
 
@@ -341,6 +342,7 @@ class ChatApp:
                                 thinking, content = collected.add(chunk)
                                 view.thinking(thinking)
                                 view.content(content)
+                        collected.end = stream.end
                 outcome = "done"
             except KeyboardInterrupt:
                 outcome = "interrupted"

@@ -33,12 +33,12 @@ import statistics
 import sys
 from dataclasses import dataclass
 
-from ollamakit.bench.metrics import percentile
 from ollamakit.bench.runner import BenchPlan, Event, Runner
-from ollamakit.bench.schema import RequestResult, RunDocument
 from ollamakit.bench.suites import Prompt, Suite, default_suite
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Flags, load_settings
+from ollamakit.measure.schema import RequestResult, RunDocument
+from ollamakit.measure.stats import percentile
 from ollamakit.sim import ModelSpec, RequestRecord, SimConfig, start_subprocess
 
 MODEL = "fidelity:1b"

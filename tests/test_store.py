@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from ollamakit import store as store_module
-from ollamakit.bench.schema import RequestResult, RunDocument
 from ollamakit.errors import ConfigError, UsageError
+from ollamakit.measure.schema import RequestResult, RunDocument
 from ollamakit.store import DB_NAME, MIGRATIONS, HistoryStore, redact_secrets, scrub
 
 CANARY = "CANARY-pw-7731"

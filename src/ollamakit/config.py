@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
+from ollamakit import redact
 from ollamakit.errors import ConfigError
 from ollamakit.i18n import detect_language, t
 
@@ -109,8 +110,7 @@ class ServerURL:
         if self.username is None:
             return self.origin
         user = quote(self.username, safe="")
-        secret = ":***" if self.password is not None else ""
-        return f"{self.scheme}://{user}{secret}@{self.netloc}{self.path}"
+        return redact.server_url(self.scheme, user, self.password, f"{self.netloc}{self.path}")
 
     def url(self, api_path: str) -> str:
         """Absolute URL of an API path, without credentials (they travel as a header)."""
@@ -206,7 +206,7 @@ def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
     ollamakit.errors.ConfigError: Invalid setting OLLAMA_BASE_URL=ftp://host: ...
     """
     raw = text.strip()
-    shown = _mask_userinfo(raw)
+    shown = redact.url_password(raw)
 
     def fail(detail_key: str, **params: object) -> ConfigError:
         return ConfigError(

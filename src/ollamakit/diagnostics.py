@@ -50,13 +50,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from ollamakit import redact
 from ollamakit.client import (
     CERT_PROBE_TIMEOUT_S,
     Chunk,
     OllamaClient,
     fetch_certificate,
     tls_verify_error,
+    trust_context,
     trust_label,
+    where,
 )
 from ollamakit.config import ServerURL, Settings
 from ollamakit.errors import (
@@ -71,9 +74,12 @@ from ollamakit.errors import (
     OllamakitError,
     TLSMismatch,
     TLSVerifyFailed,
+    Where,
     certificate_name,
 )
 from ollamakit.i18n import t
+from ollamakit.measure import format as fmt
+from ollamakit.measure.recorder import ReplyRecorder
 from ollamakit.types import ModelEntry
 
 # Small requests (GET /, /api/version, /api/tags) answer in milliseconds on a healthy server;
@@ -177,15 +183,9 @@ def _since_ms(start_ns: int) -> float:
     return (time.perf_counter_ns() - start_ns) / 1e6
 
 
-def _params(server: ServerURL) -> dict[str, object]:
+def _params(server: ServerURL) -> Where:
     """The parameters the client gives its connection errors, so messages read the same."""
-    return {
-        "url": server.url("/"),
-        "address": server.address,
-        "host": server.host,
-        "port": server.port,
-        "origin": server.origin,
-    }
+    return where(server, "/")
 
 
 def _default_url_fix(settings: Settings) -> str | None:
@@ -217,7 +217,7 @@ def env_proxy(server: ServerURL) -> str | None:
     proxy = proxies.get(server.scheme) or proxies.get("all")
     if not proxy or bypasses_proxy(server.host, proxies.get("no", "")):
         return None
-    return re.sub(r"//[^/@]*@", "//***@", proxy)
+    return redact.url_userinfo(proxy)
 
 
 def bypasses_proxy(host: str, no_proxy: str) -> bool:
@@ -396,17 +396,10 @@ def check_tcp(settings: Settings) -> CheckResult:
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
-    """A verifying context with the client's trust: certifi's CAs plus ``--ca-bundle``.
-
-    Mirrors ``client._Core.verify``; it verifies even under ``--insecure`` so the doctor can
-    say what ``--insecure`` is hiding.
-    """
-    import certifi
-
-    ctx = ssl.create_default_context(cafile=certifi.where())
-    if settings.ca_bundle is not None:
-        ctx.load_verify_locations(cafile=str(settings.ca_bundle))
-    return ctx
+    """The client's one trust context (:func:`ollamakit.client.trust_context`): certifi's CAs
+    plus ``--ca-bundle``. It verifies even under ``--insecure`` so the doctor can say what
+    ``--insecure`` is hiding."""
+    return trust_context(settings)
 
 
 def _answers_plain_http(host: str, port: int, timeout_s: float) -> bool:
@@ -696,23 +689,14 @@ def check_rtt(client: OllamaClient, samples: int = RTT_SAMPLES) -> CheckResult:
         Status.OK,
         t(
             "doctor.rtt_ok",
-            median=_ms(median),
-            min=_ms(min(times)),
-            max=_ms(max(times)),
+            median=fmt.ms(median),
+            min=fmt.ms(min(times)),
+            max=fmt.ms(max(times)),
             n=len(times),
         ),
         median,
         details,
     )
-
-
-def _ms(value: float) -> str:
-    """Milliseconds for reading: 0.42, 4.2, 42, 420."""
-    if value < 1:
-        return f"{value:.2f}"
-    if value < 10:
-        return f"{value:.1f}"
-    return f"{value:.0f}"
 
 
 # --------------------------------------------------------------------------- generation
@@ -859,43 +843,34 @@ class Generation:
     eval_tps: float | None
     load_ms: float | None
     chunks: list[StreamedChunk]
+    decode_tps: float | None = None  # the client's decode rate, beside the server's eval_tps
+    buffered: bool = False  # the recorder's buffering flag (the streaming check says more)
 
 
 def _generate_once(client: OllamaClient, model: str) -> Generation:
+    """One short generation, measured by the same recorder as the bench and the chat."""
     chunks: list[Chunk] = []
-    first_token_ns: int | None = None
-    final: dict[str, Any] = {}
     with client.stream_generate(
         model, GENERATE_PROMPT, options={"num_predict": GENERATE_NUM_PREDICT, "temperature": 0}
     ) as stream:
+        recorder = ReplyRecorder(stream.sent_ns)
         for chunk in stream:
-            if chunk.done:
-                final = chunk.data
-                continue
-            chunks.append(chunk)
-            if first_token_ns is None and (chunk.content or chunk.thinking):
-                first_token_ns = chunk.arrival_ns
-        end_ns = time.perf_counter_ns()
-        sent_ns = stream.sent_ns
-    eval_count = final.get("eval_count")
-    eval_ns = final.get("eval_duration")
-    load_ns = final.get("load_duration")
-    eval_tps = (
-        eval_count / (eval_ns / 1e9)
-        if isinstance(eval_count, int) and isinstance(eval_ns, int) and eval_ns > 0
-        else None
-    )
+            recorder.add(chunk)
+            # The streaming check compares token chunks only; the done chunk's text counts
+            # like any other (issue 9 item 10).
+            if chunk.content or chunk.thinking or chunk.final is None:
+                chunks.append(chunk)
+    m = recorder.finish(stream.end)
     return Generation(
         model=model,
-        ttft_ms=None if first_token_ns is None else (first_token_ns - sent_ns) / 1e6,
-        total_ms=(end_ns - sent_ns) / 1e6,
-        eval_count=eval_count if isinstance(eval_count, int) else None,
-        eval_tps=eval_tps,
-        load_ms=load_ns / 1e6 if isinstance(load_ns, int) else None,
-        chunks=[
-            StreamedChunk(c.arrival_ns, parse_created_at(str(c.data.get("created_at", ""))))
-            for c in chunks
-        ],
+        ttft_ms=m.ttft_ms,
+        total_ms=m.total_ms if m.total_ms is not None else 0.0,
+        eval_count=m.eval_count,
+        eval_tps=m.eval_tps,
+        load_ms=m.load_ms,
+        chunks=[StreamedChunk(c.arrival_ns, c.created_ns) for c in chunks],
+        decode_tps=m.decode_tps,
+        buffered=m.buffered,
     )
 
 
@@ -926,13 +901,14 @@ def check_generate(
             "total_ms": round(gen.total_ms, 2),
             "eval_count": gen.eval_count,
             "eval_tps": None if gen.eval_tps is None else round(gen.eval_tps, 2),
+            "decode_tps": None if gen.decode_tps is None else round(gen.decode_tps, 2),
             "load_ms": None if gen.load_ms is None else round(gen.load_ms, 2),
             "chunks": len(gen.chunks),
         }
         summary = t(
             "doctor.generate_ok",
             model=gen.model,
-            ttft="?" if gen.ttft_ms is None else _ms(gen.ttft_ms),
+            ttft="?" if gen.ttft_ms is None else fmt.ms(gen.ttft_ms),
             tps="?" if gen.eval_tps is None else f"{gen.eval_tps:.1f}",
             tokens="?" if gen.eval_count is None else gen.eval_count,
         )
@@ -962,8 +938,8 @@ def check_streaming(generation: Generation) -> CheckResult:
             "buffered_ratio": BUFFERED_RATIO,
         },
     }
-    server = _ms(analysis.server_spread_ms or 0.0)
-    arrival = _ms(analysis.arrival_spread_ms or 0.0)
+    server = fmt.ms(analysis.server_spread_ms or 0.0)
+    arrival = fmt.ms(analysis.arrival_spread_ms or 0.0)
     if analysis.verdict is StreamVerdict.NO_TIMESTAMPS:
         return CheckResult(
             "streaming", Status.SKIP, t("doctor.streaming_no_timestamps"), None, details

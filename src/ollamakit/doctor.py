@@ -42,6 +42,7 @@ from ollamakit.diagnostics import (
 )
 from ollamakit.errors import ConfigError
 from ollamakit.i18n import t
+from ollamakit.measure import format as fmt
 from ollamakit.ui.sanitize import clean, clean_line, json_safe
 from ollamakit.ui.terminal import Terminal
 from ollamakit.ui.wrap import hanging
@@ -67,20 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def format_elapsed(elapsed_ms: float | None) -> str:
-    """Time for the timing column.
+    """Time for the timing column (:func:`ollamakit.measure.format.ms`; blank when unknown).
 
     >>> [format_elapsed(x) for x in (None, 0.25, 4.21, 42.4, 1234.0, 65432.1)]
-    ['', '0.25 ms', '4.2 ms', '42 ms', '1234 ms', '65.4 s']
+    ['', '0.25 ms', '4.2 ms', '42 ms', '1.23 s', '65.4 s']
     """
-    if elapsed_ms is None:
-        return ""
-    if elapsed_ms < 1:
-        return f"{elapsed_ms:.2f} ms"
-    if elapsed_ms < 10:
-        return f"{elapsed_ms:.1f} ms"
-    if elapsed_ms < 10_000:
-        return f"{elapsed_ms:.0f} ms"
-    return f"{elapsed_ms / 1000:.1f} s"
+    return "" if elapsed_ms is None else fmt.ms(elapsed_ms)
 
 
 def _pad(text: str, width: int) -> str:

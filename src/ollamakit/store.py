@@ -46,7 +46,6 @@ so a password that slipped into an error text or a label never reaches the file.
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -55,83 +54,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, cast
 
 import orjson
 
-from ollamakit.bench.schema import RESULT_SCALAR_FIELDS, RequestResult, RunDocument
 from ollamakit.errors import ConfigError, OllamakitError, UsageError
 from ollamakit.files import FILE_MODE, private_file
 from ollamakit.i18n import t
+from ollamakit.measure.schema import RESULT_SCALAR_FIELDS, RequestResult, RunDocument
+from ollamakit.redact import redact, scrub
 
 DB_NAME: Final = "history.sqlite3"
 BUSY_TIMEOUT_S: Final = 30.0
 
 # ---------------------------------------------------------------------------------------------
-# Credentials
+# Credentials: masked by ollamakit.redact (the one place); ``scrub`` is used below.
 
-
-# scheme://user:password@host -- the password may hold a raw "@" (parse_base_url tolerates
-# it), so it runs to the *last* "@" before whitespace: over-masking beats leaking.
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s/?#@:]*):(\S*)@")
-# user:password@host without a scheme (OLLAMA_BASE_URL accepts a bare host).
-_BARE_USERINFO = re.compile(r"(?<![\w/:@.%~\-])([\w.%~\-]+):([^\s/]\S*)@(?=[\w\[])")
-# Authorization header values: after "Authorization:", or token-shaped (long, with a digit) so
-# that prose such as "basic authentication" is left alone.
-_AUTH_HEADER = re.compile(r"(?i)(authorization\s*[:=]\s*(?:bearer|basic)\s+)[^\s\"',;]+")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)(?=[\w.~+/=\-]*\d)[\w.~+/=\-]{16,}")
-_BASIC = re.compile(
-    r"(?i)\b(basic\s+)(?=[A-Za-z0-9+/=]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}(?![\w+/=])"
-)
-
-
-def redact_secrets(text: str) -> str:
-    """Mask passwords in URL userinfo and ``Bearer``/``Basic`` tokens, anywhere in ``text``.
-
-    >>> redact_secrets("https://ollama-user:s3cret@gpu.example.com:8443/ollama")
-    'https://ollama-user:***@gpu.example.com:8443/ollama'
-    >>> redact_secrets("GET http://u:pa@ss@10.0.0.5:11434/api/tags failed")
-    'GET http://u:***@10.0.0.5:11434/api/tags failed'
-    >>> redact_secrets("ollama-user:hunter2@gpu.lan:11434")
-    'ollama-user:***@gpu.lan:11434'
-    >>> redact_secrets("Authorization: Bearer sk-abc")
-    'Authorization: Bearer ***'
-    >>> redact_secrets("token: Bearer sk-proj-4f9a2c7e41d84b0c, Basic b2xsYW1hOnB3")
-    'token: Bearer ***, Basic ***'
-    >>> redact_secrets("basic authentication with a bearer token")
-    'basic authentication with a bearer token'
-    >>> redact_secrets("https://user:***@host")  # idempotent
-    'https://user:***@host'
-    >>> redact_secrets("http://localhost:11434 and llama3.2:3b, 12:30 ok")
-    'http://localhost:11434 and llama3.2:3b, 12:30 ok'
-    """
-    lowered = text.lower()
-    if "@" in text:
-        text = _URL_USERINFO.sub(r"\1:***@", text)
-        text = _BARE_USERINFO.sub(r"\1:***@", text)
-    if "bearer" in lowered or "basic" in lowered:
-        text = _AUTH_HEADER.sub(r"\1***", text)
-        text = _BEARER.sub(r"\1***", text)
-        text = _BASIC.sub(r"\1***", text)
-    return text
-
-
-_J = TypeVar("_J")
-
-
-def scrub(value: _J) -> _J:
-    """A copy of a JSON-like value with :func:`redact_secrets` applied to every string.
-
-    >>> scrub({"server": {"base_url": "http://a:b@h"}, "n": [1, None, "x"]})
-    {'server': {'base_url': 'http://a:***@h'}, 'n': [1, None, 'x']}
-    """
-    if isinstance(value, str):
-        return cast(_J, redact_secrets(value))
-    if isinstance(value, dict):
-        return cast(_J, {scrub(k): scrub(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return cast(_J, [scrub(v) for v in value])
-    return value
+redact_secrets = redact
 
 
 # ---------------------------------------------------------------------------------------------
@@ -583,6 +522,10 @@ class HistoryWriteError(OllamakitError):
     """The history database could not be written (disk full, locked, read-only)."""
 
     key = "files.history_write_failed"
+
+    def __init__(self, *, path: str, error: str) -> None:
+        super().__init__(error)
+        self.params.update(path=path, error=error)
 
 
 def _home_error(path: Path, exc: BaseException) -> ConfigError:

@@ -12,10 +12,10 @@ import asyncio
 import dataclasses
 
 from ollamakit.bench.runner import BenchPlan, NullSink, ResultSink, Runner
-from ollamakit.bench.schema import RunDocument
 from ollamakit.bench.suites import Prompt, Suite
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Flags, load_settings
+from ollamakit.measure.schema import RunDocument
 from ollamakit.sim import FaultKind, ModelSpec
 from tests.support import faulty as shared_faulty
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from ollamakit.bench.schema import (
+from ollamakit.errors import ExitStatus
+from ollamakit.measure.schema import (
     SCHEMA_VERSION,
     MetricSummary,
     Percentiles,
@@ -31,7 +32,6 @@ from ollamakit.bench.schema import (
     ServerInfo,
     SummaryRow,
 )
-from ollamakit.errors import ExitStatus
 from ollamakit.sim import FaultKind, ModelSpec, SimConfig
 from ollamakit.store import HistoryStore
 from tests.support import assert_no_traceback, run_program

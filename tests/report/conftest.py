@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from ollamakit.bench.schema import ConcurrencyRow, RequestResult, RunDocument
+from ollamakit.measure.schema import ConcurrencyRow, RequestResult, RunDocument
 from ollamakit.report.common import compute_summary, summarize_values
 from ollamakit.store import HistoryStore
 

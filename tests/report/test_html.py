@@ -9,8 +9,8 @@ from typing import cast
 
 import pytest
 
-from ollamakit.bench.schema import RunDocument
 from ollamakit.i18n import set_language
+from ollamakit.measure.schema import RunDocument
 from ollamakit.report import render
 from ollamakit.report.html import Bar, BarGroup, bar_chart, line_chart
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ollamakit.bench.schema import RunDocument
 from ollamakit.i18n import set_language
+from ollamakit.measure.schema import RunDocument
 from ollamakit.report import write_output
 
 from .conftest import make_doc

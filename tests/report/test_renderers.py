@@ -13,9 +13,9 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from ollamakit.bench.schema import RunDocument
 from ollamakit.errors import UsageError
 from ollamakit.i18n import set_language
+from ollamakit.measure.schema import RunDocument
 from ollamakit.report import output_format, render, write_output
 from ollamakit.report.common import compute_summary, fmt_num
 from ollamakit.report.csv import COLUMNS

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from ollamakit.bench.schema import RunDocument
+from ollamakit.measure.schema import RunDocument
 
 Home = tuple[Path, list[RunDocument]]
 Run = Callable[..., Any]  # the root conftest's run_program: (args, env=...) -> CLIResult

@@ -9,8 +9,8 @@ from typing import Any, cast
 import pytest
 from rich.console import Console
 
-from ollamakit.bench.schema import RunDocument
 from ollamakit.i18n import set_language
+from ollamakit.measure.schema import RunDocument
 from ollamakit.report.common import fmt_num
 from ollamakit.report.compare import Verdict, compare_runs
 from ollamakit.report.tables import print_compare, print_header, print_summary, summary_table

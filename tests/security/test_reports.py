@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from ollamakit.bench.schema import RunDocument
 from ollamakit.chat.transcript import Transcript, read_events
+from ollamakit.measure.schema import RunDocument
 from ollamakit.report.csv import cell, render_csv
 from ollamakit.report.markdown import render_markdown
 from tests.report.conftest import make_doc

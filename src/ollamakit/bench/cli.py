@@ -33,12 +33,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
-from ollamakit.bench.schema import RequestResult, RunDocument
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
+from ollamakit.measure.schema import RequestResult, RunDocument
 from ollamakit.ui.sanitize import clean, clean_line
 from ollamakit.ui.terminal import Terminal
 
@@ -235,6 +235,9 @@ def describe(result: RequestResult, *, warmup: bool = False) -> str:
         where = f"{result['model']} · {t('bench.warmup')}"
     if not result["ok"]:
         return t("bench.line_failed", where=where, error=result["error"] or "?")
+    if result.get("buffered"):  # its TTFT is not a time to first token
+        total = _num(result["total_ms"])
+        return t("bench.line_buffered", where=where, total=total, tps=_num(result["eval_tps"]))
     return t(
         "bench.line_ok",
         where=where,

@@ -62,27 +62,28 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from ollamakit import __version__
-from ollamakit.bench.metrics import (
-    Identity,
-    concurrency_row,
-    measure,
-    percentile,
-    saturation_level,
-    summary_rows,
-)
-from ollamakit.bench.schema import (
+from ollamakit.bench.suites import Prompt, Suite, marked
+from ollamakit.client import AsyncOllamaClient
+from ollamakit.domain import StreamEnd
+from ollamakit.errors import OllamakitError
+from ollamakit.i18n import t
+from ollamakit.measure.recorder import ReplyRecorder
+from ollamakit.measure.schema import (
     SCHEMA_VERSION,
     ConcurrencyRow,
+    Identity,
     LoadInfo,
     RequestResult,
     RunConfig,
     RunDocument,
     Stat,
 )
-from ollamakit.bench.suites import Prompt, Suite, marked
-from ollamakit.client import AsyncOllamaClient, Chunk
-from ollamakit.errors import OllamakitError
-from ollamakit.i18n import t
+from ollamakit.measure.stats import (
+    concurrency_row,
+    percentile,
+    saturation_level,
+    summary_rows,
+)
 
 #: Round trips measured before the run (after one request that opened the connection).
 RTT_SAMPLES: Final = 5
@@ -264,6 +265,7 @@ class Runner:
         self._options = self.plan.suite.options()
         self.document: RunDocument | None = None  # set once the run has started
         self._lanes: list[AsyncOllamaClient] = []
+        self._rtt_ms: float | None = None  # median round trip: network_ms beyond it is overhead
 
     # ------------------------------------------------------------------ the whole run
 
@@ -271,6 +273,7 @@ class Runner:
         """Run the plan; returns the document (status ``complete`` or ``interrupted``)."""
         version = await self.client.version()  # unreachable / 401: raises, nothing recorded
         rtts_ms = [await self.client.rtt_ms() for _ in range(RTT_SAMPLES)]
+        self._rtt_ms = statistics.median(rtts_ms) if rtts_ms else None
         doc: RunDocument = {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -318,7 +321,7 @@ class Runner:
         doc["summary"] = summary_rows(self._results)
         doc["cold_loads"] = list(self._cold_loads)
         doc["concurrency_summary"] = list(self._levels)
-        doc["hints"] = throughput_hints(self._levels)
+        doc["hints"] = buffering_hints(self._results) + throughput_hints(self._levels)
         doc["status"] = "interrupted" if interrupted else "complete"
         doc["finished_at"] = now_iso()
         self.sink.finish(doc)
@@ -393,25 +396,28 @@ class Runner:
         marker = f"bench {self.run_id[:8]} #{self._sequence}"
         client = self._lanes[lane - 1] if 0 < lane <= len(self._lanes) else self.client
         stream = client.stream_chat(identity.model, marked(prompt, marker), options=self._options)
-        chunks: list[Chunk] = []
-        final: dict[str, Any] | None = None
+        recorder: ReplyRecorder | None = None
         error: str | None = None
+        end: StreamEnd | None = None  # the stream's own unless the deadline ended it
         started_at = now_iso()
         async with contextlib.AsyncExitStack() as closing:
             try:
                 async with asyncio.timeout(self.plan.timeout_s):
                     await closing.enter_async_context(stream)
+                    recorder = ReplyRecorder(stream.sent_ns, rtt_ms=self._rtt_ms)
+                    add = recorder.add
                     async for chunk in stream:
-                        chunks.append(chunk)
-                        if chunk.done:
-                            final = chunk.data
+                        add(chunk)
             except TimeoutError:
                 error = t("bench.timeout", seconds=f"{self.plan.timeout_s:g}")
+                end = "timeout"
             except OllamakitError as exc:
                 error = exc.short
             if gate is not None:
                 await gate.pass_when_all_arrived()
-        result = measure(identity, stream.sent_ns, chunks, final, error=error)
+        if recorder is None:  # failed before the request was sent
+            recorder = ReplyRecorder(stream.sent_ns, rtt_ms=self._rtt_ms)
+        result = recorder.finish(end or stream.end, error).to_result(identity)
         result["started_at"] = started_at
         if not warmup:
             self._results.append(result)
@@ -455,6 +461,19 @@ class _Gate:
         await self._open.wait()
 
 
+def buffering_hints(results: Sequence[RequestResult]) -> list[str]:
+    """One hint when a buffering proxy held replies back (their TTFT is not a TTFT).
+
+    >>> from ollamakit.measure.schema import Identity, empty_result
+    >>> row = empty_result(Identity("m", "p", "c", 0, 1))
+    >>> held = row | {"buffered": True}
+    >>> buffering_hints([row]), "proxy_buffering off" in buffering_hints([row, held])[0]
+    ([], True)
+    """
+    count = sum(1 for r in results if r.get("buffered"))
+    return [t("bench.hint_buffered", count=count, total=len(results))] if count else []
+
+
 def throughput_hints(rows: Sequence[ConcurrencyRow]) -> list[str]:
     """Hints about where aggregate throughput stops growing, per model.
 
@@ -491,5 +510,6 @@ __all__ = [
     "ResultSink",
     "Runner",
     "StoreSink",
+    "buffering_hints",
     "throughput_hints",
 ]

@@ -36,8 +36,10 @@ from ollamakit.chat.render import GUTTER, THINK_STYLE
 from ollamakit.chat.session import format_ms
 from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
 from ollamakit.config import Settings
+from ollamakit.domain import StreamEnd
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
+from ollamakit.measure.recorder import ReplyRecorder
 from ollamakit.types import Message
 from ollamakit.ui.tables import (
     first_fitting,
@@ -65,6 +67,8 @@ class GreetResult:
     total_ms: float | None = None
     reply: str = ""
     message: str | None = None  # the full error message (``reason`` is its short form)
+    decode_tps: float | None = None  # the client's decode rate (shown beside the server's)
+    buffered: bool = False  # a buffering proxy held the reply: ttft_ms is not a TTFT
     hint: str | None = None
 
 
@@ -213,72 +217,49 @@ async def greet(
     timeout_s: float,
     printer: _Printer,
 ) -> GreetResult:
-    """One greeting, bounded end to end by ``timeout_s``."""
+    """One greeting, bounded end to end by ``timeout_s``, measured by the one recorder."""
     stream: AsyncChunkStream = client.stream_chat(model, messages)
     start_ns = time.perf_counter_ns()
-    first_ns: int | None = None
-    final: dict[str, object] | None = None
+    recorder: ReplyRecorder | None = None
     parts: list[str] = []
 
-    def elapsed_ms() -> float:
-        return (time.perf_counter_ns() - (stream.sent_ns or start_ns)) / 1e6
+    def result(
+        status: Status, end: StreamEnd | None, reason: str | None = None, **text: str | None
+    ) -> GreetResult:
+        sent_ns = stream.sent_ns or start_ns
+        m = (recorder or ReplyRecorder(sent_ns)).finish(end or stream.end, reason)
+        elapsed_ms = (time.perf_counter_ns() - sent_ns) / 1e6
+        return GreetResult(
+            model,
+            status,
+            reason,
+            ttft_ms=m.ttft_ms,
+            eval_tps=m.eval_tps,
+            eval_count=m.eval_count,
+            total_ms=m.total_ms if m.ok and m.total_ms is not None else elapsed_ms,
+            reply="".join(parts),
+            message=text.get("message"),
+            hint=text.get("hint"),
+            decode_tps=m.decode_tps,
+            buffered=m.buffered,
+        )
 
     try:
         async with asyncio.timeout(timeout_s), stream:
+            recorder = ReplyRecorder(stream.sent_ns)
             async for chunk in stream:
-                thinking, content = chunk.thinking, chunk.content
-                if (thinking or content) and first_ns is None:
-                    first_ns = chunk.arrival_ns
-                printer.write(thinking, "thinking")
-                printer.write(content, "content")
-                parts.append(content)
-                if chunk.done:
-                    final = chunk.data
+                recorder.add(chunk)
+                printer.write(chunk.thinking, "thinking")
+                printer.write(chunk.content, "content")
+                parts.append(chunk.content)
     except TimeoutError:
-        return GreetResult(
-            model,
-            "timeout",
-            t("chat.auto_timeout", seconds=f"{timeout_s:g}"),
-            ttft_ms=_ttft(first_ns, stream),
-            total_ms=elapsed_ms(),
-            reply="".join(parts),
-        )
+        return result("timeout", "timeout", t("chat.auto_timeout", seconds=f"{timeout_s:g}"))
     except OllamakitError as exc:
-        return GreetResult(
-            model,
-            "error",
-            exc.detail or exc.short,
-            ttft_ms=_ttft(first_ns, stream),
-            total_ms=elapsed_ms(),
-            reply="".join(parts),
-            message=exc.message,
-            hint=exc.hint,
-        )
+        reason = exc.detail or exc.short
+        return result("error", "error", reason, message=exc.message, hint=exc.hint)
     finally:
         printer.end_line()
-    final = final or {}
-    count = final.get("eval_count")
-    duration = final.get("eval_duration")
-    tps = (
-        count / duration * 1e9
-        if isinstance(count, int) and isinstance(duration, int) and duration > 0
-        else None
-    )
-    return GreetResult(
-        model,
-        "ok",
-        ttft_ms=_ttft(first_ns, stream),
-        eval_tps=tps,
-        eval_count=count if isinstance(count, int) else None,
-        total_ms=elapsed_ms(),
-        reply="".join(parts),
-    )
-
-
-def _ttft(first_ns: int | None, stream: AsyncChunkStream) -> float | None:
-    if first_ns is None or not stream.sent_ns:
-        return None
-    return (first_ns - stream.sent_ns) / 1e6
+    return result("ok", None)
 
 
 async def greet_all(
@@ -348,7 +329,7 @@ def results_table(results: Sequence[GreetResult], *, fold_names: bool = False) -
     table.add_column(t("chat.col_status"), overflow="fold")
     numbers = [
         (
-            format_ms(r.ttft_ms),
+            t("chat.cell_buffered") if r.buffered else format_ms(r.ttft_ms),
             f"{r.eval_tps:.1f}" if r.eval_tps is not None else "—",
             format_ms(r.total_ms),
         )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from rich.markup import escape
 from rich.table import Table
 
+from ollamakit.measure import format as fmt
 from ollamakit.types import ModelEntry
 
 
@@ -38,21 +39,7 @@ def resolve_model(name: str, models: Sequence[ModelEntry]) -> str | None:
     return prefixed[0] if len(prefixed) == 1 else None
 
 
-def format_size(size: int | None) -> str:
-    """Bytes in decimal units, as ``ollama list`` shows them.
-
-    >>> format_size(2019393189), format_size(6_591_830_464), format_size(274_302_450)
-    ('2.0 GB', '6.6 GB', '274 MB')
-    >>> format_size(None)
-    '—'
-    """
-    if not size or size < 0:
-        return "—"
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if size >= scale:
-            value = size / scale
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    return f"{size} B"
+format_size = fmt.size  # the one bytes formatter (measure/format.py), as ``ollama list``
 
 
 def model_table(

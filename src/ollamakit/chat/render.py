@@ -320,7 +320,11 @@ def stats_line(stats: ReplyStats, outcome: Outcome = "done") -> str:
         tps = stats.eval_tps
         if tps is not None:
             parts.append(f"{tps:.1f} tok/s")
-    if stats.ttft_ms is not None:
+    if stats.ttft_thinking_ms is not None and not stats.buffered:
+        parts.append(t("chat.stats_thinking", value=format_ms(stats.ttft_thinking_ms)))
+    if stats.buffered:  # one read held the whole reply: the first token's time is not a TTFT
+        parts.append(t("chat.stats_buffered", value=format_ms(stats.ttft_ms)))
+    elif stats.ttft_ms is not None:
         parts.append(t("chat.stats_ttft", value=format_ms(stats.ttft_ms)))
     parts.append(format_ms(stats.total_ms))
     if stats.done_reason == "length":

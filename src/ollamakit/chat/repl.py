@@ -36,7 +36,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -71,8 +70,10 @@ from ollamakit.chat.session import (
 from ollamakit.chat.transcript import Transcript
 from ollamakit.client import Chunk, OllamaClient
 from ollamakit.config import Settings
+from ollamakit.domain import StreamEnd
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
+from ollamakit.measure.recorder import ReplyRecorder
 from ollamakit.types import ModelEntry
 from ollamakit.ui.tables import print_table
 from ollamakit.ui.terminal import Terminal
@@ -206,38 +207,36 @@ class LineInput:
 # --------------------------------------------------------------------------- one reply
 
 
-@dataclass
 class _Collector:
-    """What a stream delivered so far, and when."""
+    """What a stream delivered so far: its text, and the recorder measuring it."""
 
-    sent_ns: int = field(default_factory=time.perf_counter_ns)
-    first_token_ns: int | None = None
-    chunks: int = 0
-    content: list[str] = field(default_factory=list)
-    thinking: list[str] = field(default_factory=list)
-    final: dict[str, Any] | None = None
+    __slots__ = ("content", "end", "recorder", "started_ns", "thinking")
+
+    def __init__(self) -> None:
+        self.started_ns = time.perf_counter_ns()
+        self.recorder = ReplyRecorder(self.started_ns)
+        self.content: list[str] = []
+        self.thinking: list[str] = []
+        self.end: StreamEnd | None = None  # how the stream itself says it ended
+
+    def start(self, sent_ns: int) -> None:
+        """The request is being sent: measure from the client's own stamp."""
+        self.recorder = ReplyRecorder(sent_ns)
 
     def add(self, chunk: Chunk) -> tuple[str, str]:
-        self.chunks += 1
+        self.recorder.add(chunk)
         thinking, content = chunk.thinking, chunk.content
-        if (thinking or content) and self.first_token_ns is None:
-            self.first_token_ns = chunk.arrival_ns
         if thinking:
             self.thinking.append(thinking)
         if content:
             self.content.append(content)
-        if chunk.done:
-            self.final = chunk.data
         return thinking, content
 
-    def stats(self) -> ReplyStats:
-        return ReplyStats.measure(
-            sent_ns=self.sent_ns,
-            end_ns=time.perf_counter_ns(),
-            first_token_ns=self.first_token_ns,
-            chunks=self.chunks,
-            final=self.final,
-        )
+    def stats(self, end: StreamEnd | None, error: str | None = None) -> ReplyStats:
+        sent_ns = self.recorder.sent_ns
+        measurement = self.recorder.finish(end or self.end, error)
+        elapsed_ms = (time.perf_counter_ns() - sent_ns) / 1e6
+        return ReplyStats.from_measurement(measurement, elapsed_ms=elapsed_ms)
 
 
 # --------------------------------------------------------------------------- the app
@@ -339,12 +338,13 @@ class ChatApp:
                         options=session.request_options(),
                         think=session.think,
                     ) as stream:
-                        collected.sent_ns = stream.sent_ns
+                        collected.start(stream.sent_ns)
                         for chunk in stream:
                             with guard.shield():
                                 thinking, content = collected.add(chunk)
                                 view.thinking(thinking)
                                 view.content(content)
+                        collected.end = stream.end
                 outcome = "done"
             except KeyboardInterrupt:
                 outcome = "interrupted"
@@ -366,7 +366,10 @@ class ChatApp:
         view: ReplyView,
     ) -> None:
         session = self.session
-        stats = collected.stats()
+        end: StreamEnd | None = None  # done: the recorder tells done from a cut stream
+        if outcome != "done":
+            end = "interrupted" if outcome == "interrupted" else "error"
+        stats = collected.stats(end, None if error is None else error.short)
         content, thinking = "".join(collected.content), "".join(collected.thinking)
         # 1. the record: transcript and session, before anything that could fail is drawn
         if error is not None:

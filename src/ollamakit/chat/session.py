@@ -32,11 +32,12 @@ from __future__ import annotations
 import difflib
 import re
 import statistics
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast
 
+from ollamakit.measure import format as fmt
+from ollamakit.measure.recorder import ReplyMeasurement, rate_per_s
 from ollamakit.types import Message, Options
 
 BLOCK_MARK: Final = '"""'
@@ -46,11 +47,13 @@ BLOCK_MARK: Final = '"""'
 
 @dataclass(frozen=True, slots=True)
 class ReplyStats:
-    """Measurements of one reply. A value that could not be known is ``None``.
+    """What the chat shows and records about one reply. A value not known is ``None``.
 
-    ``ttft_ms`` and ``total_ms`` are the client's wall clock (request sent -> first token / end);
-    the counts and ``eval_ms`` come from the server's final chunk, so a reply stopped early has
-    none of them.
+    Built from the :class:`~ollamakit.measure.ReplyMeasurement` of the reply
+    (:meth:`from_measurement`): the same rules as the benchmark, so ``ttft_ms`` is the first
+    *answer* text (thinking apart in ``ttft_thinking_ms``) and ``total_ms`` the last chunk's
+    arrival. A reply stopped early has no server figures, and its ``total_ms`` is the time
+    until it was stopped.
     """
 
     total_ms: float
@@ -61,84 +64,64 @@ class ReplyStats:
     prompt_eval_count: int | None = None
     load_ms: float | None = None
     done_reason: str | None = None
+    ttft_thinking_ms: float | None = None
+    decode_tps: float | None = None  # the client's decode rate (measure: tpot)
+    buffered: bool = False  # a buffering proxy held the reply: ttft_ms is not a TTFT
 
     @property
     def eval_tps(self) -> float | None:
-        """Server-side decode rate: ``eval_count / eval_duration``."""
-        if self.eval_count is None or not self.eval_ms:
-            return None
-        return self.eval_count / self.eval_ms * 1000.0
+        """The server's rate, ``eval_count / eval_duration`` (the recorder's rule)."""
+        return rate_per_s(self.eval_count, self.eval_ms)
 
     @classmethod
-    def measure(
-        cls,
-        *,
-        sent_ns: int,
-        end_ns: int,
-        first_token_ns: int | None,
-        chunks: int,
-        final: Mapping[str, Any] | None,
-    ) -> ReplyStats:
-        """Build from the client's clock readings and the final (``done``) chunk, if any.
+    def from_measurement(cls, m: ReplyMeasurement, *, elapsed_ms: float) -> ReplyStats:
+        """The chat's view of a measurement; ``elapsed_ms`` (sent → stopped) when it has no end.
 
-        >>> s = ReplyStats.measure(sent_ns=0, end_ns=2_000_000_000, first_token_ns=250_000_000,
-        ...     chunks=11, final={"eval_count": 10, "eval_duration": 500_000_000,
-        ...                       "prompt_eval_count": 26, "done_reason": "stop"})
-        >>> (s.ttft_ms, s.total_ms, s.eval_count, s.eval_tps, s.done_reason)
-        (250.0, 2000.0, 10, 20.0, 'stop')
-        >>> ReplyStats.measure(sent_ns=0, end_ns=10**9, first_token_ns=None, chunks=0,
-        ...                    final=None).eval_tps is None
-        True
+        >>> from ollamakit.domain import FinalStats, StreamChunk
+        >>> from ollamakit.measure import ReplyRecorder
+        >>> r = ReplyRecorder(0)
+        >>> r.add(StreamChunk(100_000_000, thinking="hm"))
+        >>> r.add(StreamChunk(250_000_000, "Hi"))
+        >>> r.add(StreamChunk(2_000_000_000, final=FinalStats("stop", eval_count=10,
+        ...     eval_ms=500.0, prompt_eval_count=26)))
+        >>> s = ReplyStats.from_measurement(r.finish(), elapsed_ms=2001.0)
+        >>> (s.ttft_ms, s.ttft_thinking_ms, s.total_ms, s.eval_count, s.eval_tps, s.done_reason)
+        (250.0, 100.0, 2000.0, 10, 20.0, 'stop')
         """
-        final = final or {}
-
-        def ms(key: str) -> float | None:
-            value = final.get(key)
-            return value / 1e6 if isinstance(value, int | float) and value > 0 else None
-
-        def count(key: str) -> int | None:
-            value = final.get(key)
-            return int(value) if isinstance(value, int | float) else None
-
-        reason = final.get("done_reason")
+        total_ms = m.total_ms if m.ok and m.total_ms is not None else elapsed_ms
         return cls(
-            total_ms=(end_ns - sent_ns) / 1e6,
-            ttft_ms=None if first_token_ns is None else (first_token_ns - sent_ns) / 1e6,
-            chunks=chunks,
-            eval_count=count("eval_count"),
-            eval_ms=ms("eval_duration"),
-            prompt_eval_count=count("prompt_eval_count"),
-            load_ms=ms("load_duration"),
-            done_reason=str(reason) if reason else None,
+            total_ms=total_ms,
+            ttft_ms=m.ttft_ms,
+            chunks=m.chunks,
+            eval_count=m.eval_count,
+            eval_ms=m.eval_ms,
+            prompt_eval_count=m.prompt_eval_count,
+            load_ms=m.load_ms,
+            done_reason=m.done_reason,
+            ttft_thinking_ms=m.ttft_thinking_ms,
+            decode_tps=m.decode_tps,
+            buffered=m.buffered,
         )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with unit-carrying names (for the transcript)."""
-        tps = self.eval_tps
         return {
             "ttft_ms": _round(self.ttft_ms),
+            "ttft_thinking_ms": _round(self.ttft_thinking_ms),
             "total_ms": _round(self.total_ms),
             "chunks": self.chunks,
             "eval_count": self.eval_count,
             "eval_ms": _round(self.eval_ms),
-            "eval_tps": _round(tps),
+            "eval_tps": _round(self.eval_tps),
+            "decode_tps": _round(self.decode_tps),
             "prompt_eval_count": self.prompt_eval_count,
             "load_ms": _round(self.load_ms),
             "done_reason": self.done_reason,
+            "buffered": self.buffered,
         }
 
 
-def format_ms(ms: float | None) -> str:
-    """Milliseconds for people.
-
-    >>> format_ms(183.4), format_ms(1420.0), format_ms(65_000), format_ms(None)
-    ('183 ms', '1.42 s', '65.0 s', '—')
-    """
-    if ms is None:
-        return "—"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    return f"{ms / 1000:.2f} s" if ms < 10_000 else f"{ms / 1000:.1f} s"
+format_ms = fmt.ms  # the one ms formatter (measure/format.py)
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:

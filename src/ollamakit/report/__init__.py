@@ -1,6 +1,6 @@
 """Rendering benchmark runs: terminal tables, JSON, CSV, Markdown and HTML files.
 
-Everything here reads one :class:`~ollamakit.bench.schema.RunDocument` (from a finished
+Everything here reads one :class:`~ollamakit.measure.schema.RunDocument` (from a finished
 benchmark, or rebuilt by :class:`~ollamakit.store.HistoryStore`) and nothing else::
 
     write_output(doc, Path("run.html"))       # format by extension, written atomically
@@ -25,10 +25,10 @@ from typing import Final
 
 import orjson
 
-from ollamakit.bench.schema import RunDocument
 from ollamakit.errors import UsageError
 from ollamakit.i18n import t
-from ollamakit.store import scrub
+from ollamakit.measure.schema import RunDocument
+from ollamakit.redact import scrub
 
 #: Output formats by file extension.
 EXTENSIONS: Final = {

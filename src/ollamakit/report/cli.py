@@ -19,10 +19,10 @@ from typing import Any, cast
 
 import orjson
 
-from ollamakit.bench.schema import RunDocument
 from ollamakit.config import Settings
 from ollamakit.errors import UsageError
 from ollamakit.i18n import t
+from ollamakit.measure.schema import RunDocument
 from ollamakit.report import FORMATS, output_format, render, write_output
 from ollamakit.report.tables import print_header, print_summary
 from ollamakit.store import HistoryStore

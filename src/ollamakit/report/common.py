@@ -18,8 +18,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, Literal, cast
 
-from ollamakit.bench import metrics
-from ollamakit.bench.schema import (
+from ollamakit.i18n import t
+from ollamakit.measure import format as fmt
+from ollamakit.measure import stats as metrics
+from ollamakit.measure.schema import (
     ConcurrencyRow,
     LoadInfo,
     MetricSummary,
@@ -27,7 +29,6 @@ from ollamakit.bench.schema import (
     RunDocument,
     SummaryRow,
 )
-from ollamakit.i18n import t
 
 DASH: Final = "—"
 
@@ -47,41 +48,18 @@ def is_number(value: object) -> bool:
     )
 
 
-def fmt_num(value: object, digits: int | None = None) -> str:
-    """A measurement with sensible precision: more digits for small values, ``—`` for null.
+#: The one formatter per unit lives in :mod:`ollamakit.measure.format`; these are its names here.
+fmt_num = fmt.number
+fmt_duration = fmt.duration
 
-    >>> [fmt_num(v) for v in (None, 0, 0.0421, 3.14159, 42.71, 245.3, 12345.6)]
-    ['—', '0', '0.04', '3.14', '42.7', '245', '12,346']
-    >>> fmt_num(1.5, digits=0)
-    '2'
-    """
-    if not is_number(value):
-        return DASH
-    number = float(cast(float, value))
-    if digits is None:
-        size = abs(number)
-        if number == 0 or size >= 100:
-            digits = 0
-        elif size >= 10:
-            digits = 1
-        else:
-            digits = 2
-    return f"{number:,.{digits}f}"
+
+def fmt_pct(change: float | None) -> str:
+    """A relative change: ``+12.3%``, ``-4.0%``, ``—``."""
+    return fmt.percent(change, signed=True)
 
 
 def fmt_int(value: object) -> str:
     return f"{int(cast(float, value)):,}" if is_number(value) else DASH
-
-
-def fmt_pct(change: float | None) -> str:
-    """A relative change: ``+12.3%``, ``-4.0%``, ``—``.
-
-    >>> fmt_pct(0.1234), fmt_pct(-0.04), fmt_pct(None)
-    ('+12.3%', '-4.0%', '—')
-    """
-    if change is None or not math.isfinite(change):
-        return DASH
-    return f"{change * 100:+.1f}%"
 
 
 def change(old: float | None, new: float | None) -> float | None:
@@ -124,22 +102,6 @@ def duration_s(start: str | None, end: str | None) -> float | None:
     except (ValueError, TypeError):
         pass
     return None
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """``45 s``, ``3 min 12 s``, ``1 h 02 min``.
-
-    >>> fmt_duration(45.2), fmt_duration(192), fmt_duration(3720), fmt_duration(None)
-    ('45 s', '3 min 12 s', '1 h 02 min', '—')
-    """
-    if seconds is None or seconds < 0:
-        return DASH
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 # ---------------------------------------------------------------------------------------------

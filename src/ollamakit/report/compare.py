@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Final
 
-from ollamakit.bench.schema import RunDocument
+from ollamakit.measure.schema import RunDocument
 from ollamakit.report.common import change, concurrency_levels, metric, summary_rows
 
 NOISE_PCT: Final = 5.0

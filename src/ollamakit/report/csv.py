@@ -19,7 +19,7 @@ import io
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ollamakit.bench.schema import RESULT_SCALAR_FIELDS, RunDocument
+from ollamakit.measure.schema import RESULT_SCALAR_FIELDS, RunDocument
 
 COLUMNS: Final = (
     "run_id",

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Final, TypeVar, cast
 
-from ollamakit.bench.schema import ConcurrencyRow, RunDocument
 from ollamakit.i18n import get_language, t
+from ollamakit.measure.schema import ConcurrencyRow, RunDocument
 from ollamakit.report.common import (
     DASH,
     base_rows,

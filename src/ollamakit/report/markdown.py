@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from ollamakit.bench.schema import RunDocument
 from ollamakit.i18n import t
+from ollamakit.measure.schema import RunDocument
 from ollamakit.report.common import (
     DASH,
     cold_loads,

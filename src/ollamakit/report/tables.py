@@ -25,8 +25,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ollamakit.bench.schema import RunDocument, SummaryRow
 from ollamakit.i18n import t
+from ollamakit.measure.schema import RunDocument, SummaryRow
 from ollamakit.report.common import (
     DASH,
     cold_loads,

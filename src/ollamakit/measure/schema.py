@@ -1,14 +1,16 @@
 """The benchmark result document (``--output run.json``), as TypedDicts: the contract.
 
-This is design.md's "Benchmark result format", version 1. The runner produces it, the
+This is the result format of ``docs/result-format.md``, version 1. The runner produces it, the
 history store persists and reloads it, and every report renderer (table, Markdown, CSV,
-HTML) reads only this. Units are in the names (``_ms``, ``_tps``); a value that cannot be
-known is ``None`` (JSON ``null``), never a made-up number. Extending it is fine (readers
-ignore unknown keys); renaming or changing units needs a new ``schema_version``.
+HTML) reads only this; it lives in ``measure/`` so none of them imports the benchmark.
+Units are in the names (``_ms``, ``_tps``); a value that cannot be known is ``None`` (JSON
+``null``), never a made-up number. Extending it is fine (readers ignore unknown keys);
+renaming or changing units needs a new ``schema_version``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final, Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
@@ -79,14 +81,20 @@ class RequestResult(TypedDict):
     e2e_tps: float | None  # 1000 / tpot_ms
     network_ms: float | None  # total_ms - server_total_ms
     itl_ms: Percentiles  # gaps between streamed chunks
-    # extensions (allowed by design.md: "extend freely")
+    # extensions (docs/result-format.md: readers ignore unknown keys)
     ttft_thinking_ms: NotRequired[float | None]  # -> first thinking chunk
     thinking_chunks: NotRequired[int | None]
     done_reason: NotRequired[str | None]
     started_at: NotRequired[str]  # ISO-8601, when the request was sent
+    # extensions of the honest-numbers work (issue 9); absent in older runs
+    end: NotRequired[str]  # done | clean_eof | cut | error | timeout | interrupted
+    reads: NotRequired[int]  # distinct arrival stamps (socket reads) of the reply
+    buffered: NotRequired[bool]  # one or two reads held the whole reply: TTFT is not a TTFT
+    prompt_tps_absent: NotRequired[str | None]  # why prompt_tps is null: short_prompt, ...
+    client_overhead_ms: NotRequired[float | None]  # network_ms - server rtt_ms
 
 
-#: The scalar fields of a :class:`RequestResult` that design.md defines, in document order
+#: The scalar fields of a :class:`RequestResult` in docs/result-format.md, in document order
 #: (``itl_ms`` is an object and the extensions are optional): the columns of a CSV report and
 #: of the history database's ``results`` table.
 RESULT_SCALAR_FIELDS: Final = (
@@ -177,3 +185,49 @@ class RunDocument(TypedDict):
     cold_loads: NotRequired[list[LoadInfo]]
     concurrency_summary: NotRequired[list[ConcurrencyRow]]
     hints: NotRequired[list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Which cell of the benchmark matrix a request belongs to."""
+
+    model: str
+    prompt_id: str
+    category: str
+    run_index: int
+    concurrency: int
+
+
+def empty_result(identity: Identity, *, error: str | None = None) -> RequestResult:
+    """A result with every measurement unknown (a failed request starts from this)."""
+    return {
+        "model": identity.model,
+        "prompt_id": identity.prompt_id,
+        "category": identity.category,
+        "run_index": identity.run_index,
+        "concurrency": identity.concurrency,
+        "ok": error is None,
+        "error": error,
+        "ttft_ms": None,
+        "total_ms": None,
+        "load_ms": None,
+        "prompt_eval_count": None,
+        "prompt_eval_ms": None,
+        "eval_count": None,
+        "eval_ms": None,
+        "server_total_ms": None,
+        "prompt_tps": None,
+        "eval_tps": None,
+        "tpot_ms": None,
+        "e2e_tps": None,
+        "network_ms": None,
+        "itl_ms": {"p50": None, "p95": None, "p99": None},
+        "ttft_thinking_ms": None,
+        "thinking_chunks": None,
+        "done_reason": None,
+        "end": "done" if error is None else "error",
+        "reads": 0,
+        "buffered": False,
+        "prompt_tps_absent": None,
+        "client_overhead_ms": None,
+    }

@@ -120,45 +120,6 @@ class ServerURL:
         return self.redacted()
 
 
-def _mask_userinfo(text: str) -> str:
-    """Mask whatever may be a password in a URL-ish string that failed to parse.
-
-    A value that does not parse is often a password that broke the URL: a raw ``/``, ``?``,
-    ``#`` or ``@`` in it, or a ``.env`` line cut short at a quote or at `` #``, so that no
-    ``@host`` follows. Everything after the first ``:`` of the authority is hidden then,
-    unless it is plainly a port number.
-
-    >>> _mask_userinfo("ftp://u:pw@h")
-    'ftp://u:***@h'
-    >>> _mask_userinfo("no credentials here")
-    'no credentials here'
-    >>> _mask_userinfo("https://u:pa/ss@host")  # a raw '/' in the password is masked too
-    'https://u:***@host'
-    >>> _mask_userinfo("u:pw@10.0.0.5:99999")  # no scheme
-    'u:***@10.0.0.5:99999'
-    >>> _mask_userinfo("https://ollama-user:SecretCanary")  # cut before '@host'
-    'https://ollama-user:***'
-    >>> _mask_userinfo("https://u:Sec/ret#x")  # no '@' at all: hide the rest
-    'https://u:***'
-    >>> _mask_userinfo("http://10.0.0.5:99999/api"), _mask_userinfo("http://[::1")
-    ('http://10.0.0.5:99999/api', 'http://[::1')
-    >>> _mask_userinfo("'https://u:pw")  # a stray quote before the scheme
-    "'https://u:***"
-    """
-    if "@" in text:
-        # Up to the *last* '@': a password that breaks parsing often holds '/', '?' or '#'.
-        pattern = r"(//[^/@:]*):.*@" if "//" in text else r"^([^/@:]*):.*@"
-        return re.sub(pattern, r"\1:***@", text, flags=re.DOTALL)
-    start = text.index("//") + 2 if "//" in text else 0
-    authority = re.split(r"[/?#]", text[start:], maxsplit=1)[0]
-    if authority.startswith("["):  # an IPv6 literal: its colons are not a password
-        return text
-    name, colon, after = authority.partition(":")
-    if not colon or not after or after.isdigit():
-        return text
-    return f"{text[:start]}{name}:***"
-
-
 def _looks_split(text: str) -> bool:
     """Whether a URL that failed to parse looks like ``user:password`` broken by a character
     that needs percent-encoding (or with no ``@host`` after it).
@@ -228,7 +189,7 @@ def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
         raise fail("config.url_split" if split else "config.url_ipv6") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise fail("config.url_scheme", scheme=_mask_userinfo(scheme))
+        raise fail("config.url_scheme", scheme=redact.url_password(scheme))
     if "@" in f"{parts.path}{parts.query}{parts.fragment}":
         # user:pa/ss@host splits at the '/': the "port" would be "pa". Say what is wrong.
         raise fail("config.url_split")

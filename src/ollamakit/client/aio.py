@@ -102,11 +102,13 @@ class AsyncChunkStream:
         feed = state.decoder.feed
         clock = time.perf_counter_ns
         try:
-            # Each item is one socket read's payload (client/transport.py): stamped once.
+            # Each item is one socket read's payload (client/transport.py): stamped once. A
+            # body cut short raises from httpx; reaching the end means it ended cleanly, with
+            # or without a done line (without: Ollama's token-repeat guard, end="clean_eof").
             async for data in response.aiter_bytes():
                 for chunk in feed(data, clock()):
                     yield chunk
-            for chunk in state.decoder.finish():
+            for chunk in state.decoder.finish(clean=True):
                 yield chunk
         except httpx.HTTPError as exc:
             error = translate_for(state.core, exc, state.path)

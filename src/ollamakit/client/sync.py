@@ -132,10 +132,12 @@ class ChunkStream:
         feed = state.decoder.feed
         clock = time.perf_counter_ns
         try:
-            # Each item is one socket read's payload (client/transport.py): stamped once.
+            # Each item is one socket read's payload (client/transport.py): stamped once. A
+            # body cut short raises from httpx; reaching the end means it ended cleanly, with
+            # or without a done line (without: Ollama's token-repeat guard, end="clean_eof").
             for data in response.iter_bytes():
                 yield from feed(data, clock())
-            yield from state.decoder.finish()
+            yield from state.decoder.finish(clean=True)
         except httpx.HTTPError as exc:
             error = translate_for(state.core, exc, state.path)
             state.failed(error)

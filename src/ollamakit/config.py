@@ -393,6 +393,16 @@ class Flags:
     timeout_s: float | None = None  # bench --timeout
 
 
+def _api_key(value: str | None) -> str | None:
+    """The API key, refused (without showing it) if it holds a line break or control character:
+    it could not be sent in a header, and httpx's error would print it."""
+    if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ConfigError(
+            t("errors.api_key_control"), key="OLLAMA_API_KEY", value="***", example="sk-…"
+        )
+    return value
+
+
 def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve flag > environment > .env > default for every key, and validate."""
     flags = flags or Flags()
@@ -476,7 +486,7 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
             if bench_timeout
             else DEFAULT_BENCHMARK_TIMEOUT_S
         ),
-        api_key=pick("OLLAMA_API_KEY"),
+        api_key=_api_key(pick("OLLAMA_API_KEY")),
         ca_bundle=ca_path,
         insecure=flags.insecure,
         model=pick("OLLAMA_MODEL", flags.model),

@@ -394,7 +394,12 @@ eval_count=1, eval_ms=None), created_ns=None)]
         """End of body. Raises :class:`StreamCut` if neither usage nor ``[DONE]`` came."""
         out: list[StreamChunk] = []
         for event in self._sse.finish():
-            chunk = self._event(event, arrival_ns)
+            try:
+                chunk = self._event(event, arrival_ns)
+            except StreamError:
+                raise
+            except ProtocolError:
+                continue  # a frame cut off mid-JSON by the end of the body: a cut stream
             if chunk is not None:
                 out.append(chunk)
         self.count += len(out)
@@ -546,12 +551,16 @@ def models_from_list(body: object) -> list[ModelInfo]:
 quantization=None, context_length=8192, capabilities=None, remote=False, modified_at=None)]
     >>> models_from_list({"data": [{"id": "qwen3:0.6b", "owned_by": "library"}, {"x": 1}, 7]})
     [ModelInfo(name='qwen3:0.6b', ...)]
+    >>> models_from_list({"object": "list", "data": None})
+    []
     >>> models_from_list({"error": {"message": "no"}})
     Traceback (most recent call last):
     ...
     ValueError: not a /v1/models list
     """
     data = body.get("data") if isinstance(body, dict) else None
+    if data is None and isinstance(body, dict) and body.get("object") == "list":
+        data = []  # Ollama's /v1/models with no model pulled: "data": null
     if not isinstance(data, list):
         raise ValueError("not a /v1/models list")
     out: list[ModelInfo] = []

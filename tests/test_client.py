@@ -22,7 +22,8 @@ import httpx
 import pytest
 import trustme
 
-from ollamakit.client import OllamaClient, _translate
+from ollamakit.client import OllamaClient, translate
+from ollamakit.client.judge import Timeouts
 from ollamakit.config import Flags, Settings, load_settings, parse_base_url
 from ollamakit.errors import (
     AuthError,
@@ -127,8 +128,8 @@ def test_connect_timeout_real() -> None:
 
 def test_connect_timeout_translation() -> None:
     server = parse_base_url("http://10.1.2.3:11434")
-    error = _translate(
-        httpx.ConnectTimeout("timed out"), server, server.url("/"), httpx.Timeout(5.0)
+    error = translate(
+        httpx.ConnectTimeout("timed out"), server, server.url("/"), Timeouts(5.0, 5.0)
     )
     assert isinstance(error, ConnectTimeout)
     assert "10.1.2.3:11434" in str(error)
@@ -603,4 +604,7 @@ def test_async_requests_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == "ollamakit.http")
     assert f"GET {sim.url}/api/tags -> 200 (" in text
     assert f"POST {sim.url}/api/chat -> 200, headers after" in text
-    assert f"POST {sim.url}/api/chat: stream closed early, 1 chunks in" in text
+    # Chunks decoded, not handed out: how many came in the first read depends on timing.
+    assert re.search(
+        rf"POST {re.escape(sim.url)}/api/chat: stream closed early, \d+ chunks in", text
+    )

@@ -70,7 +70,7 @@ def test_fast_path_is_taken_and_complete(sim_url: str, monkeypatch: pytest.Monke
         chunks = list(stream)
     assert attached and attached[0] is not None, "the fast path was not used"
     assert len(chunks) == 3001
-    assert chunks[-1].done and chunks[-1].data["eval_count"] == 3000
+    assert chunks[-1].done and chunks[-1].final is not None and chunks[-1].final.eval_count == 3000
     assert all(not c.done for c in chunks[:-1])
 
 

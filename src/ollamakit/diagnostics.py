@@ -56,9 +56,12 @@ from ollamakit.client import (
     OllamaClient,
     fetch_certificate,
     tls_verify_error,
+    trust_context,
     trust_label,
+    where,
 )
 from ollamakit.config import ServerURL, Settings
+from ollamakit.domain import FinalStats
 from ollamakit.errors import (
     AuthError,
     BadRequest,
@@ -71,6 +74,7 @@ from ollamakit.errors import (
     OllamakitError,
     TLSMismatch,
     TLSVerifyFailed,
+    Where,
     certificate_name,
 )
 from ollamakit.i18n import t
@@ -177,15 +181,9 @@ def _since_ms(start_ns: int) -> float:
     return (time.perf_counter_ns() - start_ns) / 1e6
 
 
-def _params(server: ServerURL) -> dict[str, object]:
+def _params(server: ServerURL) -> Where:
     """The parameters the client gives its connection errors, so messages read the same."""
-    return {
-        "url": server.url("/"),
-        "address": server.address,
-        "host": server.host,
-        "port": server.port,
-        "origin": server.origin,
-    }
+    return where(server, "/")
 
 
 def _default_url_fix(settings: Settings) -> str | None:
@@ -396,17 +394,10 @@ def check_tcp(settings: Settings) -> CheckResult:
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
-    """A verifying context with the client's trust: certifi's CAs plus ``--ca-bundle``.
-
-    Mirrors ``client._Core.verify``; it verifies even under ``--insecure`` so the doctor can
-    say what ``--insecure`` is hiding.
-    """
-    import certifi
-
-    ctx = ssl.create_default_context(cafile=certifi.where())
-    if settings.ca_bundle is not None:
-        ctx.load_verify_locations(cafile=str(settings.ca_bundle))
-    return ctx
+    """The client's one trust context (:func:`ollamakit.client.trust_context`): certifi's CAs
+    plus ``--ca-bundle``. It verifies even under ``--insecure`` so the doctor can say what
+    ``--insecure`` is hiding."""
+    return trust_context(settings)
 
 
 def _answers_plain_http(host: str, port: int, timeout_s: float) -> bool:
@@ -864,38 +855,35 @@ class Generation:
 def _generate_once(client: OllamaClient, model: str) -> Generation:
     chunks: list[Chunk] = []
     first_token_ns: int | None = None
-    final: dict[str, Any] = {}
+    final = FinalStats()
     with client.stream_generate(
         model, GENERATE_PROMPT, options={"num_predict": GENERATE_NUM_PREDICT, "temperature": 0}
     ) as stream:
         for chunk in stream:
-            if chunk.done:
-                final = chunk.data
+            if chunk.final is not None:
+                final = chunk.final
+                # The done chunk's text counts like any other (issue 9 item 10).
+                if chunk.content or chunk.thinking:
+                    chunks.append(chunk)
+                    if first_token_ns is None:
+                        first_token_ns = chunk.arrival_ns
                 continue
             chunks.append(chunk)
             if first_token_ns is None and (chunk.content or chunk.thinking):
                 first_token_ns = chunk.arrival_ns
         end_ns = time.perf_counter_ns()
         sent_ns = stream.sent_ns
-    eval_count = final.get("eval_count")
-    eval_ns = final.get("eval_duration")
-    load_ns = final.get("load_duration")
-    eval_tps = (
-        eval_count / (eval_ns / 1e9)
-        if isinstance(eval_count, int) and isinstance(eval_ns, int) and eval_ns > 0
-        else None
-    )
+    eval_count = final.eval_count
+    eval_ms = final.eval_ms
+    eval_tps = eval_count / (eval_ms / 1e3) if eval_count is not None and eval_ms else None
     return Generation(
         model=model,
         ttft_ms=None if first_token_ns is None else (first_token_ns - sent_ns) / 1e6,
         total_ms=(end_ns - sent_ns) / 1e6,
-        eval_count=eval_count if isinstance(eval_count, int) else None,
+        eval_count=eval_count,
         eval_tps=eval_tps,
-        load_ms=load_ns / 1e6 if isinstance(load_ns, int) else None,
-        chunks=[
-            StreamedChunk(c.arrival_ns, parse_created_at(str(c.data.get("created_at", ""))))
-            for c in chunks
-        ],
+        load_ms=final.load_ms,
+        chunks=[StreamedChunk(c.arrival_ns, c.created_ns) for c in chunks],
     )
 
 

@@ -29,17 +29,23 @@
         └── ProtocolError           the answer is not what Ollama sends
             ├── NotOllama           an HTML page or other non-JSON body (often from a proxy)
             ├── StreamError         an {"error": ...} line inside a stream
+            ├── BadChunk            a stream line whose fields Ollama would not send
             └── StreamCut           the stream ended before its "done": true line
 
 Messages are catalogue keys (``i18n/messages/errors.toml``) rendered on access, so an error
 raised before the language is known still prints in the right one. Errors never hold a
 password: URLs in parameters are redacted by whoever raises them.
+
+Constructors are typed: each class takes exactly the keyword parameters its message and hint
+use, each with a default, so an error built with its minimum arguments still renders (no
+``KeyError`` while an error is being printed). :class:`Where` is the connection context most
+errors share; ``ollamakit.client.where(server, path)`` builds it.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import ClassVar
+from typing import ClassVar, TypedDict, Unpack
 
 from ollamakit.i18n import t
 
@@ -73,6 +79,16 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130  # Ctrl-C
 
 
+class Where(TypedDict, total=False):
+    """Where a request went, for messages: the URL, ``host:port``, the host, the port, origin."""
+
+    url: str
+    address: str
+    host: str
+    port: int | str
+    origin: str
+
+
 class OllamakitError(Exception):
     """Base class: a user-facing failure with a message key, parameters and a fix."""
 
@@ -80,9 +96,9 @@ class OllamakitError(Exception):
     hint_key: ClassVar[str | None] = None
     exit_status: ClassVar[ExitStatus] = ExitStatus.ERROR
 
-    def __init__(self, detail: str = "", /, **params: object) -> None:
+    def __init__(self, detail: str = "", /) -> None:
         self.detail = detail
-        self.params: dict[str, object] = {"detail": detail, **params}
+        self.params: dict[str, object] = {"detail": detail}
         super().__init__(detail or self.key)
 
     @property
@@ -103,15 +119,27 @@ class OllamakitError(Exception):
 
 
 class ConfigError(OllamakitError):
-    """A setting is invalid; the message names the key, the bad value and a valid example."""
+    """A setting is invalid; the message names the key, the bad value and a valid example.
+
+    ``value`` is shown: pass ``"***"`` for anything that may hold a secret.
+    """
 
     key = "errors.config"
     hint_key = "errors.config_hint"
 
-    def __init__(self, detail: str = "", /, **params: object) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        key: str = "?",
+        value: object = "",
+        example: str = "",
+        where: str = "",
+    ) -> None:
         # ``where``: " (in .env)" when the value came from an env file; set by load_settings.
-        params.setdefault("where", "")
-        super().__init__(detail, **params)
+        super().__init__(detail)
+        self.params.update(key=key, value=value, example=example, where=where)
 
 
 class UsageError(OllamakitError):
@@ -124,6 +152,32 @@ class OllamaError(OllamakitError):
     """Talking to the Ollama server (or the proxy in front of it) failed."""
 
     key = "errors.ollama"
+
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        url: str = "?",
+        address: str = "?",
+        host: str = "?",
+        port: int | str = "?",
+        origin: str = "?",
+    ) -> None:
+        super().__init__(detail)
+        self.params.update(url=url, address=address, host=host, port=port, origin=origin)
+
+    @property
+    def where(self) -> Where:
+        """This error's connection context, to build a related error for the same request."""
+        p = self.params
+        return Where(
+            url=str(p["url"]),
+            address=str(p["address"]),
+            host=str(p["host"]),
+            port=p["port"],  # type: ignore[typeddict-item]
+            origin=str(p["origin"]),
+        )
 
 
 class ConnectFailed(OllamaError):
@@ -153,6 +207,12 @@ class ConnectTimeout(ConnectFailed):
     key = "errors.connect_timeout"
     hint_key = "errors.connect_timeout_hint"
 
+    def __init__(
+        self, detail: str = "", /, *, timeout_s: str = "?", **where: Unpack[Where]
+    ) -> None:
+        super().__init__(detail, **where)
+        self.params["timeout_s"] = timeout_s
+
 
 class TLSVerifyFailed(ConnectFailed):
     """The server's certificate is not trusted (self-signed, expired, wrong name).
@@ -160,17 +220,40 @@ class TLSVerifyFailed(ConnectFailed):
     ``problem`` picks the fix: ``trust`` (an unknown CA: --ca-bundle, or a public
     certificate), ``name`` (issued for another name) or ``date`` (expired, not yet valid).
     ``explain`` is the catalogue key of a sentence that says what is wrong in words (see
-    ``client.tls_verify_error``); the detail, OpenSSL's reason, then follows it in brackets.
+    ``client.tls_verify_error``), filled from ``reason``, ``trust``, ``subject``, ``issuer``,
+    ``date`` and ``names``; the detail, OpenSSL's reason, then follows it in brackets.
     """
 
     key = "errors.tls_verify"
     hint_key = "errors.tls_verify_hint"
 
-    def __init__(self, detail: str = "", /, **params: object) -> None:
-        params.setdefault("problem", "trust")
-        params.setdefault("explain", None)
-        params.setdefault("cert_host", certificate_name(str(params.get("host", ""))))
-        super().__init__(detail, **params)
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        problem: str = "trust",
+        explain: str | None = None,
+        reason: str = "",
+        trust: str = "",
+        subject: str = "?",
+        issuer: str = "?",
+        date: str = "?",
+        names: Items | str = "?",
+        **where: Unpack[Where],
+    ) -> None:
+        super().__init__(detail, **where)
+        self.params.update(
+            problem=problem,
+            explain=explain,
+            reason=reason or detail,
+            trust=trust,
+            subject=subject,
+            issuer=issuer,
+            date=date,
+            names=names,
+            cert_host=certificate_name(str(self.params["host"])),
+        )
 
     @property
     def explanation(self) -> str:
@@ -207,12 +290,31 @@ class TLSMismatch(ConnectFailed):
     key = "errors.tls_mismatch"
     hint_key = "errors.tls_mismatch_hint"
 
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        expected: str = "?",
+        suggestion: str = "?",
+        status: int | None = None,
+        **where: Unpack[Where],
+    ) -> None:
+        super().__init__(detail, **where)
+        self.params.update(expected=expected, suggestion=suggestion, status=status)
+
 
 class ReadTimeout(OllamaError):
     """Connected, but the server sent nothing for longer than the read timeout."""
 
     key = "errors.read_timeout"
     hint_key = "errors.read_timeout_hint"
+
+    def __init__(
+        self, detail: str = "", /, *, timeout_s: str = "?", **where: Unpack[Where]
+    ) -> None:
+        super().__init__(detail, **where)
+        self.params["timeout_s"] = timeout_s
 
 
 class ConnectionLost(OllamaError):
@@ -227,8 +329,9 @@ class HTTPError(OllamaError):
 
     key = "errors.http"
 
-    def __init__(self, detail: str = "", /, *, status: int, **params: object) -> None:
-        super().__init__(detail, status=status, **params)
+    def __init__(self, detail: str = "", /, *, status: int, **where: Unpack[Where]) -> None:
+        super().__init__(detail, **where)
+        self.params["status"] = status
         self.status = status
 
 
@@ -237,6 +340,20 @@ class RedirectError(HTTPError):
 
     key = "errors.redirect"
     hint_key = "errors.redirect_hint"
+
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        status: int,
+        location: str = "?",
+        suggestion: str = "?",
+        password_note: str = "",
+        **where: Unpack[Where],
+    ) -> None:
+        super().__init__(detail, status=status, **where)
+        self.params.update(location=location, suggestion=suggestion, password_note=password_note)
 
 
 class BadRequest(HTTPError):
@@ -250,6 +367,21 @@ class AuthError(HTTPError):
 
     key = "errors.auth"
     hint_key = "errors.auth_hint"
+
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        status: int = 401,
+        realm: str = "",
+        auth_advice: str = "",
+        curl: str = "",
+        curl_note: str = "",
+        **where: Unpack[Where],
+    ) -> None:
+        super().__init__(detail, status=status, **where)
+        self.params.update(realm=realm, auth_advice=auth_advice, curl=curl, curl_note=curl_note)
 
 
 class ForbiddenError(HTTPError):
@@ -271,6 +403,12 @@ class ModelNotFound(NotFoundError):
 
     key = "errors.model_not_found"
     hint_key = "errors.model_not_found_hint"
+
+    def __init__(
+        self, detail: str = "", /, *, status: int = 404, model: str = "?", **where: Unpack[Where]
+    ) -> None:
+        super().__init__(detail, status=status, **where)
+        self.params["model"] = model
 
 
 class MethodNotAllowed(HTTPError):
@@ -329,12 +467,34 @@ class NotOllama(ProtocolError):
     key = "errors.not_ollama"
     hint_key = "errors.not_ollama_hint"
 
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        status: int | str = "?",
+        content_type: str = "?",
+        first_line: str = "",
+        **where: Unpack[Where],
+    ) -> None:
+        super().__init__(detail, **where)
+        self.params.update(status=status, content_type=content_type, first_line=first_line)
+
 
 class StreamError(ProtocolError):
     """An ``{"error": ...}`` line inside a stream: the server failed mid-reply."""
 
     key = "errors.stream_error"
     hint_key = "errors.server_hint"
+
+
+class BadChunk(ProtocolError):
+    """A stream line that is JSON but not an Ollama chunk (``message`` a string, ``done`` not a
+    boolean, text that is not a string, a line over the length bound): refused at the
+    boundary instead of crashing above."""
+
+    key = "errors.bad_chunk"
+    hint_key = "errors.bad_chunk_hint"
 
 
 class StreamCut(ProtocolError):

@@ -17,6 +17,8 @@ from ollamakit.bench.metrics import (
     summarize,
     summary_rows,
 )
+from ollamakit.client import final_stats
+from ollamakit.domain import FinalStats
 
 MS = 1_000_000
 IDENT = Identity("m:latest", "p", "cat", 0, 1)
@@ -29,8 +31,9 @@ class FakeChunk:
     thinking: str = ""
 
 
-def final_chunk(**fields: object) -> dict[str, object]:
-    return {"done": True, "done_reason": "stop", **fields}
+def final_chunk(**fields: object) -> FinalStats:
+    """The figures of a final chunk with these wire fields, as the client's decoder gives them."""
+    return final_stats({"done": True, "done_reason": "stop", **fields})
 
 
 def test_server_rates_are_count_over_duration_like_ollama_verbose() -> None:
@@ -89,7 +92,7 @@ def test_thinking_chunks_are_counted_apart_and_start_the_decode_window() -> None
 
 def test_missing_stats_stay_null() -> None:
     chunks = [FakeChunk(10 * MS, content="hi"), FakeChunk(11 * MS)]
-    r = measure(IDENT, 0, chunks, {"done": True})
+    r = measure(IDENT, 0, chunks, FinalStats())
     for key in (
         "load_ms",
         "prompt_eval_count",

@@ -46,9 +46,9 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from ollamakit.bench.schema import (
     ConcurrencyRow,
@@ -57,6 +57,7 @@ from ollamakit.bench.schema import (
     RequestResult,
     SummaryRow,
 )
+from ollamakit.domain import FinalStats
 
 #: Shorter durations than this are treated as unknown when computing a rate.
 MIN_RATE_DURATION_NS: Final = 1_000
@@ -127,6 +128,11 @@ def rate_per_s(count: int | None, duration_ns: object) -> float | None:
     if not math.isfinite(duration_ns) or duration_ns < MIN_RATE_DURATION_NS:
         return None
     return count / (duration_ns / NS_PER_S)
+
+
+def _ns(value_ms: float | None) -> int | None:
+    """FinalStats' milliseconds back to the ns the rate rule is written in (exact for ns input)."""
+    return None if value_ms is None else round(value_ms * NS_PER_MS)
 
 
 def tpot(
@@ -258,22 +264,21 @@ def measure(
     identity: Identity,
     sent_ns: int,
     chunks: Sequence[ChunkLike],
-    final: Mapping[str, Any] | None,
+    final: FinalStats | None,
     *,
     error: str | None = None,
 ) -> RequestResult:
     """The result of one request from its send stamp, its chunks and its final chunk.
 
-    ``final`` is the ``done: true`` chunk's JSON (``None`` when the stream failed before it);
+    ``final`` is the ``done: true`` chunk's figures (``None`` when the stream failed before it);
     ``error`` marks the request failed. A failed request keeps what was genuinely observed
     before the failure (TTFT, chunk gaps) but has no total and no server figures.
 
     >>> from types import SimpleNamespace as C
     >>> ms = 1_000_000
     >>> chunks = [C(arrival_ns=t * ms, content="x", thinking="") for t in (120, 130, 140, 150)]
-    >>> final = {"done": True, "done_reason": "stop", "total_duration": 145 * ms,
-    ...          "load_duration": 5 * ms, "prompt_eval_count": 26,
-    ...          "prompt_eval_duration": 100 * ms, "eval_count": 4, "eval_duration": 40 * ms}
+    >>> final = FinalStats(done_reason="stop", total_ms=145.0, load_ms=5.0, prompt_eval_count=26,
+    ...                    prompt_eval_ms=100.0, eval_count=4, eval_ms=40.0)
     >>> r = measure(Identity("m", "p", "c", 0, 1), 0, chunks, final)
     >>> r["ttft_ms"], r["total_ms"], r["tpot_ms"], r["e2e_tps"]
     (120.0, 150.0, 10.0, 100.0)
@@ -310,21 +315,19 @@ def measure(
 
     total_ms = since_sent_ms(chunks[-1].arrival_ns)
     result["total_ms"] = total_ms
-    result["done_reason"] = (
-        final.get("done_reason") if isinstance(final.get("done_reason"), str) else None
-    )
+    result["done_reason"] = final.done_reason
 
-    prompt_count = count_of(final.get("prompt_eval_count"))
-    eval_count = count_of(final.get("eval_count"))
-    result["load_ms"] = _round(ns_to_ms(final.get("load_duration")))
+    prompt_count = final.prompt_eval_count
+    eval_count = final.eval_count
+    result["load_ms"] = _round(final.load_ms)
     result["prompt_eval_count"] = prompt_count
-    result["prompt_eval_ms"] = _round(ns_to_ms(final.get("prompt_eval_duration")))
+    result["prompt_eval_ms"] = _round(final.prompt_eval_ms)
     result["eval_count"] = eval_count
-    result["eval_ms"] = _round(ns_to_ms(final.get("eval_duration")))
-    server_total_ms = _round(ns_to_ms(final.get("total_duration")))
+    result["eval_ms"] = _round(final.eval_ms)
+    server_total_ms = _round(final.total_ms)
     result["server_total_ms"] = server_total_ms
-    result["prompt_tps"] = _round(rate_per_s(prompt_count, final.get("prompt_eval_duration")))
-    result["eval_tps"] = _round(rate_per_s(eval_count, final.get("eval_duration")))
+    result["prompt_tps"] = _round(rate_per_s(prompt_count, _ns(final.prompt_eval_ms)))
+    result["eval_tps"] = _round(rate_per_s(eval_count, _ns(final.eval_ms)))
 
     first_token_ns = min(
         (s for s in (first_content_ns, first_thinking_ns) if s is not None), default=None

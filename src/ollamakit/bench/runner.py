@@ -81,6 +81,7 @@ from ollamakit.bench.schema import (
 )
 from ollamakit.bench.suites import Prompt, Suite, marked
 from ollamakit.client import AsyncOllamaClient, Chunk
+from ollamakit.domain import FinalStats
 from ollamakit.errors import OllamakitError
 from ollamakit.i18n import t
 
@@ -347,7 +348,7 @@ class Runner:
         client = self._lanes[lane - 1] if 0 < lane <= len(self._lanes) else self.client
         stream = client.stream_chat(identity.model, marked(prompt, marker), options=self._options)
         chunks: list[Chunk] = []
-        final: dict[str, Any] | None = None
+        final: FinalStats | None = None
         error: str | None = None
         started_at = now_iso()
         async with contextlib.AsyncExitStack() as closing:
@@ -357,7 +358,7 @@ class Runner:
                     async for chunk in stream:
                         chunks.append(chunk)
                         if chunk.done:
-                            final = chunk.data
+                            final = chunk.final
             except TimeoutError:
                 error = t("bench.timeout", seconds=f"{self.plan.timeout_s:g}")
             except OllamakitError as exc:

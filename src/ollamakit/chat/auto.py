@@ -37,6 +37,7 @@ from ollamakit.chat.render import GUTTER, THINK_STYLE
 from ollamakit.chat.session import format_ms
 from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
 from ollamakit.config import Settings
+from ollamakit.domain import FinalStats
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.report.tables import (
@@ -216,7 +217,7 @@ async def greet(
     stream: AsyncChunkStream = client.stream_chat(model, messages)
     start_ns = time.perf_counter_ns()
     first_ns: int | None = None
-    final: dict[str, object] | None = None
+    final: FinalStats | None = None
     parts: list[str] = []
 
     def elapsed_ms() -> float:
@@ -232,7 +233,7 @@ async def greet(
                 printer.write(content, "content")
                 parts.append(content)
                 if chunk.done:
-                    final = chunk.data
+                    final = chunk.final
     except TimeoutError:
         return GreetResult(
             model,
@@ -255,20 +256,15 @@ async def greet(
         )
     finally:
         printer.end_line()
-    final = final or {}
-    count = final.get("eval_count")
-    duration = final.get("eval_duration")
-    tps = (
-        count / duration * 1e9
-        if isinstance(count, int) and isinstance(duration, int) and duration > 0
-        else None
-    )
+    count = final.eval_count if final is not None else None
+    duration_ms = final.eval_ms if final is not None else None
+    tps = count / duration_ms * 1e3 if count is not None and duration_ms else None
     return GreetResult(
         model,
         "ok",
         ttft_ms=_ttft(first_ns, stream),
         eval_tps=tps,
-        eval_count=count if isinstance(count, int) else None,
+        eval_count=count,
         total_ms=elapsed_ms(),
         reply="".join(parts),
     )

@@ -72,6 +72,7 @@ from ollamakit.chat.session import (
 from ollamakit.chat.transcript import Transcript
 from ollamakit.client import Chunk, OllamaClient
 from ollamakit.config import Settings
+from ollamakit.domain import FinalStats
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.report.tables import print_table
@@ -215,7 +216,7 @@ class _Collector:
     chunks: int = 0
     content: list[str] = field(default_factory=list)
     thinking: list[str] = field(default_factory=list)
-    final: dict[str, Any] | None = None
+    final: FinalStats | None = None
 
     def add(self, chunk: Chunk) -> tuple[str, str]:
         self.chunks += 1
@@ -227,7 +228,7 @@ class _Collector:
         if content:
             self.content.append(content)
         if chunk.done:
-            self.final = chunk.data
+            self.final = chunk.final
         return thinking, content
 
     def stats(self) -> ReplyStats:

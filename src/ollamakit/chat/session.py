@@ -32,11 +32,11 @@ from __future__ import annotations
 import difflib
 import re
 import statistics
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast
 
+from ollamakit.domain import FinalStats
 from ollamakit.types import Message, Options
 
 BLOCK_MARK: Final = '"""'
@@ -77,39 +77,33 @@ class ReplyStats:
         end_ns: int,
         first_token_ns: int | None,
         chunks: int,
-        final: Mapping[str, Any] | None,
+        final: FinalStats | None,
     ) -> ReplyStats:
         """Build from the client's clock readings and the final (``done``) chunk, if any.
 
         >>> s = ReplyStats.measure(sent_ns=0, end_ns=2_000_000_000, first_token_ns=250_000_000,
-        ...     chunks=11, final={"eval_count": 10, "eval_duration": 500_000_000,
-        ...                       "prompt_eval_count": 26, "done_reason": "stop"})
+        ...     chunks=11, final=FinalStats(eval_count=10, eval_ms=500.0,
+        ...                                 prompt_eval_count=26, done_reason="stop"))
         >>> (s.ttft_ms, s.total_ms, s.eval_count, s.eval_tps, s.done_reason)
         (250.0, 2000.0, 10, 20.0, 'stop')
         >>> ReplyStats.measure(sent_ns=0, end_ns=10**9, first_token_ns=None, chunks=0,
         ...                    final=None).eval_tps is None
         True
         """
-        final = final or {}
+        final = final or FinalStats()
 
-        def ms(key: str) -> float | None:
-            value = final.get(key)
-            return value / 1e6 if isinstance(value, int | float) and value > 0 else None
+        def ms(value: float | None) -> float | None:
+            return value if value is not None and value > 0 else None
 
-        def count(key: str) -> int | None:
-            value = final.get(key)
-            return int(value) if isinstance(value, int | float) else None
-
-        reason = final.get("done_reason")
         return cls(
             total_ms=(end_ns - sent_ns) / 1e6,
             ttft_ms=None if first_token_ns is None else (first_token_ns - sent_ns) / 1e6,
             chunks=chunks,
-            eval_count=count("eval_count"),
-            eval_ms=ms("eval_duration"),
-            prompt_eval_count=count("prompt_eval_count"),
-            load_ms=ms("load_duration"),
-            done_reason=str(reason) if reason else None,
+            eval_count=final.eval_count,
+            eval_ms=ms(final.eval_ms),
+            prompt_eval_count=final.prompt_eval_count,
+            load_ms=ms(final.load_ms),
+            done_reason=final.done_reason,
         )
 
     def as_dict(self) -> dict[str, Any]:

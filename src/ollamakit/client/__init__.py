@@ -1,0 +1,133 @@
+"""The server client: the only package that touches httpx, and where errors are translated.
+
+Layout
+------
+``core``     sans-I/O: headers, URLs, timeouts, the one TLS trust context, request bodies
+``judge``    pure response judging and httpx-exception translation into :mod:`ollamakit.errors`
+``ndjson``   the stream decoder (validated :class:`~ollamakit.domain.StreamChunk` values)
+``tls``      a small X.509 reader and certificate explanations
+``advice``   what a 401 means, and the curl command that repeats a request
+``log``      the ``--debug`` request log
+``sync``/``aio``   thin shells over httpx: :class:`OllamaClient`, :class:`AsyncOllamaClient`
+``backend``  the :class:`Backend`/:class:`AsyncBackend` protocol (docs/architecture.md)
+``ollama``   Ollama's native API behind that protocol
+
+:func:`open_backend` / :func:`open_async_backend` pick a backend by API name from a registry;
+another API is one module plus one :func:`register_backend` call. Redirects are never
+followed: a redirected POST turns into a GET, so a 3xx becomes an error naming the URL to use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ollamakit.client.advice import curl_command
+from ollamakit.client.aio import AsyncChunkStream, AsyncOllamaClient
+from ollamakit.client.backend import AsyncBackend, AsyncReplyStream, Backend, ReplyStream
+from ollamakit.client.core import USER_AGENT, Probe, StreamReused, trust_context
+from ollamakit.client.judge import first_line, raise_for_response, translate, where
+from ollamakit.client.ndjson import MAX_LINE_BYTES, NDJSONDecoder, final_stats
+from ollamakit.client.ollama import AsyncOllamaBackend, OllamaBackend
+from ollamakit.client.sync import ChunkStream, OllamaClient
+from ollamakit.client.tls import (
+    CERT_PROBE_TIMEOUT_S,
+    CertificateInfo,
+    fetch_certificate,
+    parse_certificate,
+    tls_verify_error,
+    trust_label,
+)
+from ollamakit.config import Settings
+from ollamakit.domain import StreamChunk
+from ollamakit.errors import HTTPError, OllamaError, UsageError
+
+#: The name callers typed against before the domain values existed.
+Chunk = StreamChunk
+
+
+@dataclass(frozen=True, slots=True)
+class BackendFactory:
+    """How to open one API's backends (sync and async) from the settings."""
+
+    sync: Callable[[Settings, float | None], Backend]
+    async_: Callable[[Settings, float | None], AsyncBackend]
+
+
+_REGISTRY: dict[str, BackendFactory] = {}
+
+
+def register_backend(
+    api: str,
+    sync: Callable[[Settings, float | None], Backend],
+    async_: Callable[[Settings, float | None], AsyncBackend],
+) -> None:
+    """Make ``api`` available to :func:`open_backend` (``client/openai.py`` adds "openai")."""
+    _REGISTRY[api] = BackendFactory(sync, async_)
+
+
+def _factory(api: str) -> BackendFactory:
+    # "auto" can only mean Ollama until a second API is registered to probe for.
+    name = "ollama" if api == "auto" else api
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise UsageError(f"--api {api}: one of {', '.join(['auto', *sorted(_REGISTRY)])}")
+    return factory
+
+
+def open_backend(
+    settings: Settings, api: str = "auto", *, read_timeout_s: float | None = None
+) -> Backend:
+    """The synchronous backend for ``api`` ("ollama", or "auto")."""
+    return _factory(api).sync(settings, read_timeout_s)
+
+
+def open_async_backend(
+    settings: Settings, api: str = "auto", *, read_timeout_s: float | None = None
+) -> AsyncBackend:
+    """The asynchronous backend for ``api`` ("ollama", or "auto")."""
+    return _factory(api).async_(settings, read_timeout_s)
+
+
+register_backend(
+    "ollama",
+    lambda s, timeout: OllamaBackend(s, read_timeout_s=timeout),
+    lambda s, timeout: AsyncOllamaBackend(s, read_timeout_s=timeout),
+)
+
+__all__ = [
+    "CERT_PROBE_TIMEOUT_S",
+    "MAX_LINE_BYTES",
+    "USER_AGENT",
+    "AsyncBackend",
+    "AsyncChunkStream",
+    "AsyncOllamaBackend",
+    "AsyncOllamaClient",
+    "AsyncReplyStream",
+    "Backend",
+    "CertificateInfo",
+    "Chunk",
+    "ChunkStream",
+    "HTTPError",
+    "NDJSONDecoder",
+    "OllamaBackend",
+    "OllamaClient",
+    "OllamaError",
+    "Probe",
+    "ReplyStream",
+    "StreamReused",
+    "curl_command",
+    "fetch_certificate",
+    "final_stats",
+    "first_line",
+    "open_async_backend",
+    "open_backend",
+    "parse_certificate",
+    "raise_for_response",
+    "register_backend",
+    "tls_verify_error",
+    "translate",
+    "trust_context",
+    "trust_label",
+    "where",
+]

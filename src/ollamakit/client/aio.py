@@ -1,0 +1,244 @@
+"""The asynchronous shell: :class:`AsyncOllamaClient` for the benchmark and ``chat --auto``.
+
+Many streams run at once there and a per-model deadline must be exact (``asyncio.timeout``).
+The twin of :mod:`~ollamakit.client.sync`, method for method; only the waiting differs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Self, cast
+
+import httpx
+import orjson
+
+from ollamakit import _http11
+from ollamakit.client.core import Core, chat_body, generate_body
+from ollamakit.client.judge import ERROR_BODY_LIMIT
+from ollamakit.client.log import log, log_answer, log_no_answer
+from ollamakit.client.stream import StreamState
+from ollamakit.client.sync import _models, client_kwargs, translate_for, unframe
+from ollamakit.config import Settings
+from ollamakit.domain import StreamChunk, StreamEnd
+from ollamakit.types import Message, ModelEntry, Options, RunningModel
+
+
+class AsyncChunkStream:
+    """Async twin of :class:`~ollamakit.client.sync.ChunkStream`:
+    ``async with ... as s: async for chunk in s``."""
+
+    def __init__(
+        self, core: Core, http: httpx.AsyncClient, path: str, body: dict[str, Any]
+    ) -> None:
+        self._state = StreamState(core, path, body)
+        self._http = http
+        self._response: httpx.Response | None = None
+
+    @property
+    def sent_ns(self) -> int:
+        return self._state.sent_ns
+
+    @property
+    def headers_ns(self) -> int:
+        return self._state.headers_ns
+
+    @property
+    def end(self) -> StreamEnd | None:
+        return self._state.end
+
+    @property
+    def decoder_url(self) -> str:
+        return self._state.url
+
+    async def __aenter__(self) -> Self:
+        state = self._state
+        core = state.core
+        request = self._http.build_request(
+            "POST",
+            state.url,
+            content=orjson.dumps(state.body),
+            headers={"Content-Type": "application/json"},
+        )
+        state.sent_ns = time.perf_counter_ns()
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            log_no_answer("POST", state.url, exc, state.sent_ns)
+            state.end = "error"
+            raise translate_for(core, exc, state.path) from None
+        state.headers_ns = time.perf_counter_ns()
+        self._response = response
+        log.debug(
+            "POST %s -> %d, headers after %.1f ms",
+            state.url,
+            response.status_code,
+            (state.headers_ns - state.sent_ns) / 1e6,
+        )
+        content_type = response.headers.get("content-type", "json")
+        if not 200 <= response.status_code < 300 or "json" not in content_type:
+            body = b""
+            try:
+                async for data in response.aiter_raw():
+                    body += data
+                    if len(body) > ERROR_BODY_LIMIT:
+                        break
+            except httpx.HTTPError:
+                pass
+            finally:
+                await response.aclose()
+            state.end = "error"
+            core.check(response.status_code, response.headers, body, state.path, state.model)
+            raise core.not_ndjson(response.status_code, content_type, body, state.path)
+        return self
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        assert self._response is not None, "use AsyncChunkStream as an async context manager"
+        self._state.begin()
+        return self._chunks(self._response)
+
+    async def _chunks(self, response: httpx.Response) -> AsyncIterator[StreamChunk]:
+        state = self._state
+        decoder = state.decoder
+        clock = time.perf_counter_ns
+        raw = _http11.attach(response)
+        try:
+            if raw is None:
+                async for data in response.aiter_bytes():
+                    for chunk in decoder.feed(data, clock()):
+                        yield chunk
+            else:
+                first = unframe(raw, raw.leading, state.url, leading=True)
+                for chunk in decoder.feed(first, state.headers_ns):
+                    yield chunk
+                timeout = state.core.timeouts.read_s
+                while not raw.decoder.done:
+                    try:
+                        data = await raw.network.read(_http11.READ_SIZE, timeout=timeout)
+                    except Exception as exc:
+                        raise _http11.as_httpx_error(exc) from exc
+                    now = clock()
+                    for chunk in decoder.feed(unframe(raw, data, state.url), now):
+                        yield chunk
+                raw.release()
+            for chunk in decoder.finish():
+                yield chunk
+        except httpx.HTTPError as exc:
+            error = translate_for(state.core, exc, state.path)
+            state.failed(error)
+            raise error from None
+        except BaseException as exc:
+            state.failed(exc)
+            raise
+        state.finished(clean=True)
+
+    async def aclose(self) -> None:
+        if self._response is not None:
+            self._state.log_end()
+            if self._state.end is None:
+                self._state.end = "interrupted"
+            await self._response.aclose()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class AsyncOllamaClient:
+    """Asynchronous client for one server; ``async with AsyncOllamaClient(settings) as c``."""
+
+    def __init__(
+        self, settings: Settings, *, read_timeout_s: float | None = None, max_connections: int = 64
+    ) -> None:
+        self._core = Core(settings, read_timeout_s or settings.benchmark_timeout_s)
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._http = httpx.AsyncClient(limits=limits, **client_kwargs(self._core))
+        self.server = settings.base_url
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _get(
+        self, path: str, *, method: str = "GET", json: Any = None, model: str | None = None
+    ) -> tuple[int, str, bytes]:
+        url = self.server.url(path)
+        start = time.perf_counter_ns()
+        try:
+            response = await self._http.request(method, url, json=json)
+        except httpx.HTTPError as exc:
+            log_no_answer(method, url, exc, start)
+            raise translate_for(self._core, exc, path) from None
+        log_answer(method, url, response.status_code, start)
+        body = response.content
+        self._core.check(response.status_code, response.headers, body, path, model)
+        return response.status_code, response.headers.get("content-type", "?"), body
+
+    async def _json(
+        self, path: str, *, method: str = "GET", json: Any = None, model: str | None = None
+    ) -> Any:
+        status, content_type, body = await self._get(path, method=method, json=json, model=model)
+        return self._core.decode_json(status, content_type, body, path)
+
+    async def heartbeat(self) -> str:
+        status, content_type, body = await self._get("/")
+        return self._core.check_heartbeat(status, content_type, body)
+
+    async def version(self) -> str:
+        data = await self._json("/api/version")
+        return str(data.get("version", "?")) if isinstance(data, dict) else "?"
+
+    async def list_models(self) -> list[ModelEntry]:
+        return cast(list[ModelEntry], _models(await self._json("/api/tags")))
+
+    async def running_models(self) -> list[RunningModel]:
+        return cast(list[RunningModel], _models(await self._json("/api/ps")))
+
+    async def show(self, model: str) -> dict[str, Any]:
+        data = await self._json("/api/show", method="POST", json={"model": model}, model=model)
+        return data if isinstance(data, dict) else {}
+
+    async def rtt_ms(self, path: str = "/api/version") -> float:
+        """Round-trip time of one small request, in milliseconds."""
+        start = time.perf_counter_ns()
+        await self._get(path)
+        return (time.perf_counter_ns() - start) / 1e6
+
+    async def post_json(self, path: str, body: dict[str, Any], *, model: str | None = None) -> Any:
+        """POST a JSON body, judge the answer, return its decoded JSON."""
+        return await self._json(path, method="POST", json=body, model=model)
+
+    def stream_chat(
+        self,
+        model: str,
+        messages: list[Message],
+        *,
+        options: Options | None = None,
+        think: bool | str | None = None,
+        keep_alive: str | float | None = None,
+    ) -> AsyncChunkStream:
+        body = chat_body(model, messages, options, think, keep_alive, stream=True)
+        return AsyncChunkStream(self._core, self._http, "/api/chat", body)
+
+    def stream_body(self, path: str, body: dict[str, Any]) -> AsyncChunkStream:
+        """A stream of any NDJSON endpoint with a prepared body (used by the backend)."""
+        return AsyncChunkStream(self._core, self._http, path, body)
+
+    def stream_generate(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        options: Options | None = None,
+        think: bool | str | None = None,
+        keep_alive: str | float | None = None,
+        system: str | None = None,
+    ) -> AsyncChunkStream:
+        body = generate_body(model, prompt, options, think, keep_alive, system, stream=True)
+        return AsyncChunkStream(self._core, self._http, "/api/generate", body)

@@ -1,0 +1,263 @@
+"""Ollama's NDJSON stream decoder: socket reads in, validated :class:`StreamChunk` values out.
+
+Design
+------
+The decoder works on raw reads: each read is stamped once with ``time.perf_counter_ns()`` by
+the caller (all chunks in one read arrived together), split on ``\\n`` and decoded with orjson,
+about a microsecond per chunk, so parsing does not distort the timings it produces (see
+``bench/stream_intake.py``).
+
+* **Validated at the boundary** (issue 10): a line that is not a JSON object, a ``message``
+  that is not an object, text that is not a string or a ``done`` that is not a boolean raise a
+  :class:`~ollamakit.errors.ProtocolError`; a figure that cannot be right (negative, absurd,
+  wrong type) becomes ``None``. Nothing above the client sees a raw dict.
+* **Linear time, bounded memory**: an unfinished line is kept as a list of pieces and joined
+  once, when its newline arrives (not re-concatenated on every read, which is quadratic); a
+  line longer than :data:`MAX_LINE_BYTES` (8 MiB, like the ``bufio`` limit of Ollama's own Go
+  client) is refused.
+* **How the body ended** is the caller's knowledge: :meth:`NDJSONDecoder.finish` is told
+  whether the HTTP body ended cleanly. A clean end without a ``done`` line is Ollama's
+  token-repeat guard (``end="clean_eof"``), not a cut stream.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+
+from ollamakit.client.judge import first_line
+from ollamakit.domain import FinalStats, StreamChunk
+from ollamakit.errors import BadChunk, NotOllama, StreamCut, StreamError
+from ollamakit.i18n import t
+
+#: The longest NDJSON line accepted (as Ollama's Go client: a ``bufio`` buffer of 8 MiB).
+MAX_LINE_BYTES: Final = 8 * 1024 * 1024
+
+#: A duration above this (ns) is not a real figure: ~31 years. Such a value becomes None.
+_MAX_DURATION_NS: Final = 10**18
+#: A token count above this is not a real figure (no context holds a billion tokens).
+_MAX_COUNT: Final = 10**9
+
+
+def _duration_ms(value: object) -> float | None:
+    """A Go duration (int ns) in ms; None when absent, not an integer, negative or absurd.
+
+    >>> _duration_ms(4535599000), _duration_ms(-1), _duration_ms(1.5), _duration_ms(10**19)
+    (4535.599, None, None, None)
+    """
+    if value.__class__ is not int or not 0 <= value <= _MAX_DURATION_NS:
+        return None
+    return value / 1e6
+
+
+def _count(value: object) -> int | None:
+    """A token count; None when absent, not an integer, negative or absurd.
+
+    >>> _count(26), _count(True), _count(-3), _count(10**12), _count("7")
+    (26, None, None, None, None)
+    """
+    if value.__class__ is not int or not 0 <= value <= _MAX_COUNT:
+        return None
+    return value
+
+
+def final_stats(obj: Mapping[str, Any]) -> FinalStats:
+    """The server's figures of a final (``done: true``) wire object, validated, ns → ms.
+
+    >>> final_stats({"done_reason": "stop", "eval_count": 4, "eval_duration": 40_000_000})
+    FinalStats(done_reason='stop', total_ms=None, load_ms=None, prompt_eval_count=None, \
+prompt_eval_ms=None, prompt_cached_count=None, eval_count=4, eval_ms=40.0)
+    """
+    reason = obj.get("done_reason")
+    return FinalStats(
+        done_reason=reason if isinstance(reason, str) and reason else None,
+        total_ms=_duration_ms(obj.get("total_duration")),
+        load_ms=_duration_ms(obj.get("load_duration")),
+        prompt_eval_count=_count(obj.get("prompt_eval_count")),
+        prompt_eval_ms=_duration_ms(obj.get("prompt_eval_duration")),
+        eval_count=_count(obj.get("eval_count")),
+        eval_ms=_duration_ms(obj.get("eval_duration")),
+    )
+
+
+_CREATED_AT: Final = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
+)
+
+
+class _CreatedAtParser:
+    """``created_at`` (RFC 3339, up to ns) → ns since the epoch, cheap on a stream.
+
+    Consecutive chunks share the whole-second part, so the last one is cached and only the
+    fraction is parsed per chunk.
+
+    >>> p = _CreatedAtParser()
+    >>> p("2025-10-26T17:21:21.196249Z") - p("2025-10-26T17:21:21Z")
+    196249000
+    >>> p("2023-08-04T08:52:19.385406455-07:00") == p("2023-08-04T15:52:19.385406455Z")
+    True
+    >>> p("yesterday") is None, p(None) is None
+    (True, True)
+    """
+
+    __slots__ = ("_key", "_seconds")
+
+    def __init__(self) -> None:
+        self._key = ""
+        self._seconds = 0
+
+    def __call__(self, text: object) -> int | None:
+        if text.__class__ is not str:
+            return None
+        match = _CREATED_AT.match(text)
+        if match is None:
+            return None
+        base, fraction, zone = match.groups()
+        key = base + zone
+        if key != self._key:
+            try:
+                moment = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+            except ValueError:
+                return None
+            self._key, self._seconds = key, int(moment.timestamp())
+        nanos = int(fraction.ljust(9, "0")) if fraction else 0
+        return self._seconds * 1_000_000_000 + nanos
+
+
+class NDJSONDecoder:
+    """Incremental NDJSON decoder for Ollama streams: wire lines in, :class:`StreamChunk` out.
+
+    Every field is checked at this boundary: a line that is not a JSON object, a ``message``
+    that is not an object, text that is not a string or a ``done`` that is not a boolean raise
+    :class:`BadChunk`; a figure that cannot be right (negative, absurd, wrong type) becomes
+    ``None``. Nothing above the client sees a raw dict.
+
+    >>> d = NDJSONDecoder("http://h/api/generate")
+    >>> [c.content for c in d.feed(b'{"response":"Hi","done":false}\\n{"resp', 1)]
+    ['Hi']
+    >>> [(c.content, c.done) for c in d.feed(b'onse":"!","done":true}\\n', 2)]
+    [('!', True)]
+    >>> d.finish()
+    []
+    >>> NDJSONDecoder("u").feed(b'{"error":"boom"}\\n', 3)
+    Traceback (most recent call last):
+    ...
+    ollamakit.errors.StreamError: The server failed in the middle of the reply: boom
+    >>> NDJSONDecoder("u").feed(b'{"message":"hi","done":false}\\n', 3)
+    Traceback (most recent call last):
+    ...
+    ollamakit.errors.BadChunk: Unexpected answer from u: "message" is a str, not an object
+    """
+
+    __slots__ = ("_created", "_done", "_pending", "_pieces", "_url", "count", "max_line")
+
+    def __init__(self, url: str, *, max_line: int = MAX_LINE_BYTES) -> None:
+        self._url = url
+        self._pieces: list[bytes] = []  # an unfinished line, in the pieces it came in
+        self._pending = 0  # their total length
+        self._done = False
+        self._created = _CreatedAtParser()
+        self.count = 0
+        self.max_line = max_line
+
+    def feed(self, data: bytes, arrival_ns: int) -> list[StreamChunk]:
+        if self._pieces:
+            if b"\n" not in data:
+                self._hold(data)
+                return []
+            self._pieces.append(data)
+            data = b"".join(self._pieces)
+            self._pieces = []
+            self._pending = 0
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        if rest:
+            self._hold(rest)
+        out = []
+        loads = orjson.loads
+        created = self._created
+        for line in lines:
+            if not line or line == b"\r":
+                continue
+            try:
+                obj = loads(line)
+            except orjson.JSONDecodeError:
+                raise self._not_json(line) from None
+            if obj.__class__ is not dict:
+                raise self._not_json(line)
+            get = obj.get
+            if "error" in obj:
+                raise StreamError(str(obj["error"]), url=self._url)
+            message = get("message")
+            if message.__class__ is dict:
+                content = message.get("content", "")
+                thinking = message.get("thinking", "")
+            elif message is None and "message" not in obj:
+                content = get("response", "")
+                thinking = get("thinking", "")
+            else:
+                raise self._bad(f'"message" is a {type(message).__name__}, not an object')
+            if content.__class__ is not str:
+                if content is not None:
+                    raise self._bad(f'"content" is a {type(content).__name__}, not a string')
+                content = ""
+            if thinking.__class__ is not str:
+                if thinking is not None:
+                    raise self._bad(f'"thinking" is a {type(thinking).__name__}, not a string')
+                thinking = ""
+            done = get("done", False)
+            if done is True:
+                self._done = True
+                final: FinalStats | None = final_stats(obj)
+            elif done is False:
+                final = None
+            else:
+                raise self._bad(f'"done" is {done!r}, not true or false')
+            out.append(
+                StreamChunk(arrival_ns, content, thinking, final, created(get("created_at")))
+            )
+        self.count += len(out)
+        return out
+
+    @property
+    def complete(self) -> bool:
+        """Whether the ``"done": true`` line has arrived."""
+        return self._done
+
+    def finish(self, *, clean: bool = False) -> list[StreamChunk]:
+        """Call at end of body: decodes a last unterminated line.
+
+        Without a ``done`` line this raises :class:`StreamCut`, unless ``clean`` (the HTTP
+        body ended properly: Ollama stopped the reply itself), where it simply returns.
+        """
+        rest = b"".join(self._pieces).strip()
+        self._pieces = []
+        self._pending = 0
+        out = self.feed(rest + b"\n", time.perf_counter_ns()) if rest else []
+        if not self._done and not clean:
+            raise StreamCut(t("client.no_done_line", count=self.count), url=self._url)
+        return out
+
+    def _hold(self, piece: bytes) -> None:
+        self._pending += len(piece)
+        if self._pending > self.max_line:
+            self._pieces = []
+            self._pending = 0
+            raise BadChunk(t("client.line_too_long", limit=self.max_line), url=self._url)
+        self._pieces.append(piece)
+
+    def _bad(self, what: str) -> BadChunk:
+        return BadChunk(what, url=self._url)
+
+    def _not_json(self, line: bytes) -> NotOllama:
+        return NotOllama(
+            status=200,
+            url=self._url,
+            content_type="application/x-ndjson",
+            first_line=first_line(line),
+        )

@@ -16,7 +16,7 @@ import pytest
 
 from ollamakit.domain import ChatRequest, FinalStats, StreamChunk
 from ollamakit.errors import ProtocolError, StreamCut, StreamError
-from ollamakit.openai_wire import (
+from ollamakit.client.openai_wire import (
     ChatStreamDecoder,
     SSEDecoder,
     SSEEvent,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ollamakit.domain import StreamChunk
-from ollamakit.openai_wire import (
+from ollamakit.client.openai_wire import (
     ChatStreamDecoder,
     engine_from_models,
     error_message,

@@ -7,7 +7,7 @@ llama.cpp's ``llama-server``, vLLM, LM Studio, SGLang and Ollama's own ``/v1`` a
 frame per token, ``data: [DONE]`` at the end. This module turns those bytes into the
 :mod:`ollamakit.domain` values the rest of the product already measures, and does no I/O at
 all, so every rule below is tested with captured bytes and no server
-(``tests/client/data/``). The backend (``client/openai.py``) feeds it raw socket reads.
+(``tests/client/data/``). The backend (:mod:`ollamakit.client.openai`) feeds it raw socket reads.
 
 Layers, bottom up:
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from ollamakit.domain import ChatRequest, FinalStats, StreamChunk
-from ollamakit.errors import ProtocolError, StreamCut, StreamError
 from ollamakit.client.openai_wire import (
     ChatStreamDecoder,
     SSEDecoder,
@@ -27,6 +25,8 @@ from ollamakit.client.openai_wire import (
     models_from_list,
     version_from_props,
 )
+from ollamakit.domain import ChatRequest, FinalStats, StreamChunk
+from ollamakit.errors import ProtocolError, StreamCut, StreamError
 
 DATA = Path(__file__).parent / "data"
 URL = "http://127.0.0.1:8080/v1/chat/completions"

@@ -31,6 +31,8 @@ from collections.abc import Iterator
 
 import pytest
 
+# nginx + trustme CA fixtures, exactly as the deploy tests set them up.
+from tests.deploy.conftest import nginx_binary, pki, start_nginx
 from tests.engine.harness import Engine, EngineFiles, free_port, locate_engine
 
 
@@ -49,3 +51,6 @@ def engine(engine_files: EngineFiles, tmp_path_factory: pytest.TempPathFactory) 
     server = Engine(engine_files, free_port(), folder / "server.log").start()
     yield server
     server.stop()
+
+
+__all__ = ["engine", "engine_files", "nginx_binary", "pki", "start_nginx"]

@@ -25,4 +25,13 @@ echo "engine tier: server=$server" >&2
 echo "engine tier: model=$model" >&2
 
 export OLLAMAKIT_ENGINE_SERVER="$server" OLLAMAKIT_ENGINE_MODEL="$model"
-exec uv run pytest -q tests/engine -m engine -p no:cacheprovider "$@"
+report=${OLLAMAKIT_ENGINE_REPORT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/ollamakit-engine.XXXXXX")}
+export OLLAMAKIT_ENGINE_REPORT_DIR="$report"
+status=0
+uv run pytest -q tests/engine -m engine -p no:cacheprovider "$@" || status=$?
+if [ -f "$report/fidelity.json" ]; then
+  echo "engine tier: fidelity figures ($report/fidelity.json):" >&2
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("rows"); print(json.dumps(d))' \
+    "$report/fidelity.json" >&2
+fi
+exit "$status"

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from ollamakit.domain import StreamChunk
 from ollamakit.client.openai_wire import (
     ChatStreamDecoder,
     engine_from_models,
@@ -28,6 +27,7 @@ from ollamakit.client.openai_wire import (
     models_from_list,
     version_from_props,
 )
+from ollamakit.domain import StreamChunk
 from tests.engine.harness import ALIAS, Engine
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(120)]

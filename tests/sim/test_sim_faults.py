@@ -161,30 +161,31 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5) -> None:
         time.sleep(0.005)
 
 
-def test_queue_overflow_gives_503(start_sim) -> None:
+def test_load_queue_overflow_gives_503(start_sim) -> None:
+    """Ollama's 503 comes from its bounded queue of requests waiting for a (re)load."""
     slow = ModelSpec(
-        "slow:1b", load_ms=0, warm_load_ms=0, prompt_tps=1e9, eval_tps=20, reply_tokens=20
+        "slow:1b", load_ms=1500, warm_load_ms=0, prompt_tps=1e9, eval_tps=1_000, reply_tokens=3
     )
     sim: ThreadedSim = start_sim(SimConfig(models=(slow,), num_parallel=1, max_queue=2))
     scheduler = sim.server.app.scheduler  # type: ignore[union-attr]
     runtime = next(iter(scheduler.runtimes.values()))
     statuses: list[int] = []
 
-    def one(num_predict: int = -1) -> None:
-        body = {"model": "slow:1b", "prompt": "x", "options": {"num_predict": num_predict}}
+    def one() -> None:
+        body = {"model": "slow:1b", "prompt": "x"}
         statuses.append(raw(sim.url, "POST", "/api/generate", body=body).status)
 
-    first = threading.Thread(target=one)  # streams for a second
-    waiting = [threading.Thread(target=one, args=(1,)) for _ in range(2)]  # short once they run
-    first.start()
-    wait_for(lambda: runtime.active == 1 and scheduler.waiting == 0)
+    loader = threading.Thread(target=one)  # starts the load: the scheduler's current request
+    waiting = [threading.Thread(target=one) for _ in range(2)]
+    loader.start()
+    wait_for(lambda: runtime.state.value == "loading")
     for t in waiting:
         t.start()
-    wait_for(lambda: scheduler.waiting == 2)  # one streams, two wait: the queue is full
+    wait_for(lambda: scheduler.waiting == 2)  # two wait for the load: the queue is full
     for _ in range(3):
         one()  # answered at once
     assert statuses == [503, 503, 503]
-    for t in [first, *waiting]:
+    for t in [loader, *waiting]:
         t.join()
     assert statuses == [503, 503, 503, 200, 200, 200]
     rejected = [r for r in sim.requests() if r.status == 503]
@@ -192,6 +193,29 @@ def test_queue_overflow_gives_503(start_sim) -> None:
     assert len(rejected) == 3 and all(r.error == busy for r in rejected)
     # The /_sim/state view agrees with what the scheduler did.
     assert httpx.get(sim.url + "/_sim/state").json()["waiting"] == 0
+
+
+def test_a_loaded_model_queues_for_its_slot_instead_of_503(start_sim) -> None:
+    slow = ModelSpec(
+        "slow:1b", load_ms=0, warm_load_ms=0, prompt_tps=1e9, eval_tps=100, reply_tokens=10
+    )
+    sim: ThreadedSim = start_sim(SimConfig(models=(slow,), num_parallel=1, max_queue=1))
+    raw(sim.url, "POST", "/api/generate", body={"model": "slow:1b"})  # load it
+    replies: list[tuple[int, float]] = []
+
+    def one() -> None:
+        start = time.perf_counter()
+        reply = raw(sim.url, "POST", "/api/generate", body={"model": "slow:1b", "prompt": "x"})
+        replies.append((reply.status, time.perf_counter() - start))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [status for status, _ in replies] == [200] * 4  # max_queue 1, yet no 503
+    # One slot: the replies (about 0.1 s each) came one after another.
+    assert max(seconds for _, seconds in replies) > 0.3
 
 
 def test_client_disconnect_frees_the_slot(start_sim) -> None:

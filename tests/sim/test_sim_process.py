@@ -4,6 +4,7 @@ throughput fast path, TLS and IPv6 listeners."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import ssl
@@ -115,7 +116,9 @@ def test_cli_prints_listening_line_table_and_request_lines_then_stops_on_sigterm
         line = ""
         while "/api/generate" not in line:
             line = proc.stdout.readline()
-        assert line.split()[:4] == ["POST", "/api/generate", "qwen2.5:0.5b", "200"]
+        stamp, *rest = line.split()
+        assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", stamp)  # the wall-clock arrival time
+        assert rest[:4] == ["POST", "/api/generate", "qwen2.5:0.5b", "200"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
@@ -311,3 +314,17 @@ def test_ipv6_listener() -> None:
         assert httpx.get(sim.url + "/").text == "Ollama is running"
         # [::1] is loopback: the Host check applies there too.
         assert raw(sim.url, "GET", "/", host="ollama.example.com").status == 403
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(port: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ollamakit.sim", "--port", port, "--quiet"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert f"Invalid port {port}: use a number from 0 to 65535" in proc.stderr
+    assert "listening on" not in proc.stdout

@@ -77,10 +77,18 @@ def test_ttft_interval_and_reported_durations_follow_the_script(start_sim) -> No
     client_total = arrivals[-1] - (arrivals[0] - ttft)
     assert 0 <= client_total - final["total_duration"] / 1e9 < 0.15
 
-    # Warm: a few ms of load, same prefill.
-    ttft_warm, _, warm = stream(sim.url, body)
+    # Warm, another prompt of the same length (no shared prefix): a few ms of load, same prefill.
+    other = {"model": "timed:1b", "prompt": "other " + " ".join(["word"] * 399)}
+    ttft_warm, _, warm = stream(sim.url, other)
     assert 0.18 < ttft_warm < 0.35, ttft_warm
     assert warm["load_duration"] < 20 * MS
+
+    # The same prompt again: its prefix is in the slot's cache. The count still has every
+    # token; the duration covers only the one token that is always evaluated (as Ollama).
+    ttft_cached, _, cached = stream(sim.url, other)
+    assert ttft_cached < 0.1, ttft_cached
+    assert cached["prompt_eval_count"] == 400
+    assert cached["prompt_eval_duration"] < 20 * MS
 
 
 def pytest_approx(value: float, abs_tol: float) -> object:

@@ -1,22 +1,28 @@
 """An Ollama API simulator: scripted models with real timing, real wire format, real faults.
 
 It answers ``/``, ``/api/version``, ``/api/tags``, ``/api/ps``, ``/api/show``,
-``/api/generate`` and ``/api/chat`` as Ollama does, byte for byte where a client could tell
-(content types, status codes, error texts, key order, Go's JSON escaping, chunked NDJSON), so
-it can stand in for a GPU server in demos, proxy checks and tests. Models, their timing and
-their faults are scripted (:class:`SimConfig`, :class:`ModelSpec`, :class:`Fault`).
+``/api/generate``, ``/api/chat``, ``/api/embed``, ``/api/embeddings`` and the OpenAI-compatible
+``/v1/models`` and ``/v1/chat/completions`` as the Ollama version it reports does
+(:mod:`ollamakit.sim.profiles`), or as llama.cpp's ``llama-server`` (``engine="llama.cpp"``),
+byte for byte where a client could tell (content types, status codes, error texts, key order,
+Go's JSON escaping, chunked NDJSON), so it can stand in for a GPU server in demos, proxy checks
+and tests. Models, their timing and their faults are scripted (:class:`SimConfig`,
+:class:`ModelSpec`, :class:`Fault`).
 
 Layers, bottom up::
 
     gojson   Go-compatible JSON encoding/decoding errors, RFC3339Nano, Go durations
     tokens   the toy tokenizer (count_tokens) and deterministic replies
-    config   SimConfig / ModelSpec / Fault, config files and flags
+    profiles what each Ollama version does differently (--ollama-version)
+    faults   Fault values and the registry of fault classes with their hooks
+    config   SimConfig / ModelSpec, presets, config files and flags
     http     asyncio.Protocol HTTP/1.1 server (chunked, keep-alive, flow control)
     guards   Ollama's CORS and Host-header middlewares
     engine   model load state, keep-alive, parallel slots, the bounded queue
     stream   chunk templates and the deadline-driven writer
     log      the request log (server-side monotonic timestamps)
-    app      routing and the endpoint handlers
+    app      routing, the endpoint handlers and the generation core (plan, emit, sinks)
+    openai   /v1 as Ollama's, and llama-server's API (SSE sinks on the same core)
     server   SimServer, run_in_thread, start_subprocess
     cli      ``ollamakit sim``
 
@@ -32,13 +38,12 @@ Usage in tests::
 from __future__ import annotations
 
 from ollamakit.sim.config import (
-    Fault,
-    FaultKind,
     ModelSpec,
     SimConfig,
     default_models,
     load_config_file,
 )
+from ollamakit.sim.faults import Fault, FaultKind
 from ollamakit.sim.log import RequestRecord
 from ollamakit.sim.server import (
     SimProcess,

@@ -18,9 +18,15 @@ charset=utf-8``); a failure inside a stream before its first chunk uses the real
 
 Durations in the final chunk are measured on the monotonic clock (what the simulator really
 did), not copied from the script: ``load_duration`` runs from the handler's start to the
-model being ready (queueing included), ``prompt_eval_duration`` from taking a slot to the first
-chunk, ``eval_duration`` from the first to the last chunk, ``total_duration`` from the start to
-the final chunk.
+model being ready (queueing included), ``prompt_eval_duration`` from taking a slot to the
+first chunk (after the uncached prompt tokens), ``eval_duration`` from the first to the last
+chunk (from when the first was due, if one late write carried them all), ``total_duration``
+from the start to the final chunk.
+
+The generation core is shared by every API: ``_serve`` admits and schedules a validated
+``_Generation``, ``_plan`` decides what the reply says (``_Reply``), ``_emit`` sends it on
+schedule and ends it with the done line or a fault's hook; a ``Sink`` frames it (Ollama's NDJSON
+here, SSE in :mod:`ollamakit.sim.openai`).
 
 Routes under ``/_sim/`` are the simulator's own (the request log and state); real Ollama has no
 such routes, and the middlewares do not apply to them.
@@ -29,29 +35,34 @@ such routes, and the middlewares do not apply to them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import base64
+import hashlib
 import math
+import random
 import re
 import socket
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-from ollamakit.sim.config import (
-    RUNNER_CRASHED,
-    RUNNER_ERROR,
-    SERVER_BUSY,
-    Fault,
-    FaultKind,
-    ModelSpec,
-    SimConfig,
-    normalize_name,
-)
+from ollamakit.sim.config import ModelSpec, SimConfig, normalize_name
 from ollamakit.sim.engine import Lease, QueueFull, Scheduler
+from ollamakit.sim.faults import (
+    JSON_BARE,
+    JSON_UTF8,
+    SERVER_BUSY,
+    ApiError,
+    FaultKind,
+    FaultScene,
+    pick_chunk_fault,
+)
 from ollamakit.sim.gojson import (
     CHAT,
+    EMBED,
+    EMBEDDINGS,
     GENERATE,
     SHOW,
     EmptyBody,
@@ -60,6 +71,7 @@ from ollamakit.sim.gojson import (
     canonical_keys,
     check_fields,
     check_options,
+    check_think,
     decode_body,
     dumps,
     keep_alive_ns,
@@ -79,16 +91,16 @@ from ollamakit.sim.stream import (
 from ollamakit.sim.tokens import (
     TOKEN_RE,
     TokenSeq,
-    chat_prompt_tokens,
-    generate_prompt_tokens,
+    count_tokens,
     reply_seq,
     stop_index,
     thinking_seq,
     token_id,
 )
 
-JSON_UTF8: Final = "application/json; charset=utf-8"  # gin c.JSON
-JSON_BARE: Final = "application/json"  # an error before the first byte of a stream
+__all__ = ["JSON_BARE", "ApiError", "SimApp"]
+
+CLOUD_DISABLED: Final = "ollama cloud is disabled: remote model is unavailable"
 TEXT_UTF8: Final = "text/plain; charset=utf-8"  # gin c.String
 TEXT: Final = "text/plain"  # gin's own 404/405 bodies
 
@@ -124,15 +136,6 @@ _ROUTES: Final[Mapping[str, tuple[str, ...]]] = {
 _NAME_RE: Final = re.compile(r"^[\w][\w.\-]*(:\d+)?(/[\w][\w.\-]*)*(:[\w][\w.\-]*)?$")
 
 
-class ApiError(Exception):
-    """An ``{"error": message}`` answer with a status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def _route_key(path: str) -> str | None:
     if path in _ROUTES:
         return path
@@ -160,20 +163,6 @@ def _param_count(size: str) -> int:
     return int(float(match.group(1)) * scale)
 
 
-@dataclass
-class _Generation:
-    """One generate/chat request after validation: what to send and how."""
-
-    chat: bool
-    model: str  # the name as the client sent it; Ollama echoes it
-    spec: ModelSpec
-    body: dict[str, Any]
-    stream: bool
-    think: bool
-    keep_alive_ns: int
-    t0_ns: int
-
-
 Handler = Callable[[Request, Responder, RequestRecord], Awaitable[None]]
 
 
@@ -188,6 +177,7 @@ class SimApp:
         self.origins = OriginPolicy(config.origins)
         self.scheduler = Scheduler(config)
         self.default_keep_alive_ns = config.keep_alive_ns
+        self.profile = config.profile
         start = time.time_ns()
         # Deterministic "pulled at" times: a few hours apart, first model newest.
         self.modified_at = {
@@ -205,7 +195,13 @@ class SimApp:
             ("POST", "/api/show"): self._show,
             ("POST", "/api/generate"): self._generate,
             ("POST", "/api/chat"): self._chat,
+            ("POST", "/api/embed"): self._embed,
+            ("POST", "/api/embeddings"): self._embeddings_legacy,
         }
+        from ollamakit.sim.openai import OpenAIRoutes  # it builds on this module's core
+
+        self.openai = OpenAIRoutes(self)
+        self.handlers.update(self.openai.handlers)
 
     # --- entry point --------------------------------------------------------------------------
 
@@ -242,6 +238,9 @@ class SimApp:
             self.log.finish(record)
 
     async def _dispatch(self, req: Request, resp: Responder, record: RequestRecord) -> None:
+        if self.config.engine == "llama.cpp":
+            await self.openai.llamacpp_dispatch(req, resp, record)
+            return
         # 1. CORS (gin-contrib/cors), only for requests that carry an Origin.
         origin = req.headers.get("origin", "")
         host = req.header("host")
@@ -282,7 +281,7 @@ class SimApp:
             except ApiError as exc:
                 record.error = exc.message
                 if not resp.started:
-                    self._json(resp, exc.status, {"error": exc.message})
+                    self._json(resp, exc.status, exc.body())
             return
         if req.path != "/" and req.path.endswith("/"):
             target = _route_key(req.path.rstrip("/") or "/")
@@ -328,22 +327,32 @@ class SimApp:
             "quantization_level": spec.quantization,
         }
 
+    def trained_context(self, spec: ModelSpec) -> int:
+        """The context the model was trained with (``model_info``), above any num_ctx."""
+        return max(self.config.num_ctx(spec), 4096) * 32
+
+    def _tag_entry(self, spec: ModelSpec) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": spec.tag_name, "model": spec.tag_name}
+        if spec.cloud:
+            entry["remote_model"] = spec.remote_model or spec.name
+            entry["remote_host"] = spec.remote_host or "https://ollama.com:443"
+        entry["modified_at"] = rfc3339nano_local(self.modified_at[spec.tag_name])
+        entry["size"] = spec.size
+        entry["digest"] = spec.digest
+        details = self._details(spec)
+        if self.profile.tags_capabilities:
+            details["context_length"] = self.trained_context(spec)
+            details["embedding_length"] = spec.embedding_length if spec.embedding else 3072
+        entry["details"] = details
+        if self.profile.tags_capabilities:
+            entry["capabilities"] = spec.capabilities
+        return entry
+
     async def _tags(self, req: Request, resp: Responder, record: RequestRecord) -> None:
         models = sorted(
             self.config.models, key=lambda s: self.modified_at[s.tag_name], reverse=True
         )
-        entries = [
-            {
-                "name": spec.tag_name,
-                "model": spec.tag_name,
-                "modified_at": rfc3339nano_local(self.modified_at[spec.tag_name]),
-                "size": spec.size,
-                "digest": spec.digest,
-                "details": self._details(spec),
-            }
-            for spec in models
-        ]
-        self._json(resp, 200, {"models": entries})
+        self._json(resp, 200, {"models": [self._tag_entry(spec) for spec in models]})
 
     async def _ps(self, req: Request, resp: Responder, record: RequestRecord) -> None:
         entries = [
@@ -355,9 +364,10 @@ class SimApp:
                 "details": self._details(rt.spec),
                 "expires_at": rfc3339nano_local(rt.expires_at_ns),
                 "size_vram": rt.spec.vram,
-                "context_length": rt.spec.context_length,
+                "context_length": rt.num_ctx or self.config.num_ctx(rt.spec),
             }
             for rt in self.scheduler.loaded()
+            if not rt.spec.cloud  # cloud models run on ollama.com, not here
         ]
         self._json(resp, 200, {"models": entries})
 
@@ -371,6 +381,8 @@ class SimApp:
         record.body = obj
         try:
             check_fields(obj, schema)
+            if isinstance(obj, dict) and schema.field("think") is not None:
+                check_think(canonical_keys(obj, schema).get("think"), self.profile.think_levels)
         except GoDecodeError as exc:
             raise ApiError(400, str(exc)) from None
         return canonical_keys(obj, schema) if isinstance(obj, dict) else {}
@@ -394,8 +406,8 @@ class SimApp:
             f"{family}.attention.head_count": 24,
             f"{family}.block_count": 28,
             # The trained context, larger than the num_ctx the runner uses (context_length).
-            f"{family}.context_length": spec.context_length * 32,
-            f"{family}.embedding_length": 3072,
+            f"{family}.context_length": self.trained_context(spec),
+            f"{family}.embedding_length": spec.embedding_length if spec.embedding else 3072,
             "tokenizer.ggml.model": "gpt2",
             "tokenizer.ggml.tokens": [],
             "tokenizer.ggml.merges": [],
@@ -414,6 +426,14 @@ class SimApp:
             "parameters": params,
             "template": "{{ .Prompt }}",
             "details": self._details(spec),
+            **(
+                {
+                    "remote_model": spec.remote_model or spec.name,
+                    "remote_host": spec.remote_host or "https://ollama.com:443",
+                }
+                if spec.cloud
+                else {}
+            ),
             # A Go map: encoding/json writes its keys sorted.
             "model_info": dict(sorted(model_info.items())),
             "capabilities": spec.capabilities,
@@ -441,6 +461,7 @@ class SimApp:
                         "state": rt.state.value,
                         "active": rt.active,
                         "loads": rt.loads,
+                        "num_ctx": rt.num_ctx or None,
                         "expires_at": rfc3339nano_local(rt.expires_at_ns)
                         if rt.expires_at_ns
                         else None,
@@ -452,106 +473,178 @@ class SimApp:
         else:
             resp.send(404, b"404 page not found", TEXT)
 
-    # --- generate and chat ---------------------------------------------------------------------
+    # --- generate and chat: validation ---------------------------------------------------------
 
     async def _generate(self, req: Request, resp: Responder, record: RequestRecord) -> None:
-        await self._complete(req, resp, record, chat=False)
+        body = self._parse(req, GENERATE, record)
+        gen = self._native_generation(body, record, chat=False)
+        await self._serve(gen, NativeSink(gen, resp.chunked), resp, record)
 
     async def _chat(self, req: Request, resp: Responder, record: RequestRecord) -> None:
-        await self._complete(req, resp, record, chat=True)
+        body = self._parse(req, CHAT, record)
+        gen = self._native_generation(body, record, chat=True)
+        await self._serve(gen, NativeSink(gen, resp.chunked), resp, record)
 
-    async def _complete(
-        self, req: Request, resp: Responder, record: RequestRecord, *, chat: bool
-    ) -> None:
-        body = self._parse(req, CHAT if chat else GENERATE, record)
+    def _check_name(self, model: str, *, chat: bool) -> None:
+        """The name checks of Ollama's handlers, as the profile's version words them."""
+        if chat and not model:
+            raise ApiError(400, "model is required")
+        if model and _NAME_RE.match(model):
+            return
+        if model and self.profile.invalid_name_error:
+            raise ApiError(400, "invalid model name")
+        if chat:
+            raise ApiError(400, "model is required")
+        raise ApiError(404, f"model '{model}' not found")
+
+    def _lookup(self, model: str, *, chat: bool) -> ModelSpec:
+        spec = self.config.find(model)
+        if spec is None:
+            if chat and self.profile.chat_not_found_legacy:
+                raise ApiError(404, f'model "{model}" not found, try pulling it first')
+            raise ApiError(404, f"model '{model}' not found")
+        return spec
+
+    def _native_generation(
+        self, body: dict[str, Any], record: RequestRecord, *, chat: bool
+    ) -> _Generation:
         model = body.get("model") or ""
         record.model = model or None
         stream = body.get("stream") is not False  # only an explicit false disables streaming
         record.stream = stream
-        if chat:
-            if not model or not _NAME_RE.match(model):
-                raise ApiError(400, "model is required")
-        else:
-            if not _NAME_RE.match(model):
-                raise ApiError(404, f"model '{model}' not found")
-            if body.get("raw") and (
-                body.get("template") or body.get("system") or body.get("context")
-            ):
-                raise ApiError(400, "raw mode does not support template, system, or context")
-        spec = self.config.find(model)
-        if spec is None:
-            raise ApiError(404, f"model '{model}' not found")
+        self._check_name(model, chat=chat)
+        if not chat and (
+            body.get("raw") and (body.get("template") or body.get("system") or body.get("context"))
+        ):
+            raise ApiError(400, "raw mode does not support template, system, or context")
+        spec = self._lookup(model, chat=chat)
+        if spec.embedding:
+            raise ApiError(
+                400, f"{_go_quote(model)} does not support {'chat' if chat else 'generate'}"
+            )
         if not chat and body.get("suffix"):
             raise ApiError(400, f"{_go_quote(model)} does not support insert")
-        think_value = body.get("think")
-        if think_value is not None and think_value is not False and not spec.thinking:
-            raise ApiError(400, f"{_go_quote(model)} does not support thinking")
-        think = spec.thinking if think_value is None else think_value is not False
+        thinking, tags = self._think(spec, model, body.get("think"))
+        if chat:
+            messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+            empty = not messages
+        else:
+            messages = []
+            empty = not body.get("prompt") and not body.get("images")
+        return _Generation(
+            api="chat" if chat else "generate",
+            model=model,
+            spec=spec,
+            body=body,
+            stream=stream,
+            think=thinking,
+            think_tags=tags,
+            options=dict(body.get("options") or {}),
+            messages=messages,
+            empty=empty,
+            keep_alive=body.get("keep_alive"),
+        )
 
-        slow = spec.fault(FaultKind.SLOW_HEADERS_MS)
-        if slow is not None:
-            await asyncio.sleep(slow.arg / 1000)  # fault delays are literal, not scaled
+    def _think(self, spec: ModelSpec, model: str, value: Any) -> tuple[bool, bool]:
+        """(thinking chunks or not, reasoning inside the content in ``<think>`` tags)."""
+        profile = self.profile
+        if value is not None and value is not False and not spec.thinking:
+            raise ApiError(400, f"{_go_quote(model)} does not support thinking")
+        if isinstance(value, str):
+            if not spec.think_levels_only and not profile.think_levels_on_any_model:
+                raise ApiError(
+                    400, f"think value {_go_quote(value)} is not supported for this model"
+                )
+            return True, False
+        if value is True:
+            return True, False
+        if value is False:
+            return spec.think_levels_only, False  # gpt-oss cannot turn thinking off
+        if not spec.thinking:
+            return False, False
+        if spec.think_levels_only or profile.think_default_on:
+            return True, False
+        return True, True  # 0.12.0-0.12.4: the reasoning comes inside the content
+
+    def _cloud_gate(self, spec: ModelSpec) -> None:
+        if not spec.cloud:
+            return
+        if self.config.cloud == "disabled":
+            raise ApiError(403, CLOUD_DISABLED)
+        if self.config.cloud == "signed_out":
+            key = base64.b64encode(hashlib.sha256(self.hostname.encode()).digest()).decode()
+            url = f"https://ollama.com/connect?name={self.hostname}&key={key}"
+            raise ApiError(401, "unauthorized", signin_url=url)
+
+    # --- generate and chat: scheduling ---------------------------------------------------------
+
+    async def _serve(
+        self, gen: _Generation, sink: Sink, resp: Responder, record: RequestRecord
+    ) -> None:
+        """Admit, schedule and answer one validated request (native or OpenAI-compatible)."""
+        spec = gen.spec
+        for fault in sorted(spec.faults, key=lambda f: f.kind is not FaultKind.SLOW_HEADERS_MS):
+            await fault.behaviour().before_headers()
+        self._cloud_gate(spec)
         t0 = time.perf_counter_ns()
-        if spec.fault(FaultKind.BUSY) is not None:
-            raise ApiError(503, SERVER_BUSY)
         try:
-            ka = keep_alive_ns(body.get("keep_alive"))
+            ka = keep_alive_ns(gen.keep_alive)
         except GoDecodeError as exc:  # checked while decoding already; kept for safety
             raise ApiError(400, str(exc)) from None
         keep_alive = self.default_keep_alive_ns if ka is None else ka
-        if chat:
-            empty = not body.get("messages")
-        else:
-            empty = not body.get("prompt") and not body.get("images")
-
-        if empty and keep_alive == 0:
+        if gen.empty and keep_alive == 0 and gen.keep_alive is not None:
             self.scheduler.unload(spec)
             record.done_reason = "unload"
-            self._json(resp, 200, self._done_only(model, chat, "unload"))
+            self._json(resp, 200, self._done_only(gen, "unload"))
             return
-        options = body.get("options") or {}
         try:
-            check_options(options)
+            check_options(gen.options)
         except GoDecodeError as exc:
             raise ApiError(500, str(exc)) from None
+        reply = self._plan(gen)
+        num_ctx = gen.options.get("num_ctx")
         try:
-            lease = await self.scheduler.acquire(spec, keep_alive, need_slot=not empty)
+            lease = await self.scheduler.acquire(
+                spec,
+                keep_alive,
+                need_slot=not gen.empty,
+                num_ctx=int(num_ctx) if isinstance(num_ctx, (int, float)) and num_ctx > 0 else None,
+                prompt_ids=reply.ids,
+            )
         except QueueFull:
             raise ApiError(503, SERVER_BUSY) from None
         record.cold_load = lease.cold
+        cache_ids: list[int] = []
         try:
-            if empty:
+            if gen.empty:
                 record.done_reason = "load"
-                self._json(resp, 200, self._done_only(model, chat, "load"))
+                self._json(resp, 200, self._done_only(gen, "load"))
                 return
-            gen = _Generation(chat, model, spec, body, stream, think, keep_alive, t0)
-            await self._run(gen, lease, options, resp, record)
+            if await self._emit(gen, reply, lease, t0, sink, resp, record):
+                cache_ids = reply.cache_ids()
         finally:
-            self.scheduler.release(lease, keep_alive)
+            self.scheduler.release(lease, keep_alive, cache_ids)
 
     @staticmethod
-    def _done_only(model: str, chat: bool, reason: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"model": model, "created_at": created_at()}
-        if chat:
-            out["message"] = {"role": "assistant", "content": ""}
-        else:
+    def _done_only(gen: _Generation, reason: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": gen.model, "created_at": created_at()}
+        if gen.api == "generate":
             out["response"] = ""
+        else:
+            out["message"] = {"role": "assistant", "content": ""}
         out["done"] = True
         out["done_reason"] = reason
         return out
 
-    async def _run(
-        self,
-        gen: _Generation,
-        lease: Lease,
-        options: Mapping[str, Any],
-        resp: Responder,
-        record: RequestRecord,
-    ) -> None:
+    # --- generate and chat: what to say --------------------------------------------------------
+
+    def _prompt(self, gen: _Generation) -> tuple[str, list[int]]:
+        """The text the reply is "about", and the prompt's token ids (BOS and role header
+        first: identical in every request, so always in the prefix cache)."""
         spec, body = gen.spec, gen.body
-        # What to say: the prompt the reply is "about", and how many tokens the prompt has.
-        if gen.chat:
-            messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        ids = list(range(1, spec.template_tokens + 1))
+        if gen.api != "generate":
+            messages = gen.messages
             prompt = next(
                 (
                     str(m.get("content") or "")
@@ -560,30 +653,36 @@ class SimApp:
                 ),
                 str(messages[-1].get("content") or "") if messages else "",
             )
-            prompt_tokens = chat_prompt_tokens(messages)
+            for message in messages:
+                content = message.get("content")
+                if isinstance(content, str):
+                    ids += [token_id(tok) for tok in TOKEN_RE.findall(content)]
         else:
             prompt = str(body.get("prompt") or "")
-            context = [c for c in body.get("context") or [] if isinstance(c, int)]
-            prompt_tokens = generate_prompt_tokens(
-                prompt, str(body.get("system") or ""), str(body.get("suffix") or ""), context
-            )
+            ids += [c for c in body.get("context") or [] if isinstance(c, int)]
+            for part in (body.get("system"), prompt, body.get("suffix")):
+                ids += [token_id(tok) for tok in TOKEN_RE.findall(str(part or ""))]
+        return prompt, ids or [0]  # a template adds at least one token
+
+    def _plan(self, gen: _Generation) -> _Reply:
+        spec, options = gen.spec, gen.options
+        prompt, ids = self._prompt(gen)
         seed = options.get("seed")
-        fmt = body.get("format")
-        thinking = (
-            thinking_seq(prompt, spec.thinking_tokens) if gen.think and spec.thinking else None
-        )
+        thinking = thinking_seq(prompt, spec.thinking_tokens) if gen.think else None
         answer = reply_seq(
             spec.name,
             prompt,
             spec.reply_length,
             seed=int(seed) if isinstance(seed, (int, float)) else None,
-            json_format=fmt not in (None, ""),
+            json_format=gen.body.get("format") not in (None, ""),
             fixed=spec.reply,
         )
         n_think = thinking.count if thinking else 0
         n_answer = answer.count
         done_reason = "stop"
         stops = options.get("stop") or []
+        if isinstance(stops, str):
+            stops = [stops]
         cut = stop_index(answer, [s for s in stops if isinstance(s, str)])
         if cut is not None:
             n_answer = cut
@@ -594,143 +693,418 @@ class SimApp:
                 done_reason = "length"
                 n_think = min(n_think, cap)
                 n_answer = cap - n_think
-        if thinking is not None:
-            thinking = thinking.truncated(n_think)
         answer = answer.truncated(n_answer)
-        record.prompt_eval_count = prompt_tokens
+        return _Reply(
+            prompt=prompt,
+            ids=ids,
+            thinking=thinking.truncated(n_think) if thinking is not None else None,
+            answer=answer,
+            tags=gen.think_tags and thinking is not None,
+            done_reason=done_reason,
+            tail=min(spec.done_text, n_answer),
+        )
 
-        # When: prefill, then one chunk per interval.
-        speed = self.config.speed
-        prefill_ns = 0 if math.isinf(spec.prompt_tps) else prompt_tokens / spec.prompt_tps * 1e9
-        interval_ns = 0 if spec.fast else int(1e9 / spec.eval_tps / speed)
-        t_first = lease.slot_ns + int(prefill_ns / speed)
-        total = n_think + n_answer
+    # --- generate and chat: sending ------------------------------------------------------------
 
-        # Where it goes wrong, if the script says so.
-        fault: Fault | None = None
-        limit = total
-        for kind in (FaultKind.ERROR_AFTER, FaultKind.CUT_AFTER, FaultKind.STALL_AFTER):
-            f = spec.fault(kind)
-            if f is not None and f.arg < limit:
-                fault, limit = f, f.arg
-        status_fault = spec.fault(FaultKind.STATUS)
+    def _schedule(self, gen: _Generation, reply: _Reply, lease: Lease) -> _Schedule:
+        """When the chunks are due: prefill of the uncached prompt tokens, then one chunk per
+        interval (slower by the CPU-offloaded share)."""
+        spec, speed = gen.spec, self.config.speed
+        uncached = len(reply.ids) - lease.cached
+        prefill_ns = 0 if math.isinf(spec.prompt_tps) else uncached / spec.prompt_tps * 1e9
+        rate = spec.eval_tps / spec.decode_factor
+        interval_ns = 0 if spec.fast else int(1e9 / rate / speed)
+        return _Schedule(lease.slot_ns + int(prefill_ns / speed), interval_ns, uncached)
 
-        encoder = ChunkEncoder(gen.model, chat=gen.chat, framed=resp.chunked)
-        encoder.add(thinking, thinking=True)
-        encoder.add(answer, thinking=False)
-
-        if status_fault is not None:
-            await sleep_until(t_first)
-            await self._fail_before_first_byte(status_fault, gen, resp, record)
-            return
-        if gen.stream:
-            result = await write_chunks(
-                resp,
-                encoder,
-                t_first_ns=t_first,
-                interval_ns=interval_ns,
-                limit=limit,
-                record=record,
-            )
-            first_ns, last_ns = result.first_ns, result.last_ns
-        else:
-            await sleep_until(t_first)
-            first_ns = time.perf_counter_ns() if limit else None
-            if limit:
-                await sleep_until(t_first + (limit - 1) * interval_ns)
-            last_ns = time.perf_counter_ns() if limit else None
-
+    async def _emit(
+        self,
+        gen: _Generation,
+        reply: _Reply,
+        lease: Lease,
+        t0_ns: int,
+        sink: Sink,
+        resp: Responder,
+        record: RequestRecord,
+    ) -> bool:
+        """Stream (or wait out) the chunks on schedule, then the done line or a fault's end.
+        True when the reply completed (so the slot caches it)."""
+        plan = self._schedule(gen, reply, lease)
+        total = len(reply.ids)
+        only_uncached = self.profile.prompt_count_uncached_only
+        record.prompt_eval_count = plan.uncached if only_uncached else total
+        encoder = sink.encoder()
+        reply.add_phases(encoder)
+        fault, limit = pick_chunk_fault(gen.spec.faults, reply.streamed)
+        first_ns, last_ns = await self._send_chunks(gen, plan, limit, encoder, sink, resp, record)
         if fault is not None:
-            await self._fail_mid_stream(fault, gen, encoder, resp, record)
-            return
-
-        # The final chunk, with what was measured.
+            scene = FaultScene(
+                resp,
+                record,
+                gen.stream,
+                encoder,
+                self.config.stall_s,
+                partial=lambda: sink.partial(reply, limit),
+                error_line=sink.error_line,
+            )
+            await fault.at_chunk(scene)
+            return False
+        if reply.tail:  # the done chunk carries the last tokens: it comes when they are due
+            await sleep_until(plan.t_first_ns + (limit - 1 + reply.tail) * plan.interval_ns)
+            last_ns = time.perf_counter_ns()
+            first_ns = first_ns or last_ns
         done_ns = time.perf_counter_ns()
-        eval_count = total
-        metrics = {
-            "total_duration": done_ns - gen.t0_ns,
-            "load_duration": lease.loaded_ns - gen.t0_ns,
-            "prompt_eval_count": prompt_tokens,
-            "prompt_eval_duration": (first_ns or done_ns) - lease.slot_ns,
-            "eval_count": eval_count,
-            "eval_duration": (last_ns - first_ns) if first_ns and last_ns else 0,
-        }
-        final: dict[str, Any] = {"model": gen.model, "created_at": created_at()}
-        answer_text = "" if gen.stream else answer.text()
-        thinking_text = "" if gen.stream or thinking is None else thinking.text()
-        if gen.chat:
-            message = {"role": "assistant", "content": answer_text}
-            if thinking_text:
-                message["thinking"] = thinking_text
-            final["message"] = message
-            final["done"] = True
-            final["done_reason"] = done_reason
-        else:
-            final["response"] = answer_text
-            if thinking_text:
-                final["thinking"] = thinking_text
-            final["done"] = True
-            final["done_reason"] = done_reason
-            if not body.get("raw"):
-                final["context"] = self._context(body, prompt, thinking, answer)
-        final.update((k, v) for k, v in metrics.items() if v)  # Go omitempty: zeros are left out
-        record.done_reason = done_reason
-        record.eval_count = eval_count
+        # The eval window runs from the first write to the last, as a client sees it. When a
+        # late first write carried every chunk (a busy machine), it starts when the first
+        # chunk was due instead, so the window is not 0.
+        if first_ns is not None and first_ns == last_ns and reply.count > 1:
+            first_ns = min(first_ns, plan.t_first_ns)
+        done = Done(
+            reply=reply,
+            done_reason=reply.done_reason,
+            total_ns=done_ns - t0_ns,
+            load_ns=lease.loaded_ns - t0_ns,
+            prompt_eval_count=record.prompt_eval_count,
+            cached=lease.cached,
+            prompt_eval_ns=(first_ns or done_ns) - lease.slot_ns,
+            eval_count=reply.count,
+            eval_ns=(last_ns - first_ns) if first_ns and last_ns else 0,
+        )
+        record.done_reason = reply.done_reason
+        record.eval_count = reply.count
         if gen.stream:
-            write_line(resp, encoder, dumps(final) + b"\n", record)
+            for line in sink.final_lines(done):
+                write_line(resp, encoder, line, record)
             resp.end_stream()
         else:
-            self._json(resp, 200, final)
+            status, payload = sink.final_body(done)
+            resp.send(status, payload, sink.json_type)
+        return True
 
     @staticmethod
-    def _context(
-        body: Mapping[str, Any], prompt: str, thinking: TokenSeq | None, answer: TokenSeq
-    ) -> list[int]:
+    async def _send_chunks(
+        gen: _Generation,
+        plan: _Schedule,
+        limit: int,
+        encoder: ChunkEncoder,
+        sink: Sink,
+        resp: Responder,
+        record: RequestRecord,
+    ) -> tuple[int | None, int | None]:
+        """Chunks ``[0, limit)`` on schedule (without streaming: only the waiting); returns
+        when the first and the last went out."""
+        if not gen.stream:
+            await sleep_until(plan.t_first_ns)
+            first_ns = time.perf_counter_ns() if limit else None
+            if limit:
+                await sleep_until(plan.t_first_ns + (limit - 1) * plan.interval_ns)
+            return first_ns, time.perf_counter_ns() if limit else None
+        preamble = sink.preamble()
+        if preamble is not None and limit > 0:
+            await sleep_until(plan.t_first_ns)
+            write_line(resp, encoder, preamble, record)
+        result = await write_chunks(
+            resp,
+            encoder,
+            t_first_ns=plan.t_first_ns,
+            interval_ns=plan.interval_ns,
+            limit=limit,
+            record=record,
+        )
+        return result.first_ns, result.last_ns
+
+    # --- embeddings ----------------------------------------------------------------------------
+
+    async def _embed(self, req: Request, resp: Responder, record: RequestRecord) -> None:
+        body = self._parse(req, EMBED, record)
+        await self._embeddings(body, resp, record, legacy=False)
+
+    async def _embeddings_legacy(
+        self, req: Request, resp: Responder, record: RequestRecord
+    ) -> None:
+        body = self._parse(req, EMBEDDINGS, record)
+        await self._embeddings(body, resp, record, legacy=True)
+
+    async def _embeddings(
+        self, body: dict[str, Any], resp: Responder, record: RequestRecord, *, legacy: bool
+    ) -> None:
+        model = body.get("model") or ""
+        record.model = model or None
+        if not model:
+            raise ApiError(400, "model is required")
+        spec = self._lookup(model, chat=False)
+        self._cloud_gate(spec)
+        if legacy:
+            prompt = body.get("prompt")
+            inputs = [str(prompt)] if prompt else []
+        else:
+            raw_input = body.get("input")
+            if raw_input is None or raw_input == "" or raw_input == []:
+                inputs = []
+            elif isinstance(raw_input, str):
+                inputs = [raw_input]
+            elif isinstance(raw_input, list) and all(isinstance(x, str) for x in raw_input):
+                inputs = list(raw_input)
+            else:
+                raise ApiError(400, "invalid input type")
+        t0 = time.perf_counter_ns()
+        ka = keep_alive_ns(body.get("keep_alive"))
+        keep_alive = self.default_keep_alive_ns if ka is None else ka
+        tokens = sum(max(1, count_tokens(text)) for text in inputs)
+        try:
+            lease = await self.scheduler.acquire(spec, keep_alive, need_slot=bool(inputs))
+        except QueueFull:
+            raise ApiError(503, SERVER_BUSY) from None
+        record.cold_load = lease.cold
+        try:
+            if not math.isinf(spec.prompt_tps):
+                await sleep_until(
+                    lease.slot_ns + int(tokens / spec.prompt_tps * 1e9 / self.config.speed)
+                )
+            dims = body.get("dimensions")
+            size = (
+                int(dims)
+                if isinstance(dims, int) and 0 < dims < spec.embedding_length
+                else spec.embedding_length
+            )
+            vectors = [embedding_vector(spec.name, text, size) for text in inputs]
+            record.prompt_eval_count = tokens
+            if legacy:
+                self._json(resp, 200, {"embedding": vectors[0] if vectors else []})
+                return
+            out: dict[str, Any] = {"model": model, "embeddings": vectors}
+            metrics = {
+                "total_duration": time.perf_counter_ns() - t0,
+                "load_duration": lease.loaded_ns - t0,
+                "prompt_eval_count": tokens,
+            }
+            out.update((k, v) for k, v in metrics.items() if v)
+            self._json(resp, 200, out)
+        finally:
+            self.scheduler.release(lease, keep_alive)
+
+
+@dataclass
+class _Generation:
+    """One generate/chat request after validation: what to send and how."""
+
+    api: str  # generate, chat or openai
+    model: str  # the name as the client sent it; Ollama echoes it
+    spec: ModelSpec
+    body: dict[str, Any]
+    stream: bool
+    think: bool  # thinking tokens are produced
+    think_tags: bool  # ... and sent inside the content between <think> tags (0.12.0-0.12.4)
+    options: dict[str, Any]
+    messages: list[dict[str, Any]]
+    empty: bool  # no prompt: a load (or, with keep_alive 0, an unload)
+    keep_alive: Any
+    include_usage: bool = False  # OpenAI stream_options.include_usage
+
+
+_OPEN_TAG: Final = TokenSeq(("<think>",), ("<think>",), 1)
+_CLOSE_TAG: Final = TokenSeq(("</think>\n\n",), ("</think>\n\n",), 1)
+
+
+@dataclass
+class _Reply:
+    """What a reply will say, planned before any byte is sent."""
+
+    prompt: str
+    ids: list[int]  # prompt token ids (the prefix cache compares them)
+    thinking: TokenSeq | None
+    answer: TokenSeq
+    tags: bool  # thinking goes out as content between <think> tags
+    done_reason: str
+    tail: int  # answer tokens carried on the done chunk instead of their own chunks
+
+    @property
+    def count(self) -> int:
+        """eval_count: every generated token (the tags are one token each)."""
+        n = self.thinking.count if self.thinking else 0
+        return n + self.answer.count + (2 if self.tags else 0)
+
+    @property
+    def streamed(self) -> int:
+        return self.count - self.tail
+
+    def add_phases(self, encoder: ChunkEncoder) -> None:
+        answer = self.answer.truncated(self.answer.count - self.tail)
+        if self.tags:
+            for seq in (_OPEN_TAG, self.thinking, _CLOSE_TAG, answer):
+                encoder.add(seq, thinking=False)
+        else:
+            encoder.add(self.thinking, thinking=True)
+            encoder.add(answer, thinking=False)
+
+    def tail_text(self) -> str:
+        return "".join(self.answer.chunks(self.answer.count - self.tail))
+
+    def content(self) -> str:
+        """The whole answer text (with the tagged reasoning in front, when it is inline)."""
+        text = self.answer.text()
+        if self.tags and self.thinking is not None:
+            return "<think>" + self.thinking.text() + "</think>\n\n" + text
+        return text
+
+    def thinking_text(self) -> str:
+        return "" if self.tags or self.thinking is None else self.thinking.text()
+
+    def streamed_text(self, n: int) -> tuple[str, str]:
+        """(content, thinking) of the first ``n`` chunks (for a reply cut short)."""
+        n_think = self.thinking.count if self.thinking else 0
+        if self.tags:
+            return self.content()[: len(self.content())], ""  # rare path: keep it simple
+        thinking = self.thinking.text(min(n, n_think)) if self.thinking else ""
+        return self.answer.text(max(0, n - n_think)), thinking
+
+    def context_ids(self, body: Mapping[str, Any]) -> list[int]:
         """Fake token ids of the conversation so far, as ``/api/generate`` returns them."""
         ids = [c for c in body.get("context") or [] if isinstance(c, int)]
         system = str(body.get("system") or "")
-        ids += [token_id(tok) for tok in TOKEN_RE.findall(system + " " + prompt)]
-        if thinking is not None:
-            ids += thinking.ids()
-        return ids + answer.ids()
+        ids += [token_id(tok) for tok in TOKEN_RE.findall(system + " " + self.prompt)]
+        if self.thinking is not None:
+            ids += self.thinking.ids()
+        return ids + self.answer.ids()
 
-    async def _fail_before_first_byte(
-        self, fault: Fault, gen: _Generation, resp: Responder, record: RequestRecord
-    ) -> None:
-        code = fault.arg or 500
-        default = {500: RUNNER_CRASHED, 503: "model is overloaded", 429: "rate limit exceeded"}
-        message = fault.message or default.get(code, f"simulated error (status {code})")
-        record.error = message
-        # A stream's first value is the error: Ollama sets the status and plain
-        # application/json; a non-stream reply goes through c.JSON.
-        self._json(resp, code, {"error": message}, JSON_BARE if gen.stream else JSON_UTF8)
+    def cache_ids(self) -> list[int]:
+        """What the slot holds afterwards: the prompt, then what was generated."""
+        out = list(self.ids)
+        if self.thinking is not None and self.thinking.count < 4096:
+            out += self.thinking.ids()
+        if self.answer.count < 4096:  # the fast path's huge replies are not worth caching
+            out += self.answer.ids()
+        return out
 
-    async def _fail_mid_stream(
-        self,
-        fault: Fault,
-        gen: _Generation,
-        encoder: ChunkEncoder,
-        resp: Responder,
-        record: RequestRecord,
-    ) -> None:
-        if fault.kind is FaultKind.ERROR_AFTER:
-            message = fault.message or RUNNER_ERROR
-            record.error = message
-            if gen.stream and resp.started:
-                write_line(resp, encoder, dumps({"error": message}) + b"\n", record)
-                resp.end_stream()
-            else:
-                self._json(resp, 500, {"error": message}, JSON_BARE if gen.stream else JSON_UTF8)
-            return
-        if fault.kind is FaultKind.STALL_AFTER:
-            record.outcome = "stall"
-            record.error = "stalled"
-            try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(resp.conn.hangup.wait(), self.config.stall_s)
-            finally:
-                resp.cut()
-            return
-        record.outcome = "cut"
-        record.error = "connection cut"
-        resp.cut()
+
+@dataclass(frozen=True)
+class _Schedule:
+    """When a reply's chunks are due (perf_counter_ns)."""
+
+    t_first_ns: int
+    interval_ns: int
+    uncached: int  # prompt tokens that were evaluated
+
+
+@dataclass
+class Done:
+    """The measured end of a reply, for a sink's final line."""
+
+    reply: _Reply
+    done_reason: str
+    total_ns: int
+    load_ns: int
+    prompt_eval_count: int | None
+    cached: int
+    prompt_eval_ns: int
+    eval_count: int
+    eval_ns: int
+
+
+class Sink:
+    """How a reply is framed: Ollama's NDJSON here, SSE in :mod:`ollamakit.sim.openai`."""
+
+    json_type: str = JSON_UTF8
+
+    def encoder(self) -> ChunkEncoder:
+        raise NotImplementedError
+
+    def preamble(self) -> bytes | None:
+        """A frame sent before the first token's (llama-server's role frame)."""
+        return None
+
+    def final_lines(self, done: Done) -> list[bytes]:
+        raise NotImplementedError
+
+    def final_body(self, done: Done) -> tuple[int, bytes]:
+        raise NotImplementedError
+
+    def partial(self, reply: _Reply, sent: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def error_line(self, message: str) -> bytes:
+        return dumps({"error": message}) + b"\n"
+
+
+class NativeSink(Sink):
+    """``/api/generate`` and ``/api/chat``: NDJSON chunks, a done line with the metrics."""
+
+    def __init__(self, gen: _Generation, framed: bool) -> None:
+        self.gen = gen
+        self.framed = framed
+        spec = gen.spec
+        self.remote = (
+            (spec.remote_model or spec.name, spec.remote_host or "https://ollama.com:443")
+            if spec.cloud
+            else None
+        )
+
+    def encoder(self) -> ChunkEncoder:
+        return ChunkEncoder.native(
+            self.gen.model, chat=self.gen.api != "generate", framed=self.framed, remote=self.remote
+        )
+
+    def _head(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.gen.model}
+        if self.remote is not None:
+            out["remote_model"], out["remote_host"] = self.remote
+        out["created_at"] = created_at()
+        return out
+
+    def _final(self, done: Done, content: str, thinking: str) -> dict[str, Any]:
+        gen = self.gen
+        final = self._head()
+        if gen.api != "generate":
+            message = {"role": "assistant", "content": content}
+            if thinking:
+                message["thinking"] = thinking
+            final["message"] = message
+            final["done"] = True
+            final["done_reason"] = done.done_reason
+        else:
+            final["response"] = content
+            if thinking:
+                final["thinking"] = thinking
+            final["done"] = True
+            final["done_reason"] = done.done_reason
+            if not gen.body.get("raw"):
+                final["context"] = done.reply.context_ids(gen.body)
+        metrics = {
+            "total_duration": done.total_ns,
+            "load_duration": done.load_ns,
+            "prompt_eval_count": done.prompt_eval_count,
+            "prompt_eval_duration": done.prompt_eval_ns,
+            "eval_count": done.eval_count,
+            "eval_duration": done.eval_ns,
+        }
+        final.update((k, v) for k, v in metrics.items() if v)  # Go omitempty: zeros left out
+        return final
+
+    def final_lines(self, done: Done) -> list[bytes]:
+        return [dumps(self._final(done, done.reply.tail_text(), "")) + b"\n"]
+
+    def final_body(self, done: Done) -> tuple[int, bytes]:
+        reply = done.reply
+        return 200, dumps(self._final(done, reply.content(), reply.thinking_text()))
+
+    def partial(self, reply: _Reply, sent: int) -> dict[str, Any]:
+        content, thinking = reply.streamed_text(sent)
+        out = self._head()
+        if self.gen.api != "generate":
+            message = {"role": "assistant", "content": content}
+            if thinking:
+                message["thinking"] = thinking
+            out["message"] = message
+        else:
+            out["response"] = content
+            if thinking:
+                out["thinking"] = thinking
+        out["done"] = False
+        return out
+
+
+def embedding_vector(model: str, text: str, size: int) -> list[float]:
+    """A deterministic unit vector for ``text`` (``/api/embed`` normalizes, as Ollama does)."""
+    rng = random.Random(zlib.crc32(f"{model}\0{text}".encode()))
+    values = [rng.gauss(0.0, 1.0) for _ in range(size)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [float(f"{v / norm:.7g}") for v in values]

@@ -14,27 +14,34 @@ import queue
 import signal
 import sys
 import threading
+import time
+from datetime import datetime
 from typing import TextIO
 
 from ollamakit.errors import OllamakitError
 from ollamakit.i18n import t
 from ollamakit.sim.config import (
-    DEFAULT_VERSION,
+    CLOUD_STATES,
+    ENGINES,
+    PRESETS,
     ModelSpec,
     SimConfig,
     default_models,
     load_config_file,
     parse_fault_flag,
     parse_model_flag,
+    preset_models,
 )
+from ollamakit.sim.faults import fault_help
 from ollamakit.sim.log import RequestRecord
+from ollamakit.sim.profiles import DEFAULT_VERSION
 from ollamakit.sim.server import LISTENING_PREFIX, SimServer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``sim`` options to ``parser``."""
     parser.add_argument("--host", default="127.0.0.1", help=t("sim.help_host"), metavar="ADDRESS")
-    parser.add_argument("--port", type=int, default=11434, help=t("sim.help_port"))
+    parser.add_argument("--port", type=port_number, default=11434, help=t("sim.help_port"))
     parser.add_argument("--config", metavar="FILE", help=t("sim.help_config"))
     parser.add_argument(
         "--model",
@@ -50,8 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODEL:KIND[:ARG]",
-        help=t("sim.help_fault"),
+        help=fault_help(),
     )
+    parser.add_argument(
+        "--preset", metavar="NAME", help=t("sim.help_preset", presets=", ".join(PRESETS))
+    )
+    parser.add_argument("--engine", choices=ENGINES, help=t("sim.help_engine"))
+    parser.add_argument("--cloud", choices=CLOUD_STATES, help=t("sim.help_cloud"))
+    parser.add_argument("--vram-gib", type=float, metavar="GIB", help=t("sim.help_vram"))
     parser.add_argument("--speed", type=float, metavar="X", help=t("sim.help_speed"))
     parser.add_argument("--num-parallel", type=int, metavar="N", help=t("sim.help_num_parallel"))
     parser.add_argument("--max-queue", type=int, metavar="N", help=t("sim.help_max_queue"))
@@ -65,10 +78,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help=t("sim.help_quiet"))
 
 
+def port_number(text: str) -> int:
+    """argparse ``type`` for ``--port``: 0-65535, or a usage error (exit 2) that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(t("sim.bad_port", value=text))
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> SimConfig:
-    """Defaults < ``--config`` file < flags."""
+    """Defaults < ``--preset`` < ``--config`` file < flags."""
     config = load_config_file(args.config) if getattr(args, "config", None) else None
     models: list[ModelSpec] = [parse_model_flag(m) for m in getattr(args, "sim_models", [])]
+    preset = getattr(args, "preset", None)
+    if preset:
+        # A preset adds its models to the file's; --model flags add to both.
+        presets = preset_models(preset)
+        config = SimConfig(models=presets) if config is None else config.with_models(presets)
     if config is None:
         # Flags that name models replace the built-in set instead of adding to it.
         config = SimConfig(models=() if models else default_models())
@@ -82,6 +111,9 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         ("keep_alive", "keep_alive"),
         ("ollama_version", "version"),
         ("origins", "origins"),
+        ("engine", "engine"),
+        ("cloud", "cloud"),
+        ("vram_gib", "vram_gib"),
     ):
         value = getattr(args, attr, None)
         if value is not None:
@@ -113,6 +145,7 @@ def print_models(config: SimConfig, out: TextIO) -> None:
         t("sim.col_quant"),
         t("sim.col_size"),
         t("sim.col_thinking"),
+        t("sim.col_kind"),
         t("sim.col_load"),
         t("sim.col_prompt_tps"),
         t("sim.col_eval_tps"),
@@ -125,7 +158,12 @@ def print_models(config: SimConfig, out: TextIO) -> None:
             spec.parameter_size,
             spec.quantization,
             _size(spec.size),
-            t("sim.yes") if spec.thinking else "-",
+            t("sim.think_always")
+            if spec.think_levels_only
+            else t("sim.yes")
+            if spec.thinking
+            else "-",
+            _kind(spec),
             f"{spec.load_ms:g}",
             _rate(spec.prompt_tps),
             _rate(spec.eval_tps),
@@ -146,10 +184,18 @@ def print_models(config: SimConfig, out: TextIO) -> None:
             num_parallel=config.num_parallel,
             max_queue=config.max_queue,
             version=config.version,
+            engine=config.engine,
         ),
         file=out,
         flush=True,
     )
+
+
+def _kind(spec: ModelSpec) -> str:
+    """``llm``, ``embedding``, ``cloud``; a partly offloaded model adds its GPU share."""
+    if spec.gpu_share < 1:
+        return t("sim.kind_offloaded", kind=spec.kind, percent=f"{spec.gpu_share * 100:.0f}")
+    return spec.kind
 
 
 def _width(text: str) -> int:
@@ -159,8 +205,11 @@ def _width(text: str) -> int:
 
 def _request_line(record: RequestRecord) -> str:
     end = record.finished_ns or record.received_ns
+    # When the request arrived, on the wall clock (the record's clock is monotonic).
+    started = time.time() - (time.perf_counter_ns() - record.received_ns) / 1e9
     return t(
         "sim.request_line",
+        time=datetime.fromtimestamp(started).strftime("%H:%M:%S.%f")[:-3],
         method=record.method,
         path=record.path,
         model=record.model or "-",

@@ -10,17 +10,17 @@ Timing model (per request, all delays divided by ``speed``)::
                       load_ms (cold)      prompt_tokens          one chunk every
                       warm_load_ms (warm) / prompt_tps           1 / eval_tps
 
-TTFT ≈ load + prompt_tokens / prompt_tps. ``eval_tps`` of 0 or ``inf`` streams without delays
-(the throughput fast path).
+TTFT ≈ load + uncached prompt tokens / prompt_tps (a prefix shared with the previous request
+on the model's slot is cached, see ``engine``). ``eval_tps`` of 0 or ``inf`` streams without
+delays (the throughput fast path).
 
-Faults (per model, ``--fault MODEL:KIND[:ARG]`` or a ``faults`` list in the file)::
+Model kinds (``kind``): ``llm`` (the default), ``embedding`` (``/api/embed`` only; chat and
+generate are 400) and ``cloud`` (listed with ``remote_model``/``remote_host`` and a manifest's
+size; inference is 401 with a ``signin_url`` unless ``cloud = "signed_in"``). ``thinking`` adds
+the capability; ``think_levels_only`` makes a gpt-oss-like model that cannot turn it off.
 
-    error_after=N      after N chunks write {"error": ...} and end the stream (N=0: HTTP 500)
-    cut_after=N        after N chunks close the connection without finishing the chunked body
-    stall_after=N      after N chunks send nothing more, keep the connection open (stall_s)
-    slow_headers_ms=MS wait MS before handling (and so before the status line)
-    busy               always 503 (Ollama's "server busy ... maximum pending requests exceeded")
-    status=CODE        answer CODE with an {"error": ...} body (500: runner crash message)
+Faults (per model, ``--fault MODEL:KIND[:ARG]`` or a ``faults`` list in the file) are the
+classes registered in :mod:`ollamakit.sim.faults`.
 """
 
 from __future__ import annotations
@@ -31,107 +31,22 @@ import math
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
 from ollamakit.errors import ConfigError, UsageError
 from ollamakit.i18n import t
+from ollamakit.sim.faults import (
+    REGISTRY,
+    Fault,
+    FaultKind,
+    kinds_text,
+)
 from ollamakit.sim.gojson import GoDecodeError, keep_alive_ns
+from ollamakit.sim.profiles import DEFAULT_VERSION, Profile, profile_for
 from ollamakit.sim.tokens import split_chunks
 
 DEFAULT_REPLY_TOKENS: Final = 48
-
-
-class FaultKind(str, Enum):
-    """What goes wrong, and where; see the module docstring."""
-
-    ERROR_AFTER = "error_after"
-    CUT_AFTER = "cut_after"
-    STALL_AFTER = "stall_after"
-    SLOW_HEADERS_MS = "slow_headers_ms"
-    BUSY = "busy"
-    STATUS = "status"
-
-
-_NEEDS_ARG: Final = frozenset(
-    {
-        FaultKind.ERROR_AFTER,
-        FaultKind.CUT_AFTER,
-        FaultKind.STALL_AFTER,
-        FaultKind.SLOW_HEADERS_MS,
-        FaultKind.STATUS,
-    }
-)
-
-# Ollama's own texts for the failures a fault imitates (llm/server.go, server/sched.go).
-RUNNER_ERROR: Final = "an error was encountered while running the model"
-RUNNER_CRASHED: Final = (
-    "model runner has unexpectedly stopped, this may be due to resource limitations or an "
-    "internal error, check ollama server logs for details"
-)
-SERVER_BUSY: Final = "server busy, please try again.  maximum pending requests exceeded"
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One scripted failure of a model. ``arg`` is a chunk count, milliseconds or a status."""
-
-    kind: FaultKind
-    arg: int = 0
-    message: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Fault:
-        """``KIND``, ``KIND=ARG`` or ``KIND:ARG``.
-
-        >>> Fault.parse("error_after=3")
-        Fault(kind=<FaultKind.ERROR_AFTER: 'error_after'>, arg=3, message=None)
-        >>> Fault.parse("busy").kind.value
-        'busy'
-        """
-        head, sep, arg_text = text.strip().replace(":", "=", 1).partition("=")
-        try:
-            kind = FaultKind(head.strip().lower())
-        except ValueError:
-            raise UsageError(t("sim.bad_fault", spec=text, kinds=_kinds())) from None
-        if kind in _NEEDS_ARG and not sep:
-            raise UsageError(t("sim.fault_needs_arg", spec=text, kind=kind.value))
-        arg = 0
-        if sep:
-            try:
-                arg = int(float(arg_text))
-            except ValueError:
-                raise UsageError(t("sim.bad_fault", spec=text, kinds=_kinds())) from None
-        return cls(kind, arg)
-
-    @classmethod
-    def from_value(cls, value: Any) -> Fault:
-        """A fault from a file: ``"error_after=3"`` or ``{kind=..., arg=..., message=...}``."""
-        if isinstance(value, str):
-            return cls.parse(value)
-        if isinstance(value, Mapping):
-            base = cls.parse(str(value.get("kind", "")) + _arg_suffix(value.get("arg")))
-            message = value.get("message")
-            return replace(base, message=str(message) if message is not None else None)
-        raise UsageError(t("sim.bad_fault", spec=repr(value), kinds=_kinds()))
-
-    def to_value(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind.value, "arg": self.arg}
-        if self.message is not None:
-            out["message"] = self.message
-        return out
-
-    def __str__(self) -> str:
-        return self.kind.value if self.kind not in _NEEDS_ARG else f"{self.kind.value}={self.arg}"
-
-
-def _arg_suffix(arg: Any) -> str:
-    return "" if arg is None else f"={arg}"
-
-
-def _kinds() -> str:
-    return ", ".join(k.value for k in FaultKind)
 
 
 def parse_fault_flag(text: str) -> tuple[str, Fault]:
@@ -145,11 +60,11 @@ def parse_fault_flag(text: str) -> tuple[str, Fault]:
     parts = text.split(":")
     for i in range(len(parts) - 1, 0, -1):
         kind = parts[i].split("=", 1)[0].strip().lower()
-        if kind in {k.value for k in FaultKind}:
+        if kind in {k.value for k in REGISTRY}:
             model = ":".join(parts[:i])
             fault = Fault.parse(":".join(parts[i:]))
             return model, fault
-    raise UsageError(t("sim.bad_fault", spec=text, kinds=_kinds()))
+    raise UsageError(t("sim.bad_fault", spec=text, kinds=kinds_text()))
 
 
 def _speed_number(value: Any, key: str) -> float:
@@ -178,8 +93,10 @@ class ModelSpec:
     format: str = "gguf"
     size: int = 2_019_393_189
     size_vram: int | None = None  # None: same as size (fully on the GPU); 0: CPU only
-    context_length: int = 4096
+    context_length: int | None = None  # the model's num_ctx; None: the server's default
+    kind: str = "llm"  # llm, embedding or cloud
     thinking: bool = False  # the "thinking" capability; think defaults to on for these
+    think_levels_only: bool = False  # gpt-oss: think false is ignored, levels are accepted
     load_ms: float = 500.0  # cold load
     warm_load_ms: float = 2.0  # already loaded: Ollama still reports a few ms
     prompt_tps: float = 1000.0  # prefill rate; inf = instant
@@ -188,12 +105,22 @@ class ModelSpec:
     thinking_tokens: int = 32  # thinking chunks before the answer (thinking models only)
     reply: str | None = None  # fixed reply text instead of the generated one (repeats if short)
     num_parallel: int | None = None  # None: the server-wide value
+    template_tokens: int = 0  # BOS/role header tokens the template adds (counted, cached)
+    done_text: int = 0  # answer tokens that arrive on the done chunk (a parser flush)
+    offload_slowdown: float = 1.0  # decode time factor for the share not in VRAM
+    embedding_length: int = 768  # vector size of an embedding model
+    remote_model: str | None = None  # cloud: the model on ollama.com
+    remote_host: str | None = None  # cloud: where it runs
     modified_at_ns: int | None = None  # None: server start time minus a few hours per model
     faults: tuple[Fault, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError(t("sim.model_name_required"), key="name", value="", example="x:1b")
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(
+                t("sim.bad_value"), key="kind", value=self.kind, example=", ".join(MODEL_KINDS)
+            )
 
     @property
     def tag_name(self) -> str:
@@ -210,7 +137,27 @@ class ModelSpec:
 
     @property
     def capabilities(self) -> list[str]:
+        if self.kind == "embedding":
+            return ["embedding"]
         return ["completion", "thinking"] if self.thinking else ["completion"]
+
+    @property
+    def embedding(self) -> bool:
+        return self.kind == "embedding"
+
+    @property
+    def cloud(self) -> bool:
+        return self.kind == "cloud"
+
+    @property
+    def gpu_share(self) -> float:
+        """The fraction of the model in VRAM (1.0: fully on the GPU)."""
+        return 1.0 if self.size <= 0 else min(1.0, self.vram / self.size)
+
+    @property
+    def decode_factor(self) -> float:
+        """How much slower decoding is than ``eval_tps`` because of CPU offload."""
+        return self.gpu_share + (1.0 - self.gpu_share) * self.offload_slowdown
 
     @property
     def reply_length(self) -> int:
@@ -259,10 +206,22 @@ class ModelSpec:
         return cls(**kwargs)
 
 
+MODEL_KINDS: Final = ("llm", "embedding", "cloud")
 _INT_KEYS: Final = frozenset(
-    {"size", "size_vram", "context_length", "reply_tokens", "thinking_tokens", "num_parallel"}
+    {
+        "size",
+        "size_vram",
+        "context_length",
+        "reply_tokens",
+        "thinking_tokens",
+        "num_parallel",
+        "template_tokens",
+        "done_text",
+        "embedding_length",
+    }
 )
-_FLOAT_KEYS: Final = frozenset({"load_ms", "warm_load_ms"})
+_FLOAT_KEYS: Final = frozenset({"load_ms", "warm_load_ms", "offload_slowdown"})
+_BOOL_KEYS: Final = frozenset({"thinking", "think_levels_only"})
 _RATE_KEYS: Final = frozenset({"prompt_tps", "eval_tps"})
 _BOOL_TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _BOOL_FALSE: Final = frozenset({"0", "false", "no", "off"})
@@ -290,7 +249,7 @@ def _coerce(key: str, value: Any) -> Any:
             if number_f < 0 or math.isnan(number_f):
                 raise ValueError(value)
             return number_f
-        if key == "thinking":
+        if key in _BOOL_KEYS:
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()
@@ -360,8 +319,89 @@ def default_models() -> tuple[ModelSpec, ...]:
     )
 
 
-DEFAULT_VERSION: Final = "0.12.6"
 DEFAULT_KEEP_ALIVE_S: Final = 300.0
+
+
+def real_world_models() -> tuple[ModelSpec, ...]:
+    """The built-in three plus the servers people really run: a gpt-oss-like thinker that
+    cannot turn thinking off, an embedding model, a cloud model and a partly offloaded one."""
+    return (
+        *default_models(),
+        ModelSpec(
+            name="gpt-oss:20b",
+            family="gptoss",
+            parameter_size="20.9B",
+            quantization="MXFP4",
+            size=13_780_173_839,
+            thinking=True,
+            think_levels_only=True,
+            load_ms=1800,
+            prompt_tps=1200,
+            eval_tps=45,
+            reply_tokens=48,
+            thinking_tokens=60,
+            template_tokens=12,
+            done_text=1,
+        ),
+        ModelSpec(
+            name="nomic-embed-text:latest",
+            family="nomic-bert",
+            parameter_size="137M",
+            quantization="F16",
+            size=274_302_450,
+            kind="embedding",
+            embedding_length=768,
+            load_ms=250,
+            prompt_tps=8000,
+        ),
+        ModelSpec(
+            name="gpt-oss:120b-cloud",
+            family="gptoss",
+            parameter_size="116.8B",
+            quantization="MXFP4",
+            size=384,
+            kind="cloud",
+            remote_model="gpt-oss:120b",
+            remote_host="https://ollama.com:443",
+            thinking=True,
+            think_levels_only=True,
+            load_ms=0,
+            warm_load_ms=0,
+            prompt_tps=5000,
+            eval_tps=120,
+        ),
+        ModelSpec(
+            name="gemma3:27b",
+            family="gemma3",
+            parameter_size="27.4B",
+            quantization="Q4_K_M",
+            size=17_396_936_128,
+            size_vram=11_811_160_064,  # 68% on the GPU, the rest on the CPU
+            offload_slowdown=6.0,
+            load_ms=4500,
+            prompt_tps=350,
+            eval_tps=30,
+            template_tokens=4,
+        ),
+    )
+
+
+PRESETS: Final = {"default": default_models, "real-world": real_world_models}
+
+
+def preset_models(name: str) -> tuple[ModelSpec, ...]:
+    """
+    >>> [m.kind for m in preset_models("real-world")][-4:]
+    ['llm', 'embedding', 'cloud', 'llm']
+    """
+    factory = PRESETS.get(name.strip().lower())
+    if factory is None:
+        raise UsageError(t("sim.bad_preset", name=name, presets=", ".join(PRESETS)))
+    return factory()
+
+
+ENGINES: Final = ("ollama", "llama.cpp")
+CLOUD_STATES: Final = ("signed_out", "signed_in", "disabled")
 
 
 @dataclass(frozen=True)
@@ -377,8 +417,20 @@ class SimConfig:
     origins: tuple[str, ...] = ()  # OLLAMA_ORIGINS: extra allowed CORS origins
     stall_s: float = 3600.0  # how long stall_after keeps a connection open (not scaled)
     log_limit: int = 10_000  # request records kept for /_sim/requests
+    engine: str = "ollama"  # ollama, or llama.cpp (llama-server's API: /v1, /health, /props)
+    vram_gib: float = 16.0  # the GPU's memory: picks the default num_ctx tier (0.15.5+)
+    cloud: str = "signed_out"  # signed_out (401 + signin_url), signed_in, disabled (403)
+    prefix_cache: bool = True  # reuse the prompt prefix shared with a slot's last request
 
     def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("engine", self.engine, ENGINES),
+            ("cloud", self.cloud, CLOUD_STATES),
+        ):
+            if value not in allowed:
+                raise ConfigError(
+                    t("sim.bad_value"), key=key, value=value, example=", ".join(allowed)
+                )
         if self.speed <= 0 or math.isnan(self.speed):
             raise ConfigError(t("sim.bad_number"), key="speed", value=self.speed, example="10")
         if self.num_parallel < 1:
@@ -400,6 +452,18 @@ class SimConfig:
                 str(exc), key="keep_alive", value=self.keep_alive, example="5m"
             ) from None
         return int(DEFAULT_KEEP_ALIVE_S * 1e9) if value is None else value
+
+    @property
+    def profile(self) -> Profile:
+        return profile_for(self.version)
+
+    @property
+    def default_num_ctx(self) -> int:
+        return self.profile.default_num_ctx(int(self.vram_gib * (1 << 30)))
+
+    def num_ctx(self, spec: ModelSpec) -> int:
+        """The context a model loads with when a request does not set ``num_ctx``."""
+        return spec.context_length or self.default_num_ctx
 
     def find(self, name: str) -> ModelSpec | None:
         """The model a request names, matched as Ollama does (``:latest`` implied, any case)."""
@@ -461,8 +525,10 @@ class SimConfig:
                     kwargs[key] = tuple(str(o).strip() for o in items if str(o).strip())
                 elif key in ("num_parallel", "max_queue", "log_limit"):
                     kwargs[key] = int(value)
-                elif key in ("speed", "stall_s"):
+                elif key in ("speed", "stall_s", "vram_gib"):
                     kwargs[key] = float(value)
+                elif key == "prefix_cache":
+                    kwargs[key] = _coerce("thinking", value)
                 elif key == "keep_alive":
                     kwargs[key] = value if isinstance(value, (int, float)) else str(value)
                 else:

@@ -447,18 +447,19 @@ Custom = Callable[[Any], None]  # raises GoDecodeError with the message Ollama r
 _THINK_LEVELS: Final = ("high", "medium", "low", "max")
 
 
-def check_think(value: Any) -> None:
-    """Ollama's ``ThinkValue.UnmarshalJSON``."""
+def check_think(value: Any, levels: tuple[str, ...] = _THINK_LEVELS) -> None:
+    """Ollama's ``ThinkValue.UnmarshalJSON``; ``levels`` are the version's accepted strings."""
     if value is None or isinstance(value, bool):
         return
+    listed = ", ".join(f'"{level}"' for level in levels)
     if isinstance(value, str):
-        if value in _THINK_LEVELS:
+        if value in levels:
             return
         raise GoDecodeError(
             f"invalid think value: {json.dumps(value, ensure_ascii=False)} "
-            '(must be "high", "medium", "low", "max", true, or false)'
+            f"(must be {listed}, true, or false)"
         )
-    raise GoDecodeError("think must be a boolean or string")
+    raise GoDecodeError(f"think must be a boolean or string ({listed}, true, or false)")
 
 
 def keep_alive_ns(value: Any) -> int | None:
@@ -502,7 +503,8 @@ def _check_keep_alive(value: Any) -> None:
     keep_alive_ns(value)
 
 
-_CUSTOM: Final[Mapping[str, Custom]] = {"think": check_think, "keep_alive": _check_keep_alive}
+# ``think`` is checked by the app after the struct fields, with the version's levels.
+_CUSTOM: Final[Mapping[str, Custom]] = {"keep_alive": _check_keep_alive}
 
 
 def _type_error(value: Any, schema: Schema, path: str, go_type: str) -> GoDecodeError:
@@ -598,7 +600,7 @@ _COMMON: Final = (
     Field("format", "any"),
     Field("keep_alive", "custom"),
     Field("options", "object"),
-    Field("think", "custom"),
+    Field("think", "any"),
     Field("truncate", "bool"),
     Field("shift", "bool"),
     Field("logprobs", "bool"),
@@ -632,6 +634,30 @@ SHOW: Final = Schema(
         Field("system", "string"),
         Field("template", "string"),
         Field("verbose", "bool"),
+        Field("options", "object"),
+    ),
+)
+
+
+EMBED: Final = Schema(
+    "EmbedRequest",
+    "api.EmbedRequest",
+    (
+        Field("model", "string"),
+        Field("input", "any"),
+        Field("truncate", "bool"),
+        Field("dimensions", "int"),
+        Field("keep_alive", "custom"),
+        Field("options", "object"),
+    ),
+)
+EMBEDDINGS: Final = Schema(
+    "EmbeddingRequest",
+    "api.EmbeddingRequest",
+    (
+        Field("model", "string"),
+        Field("prompt", "string"),
+        Field("keep_alive", "custom"),
         Field("options", "object"),
     ),
 )

@@ -65,20 +65,56 @@ class Phase:
 
 
 class ChunkEncoder:
-    """Builds the framed bytes for chunks ``[start, stop)`` of a reply (all phases in a row)."""
+    """Builds the framed bytes for chunks ``[start, stop)`` of a reply (all phases in a row).
 
-    def __init__(self, model: str, *, chat: bool, framed: bool) -> None:
-        self.pre = b'{"model":' + dumps(model) + b',"created_at":"'
-        if chat:
-            self.mid_answer = b'","message":{"role":"assistant","content":"'
-            self.mid_thinking = b'","message":{"role":"assistant","content":"","thinking":"'
-            self.post = b'"},"done":false}\n'
-        else:
-            self.mid_answer = b'","response":"'
-            self.mid_thinking = b'","response":"","thinking":"'
-            self.post = b'","done":false}\n'
+    A line is ``pre + timestamp + mid + text + post``; ``mid`` depends on the phase (thinking
+    or answer). :meth:`native` gives Ollama's NDJSON lines; the OpenAI-compatible layer builds
+    SSE ``data:`` frames with :meth:`templated` (no timestamp: ``created`` is fixed per reply).
+    """
+
+    def __init__(
+        self,
+        pre: bytes,
+        mid_answer: bytes,
+        mid_thinking: bytes,
+        post: bytes,
+        *,
+        framed: bool,
+        stamped: bool = True,
+        content_type: str = NDJSON,
+    ) -> None:
+        self.pre = pre
+        self.mid_answer = mid_answer
+        self.mid_thinking = mid_thinking
+        self.post = post
         self.framed = framed
+        self.stamped = stamped
+        self.content_type = content_type
         self.phases: list[Phase] = []
+
+    @classmethod
+    def native(
+        cls, model: str, *, chat: bool, framed: bool, remote: tuple[str, str] | None = None
+    ) -> ChunkEncoder:
+        pre = b'{"model":' + dumps(model)
+        if remote is not None:
+            pre += b',"remote_model":' + dumps(remote[0]) + b',"remote_host":' + dumps(remote[1])
+        pre += b',"created_at":"'
+        if chat:
+            return cls(
+                pre,
+                b'","message":{"role":"assistant","content":"',
+                b'","message":{"role":"assistant","content":"","thinking":"',
+                b'"},"done":false}\n',
+                framed=framed,
+            )
+        return cls(
+            pre,
+            b'","response":"',
+            b'","response":"","thinking":"',
+            b'","done":false}\n',
+            framed=framed,
+        )
 
     def add(self, seq: TokenSeq | None, *, thinking: bool) -> None:
         if seq is not None and seq.count > 0:
@@ -92,7 +128,7 @@ class ChunkEncoder:
         return b"%x\r\n%b\r\n" % (len(line), line) if self.framed else line
 
     def encode(self, start: int, stop: int, ts: str) -> bytes:
-        ts_b = ts.encode()
+        ts_b = ts.encode() if self.stamped else b""
         out: list[bytes] = []
         base = 0
         for phase in self.phases:
@@ -180,7 +216,7 @@ async def write_chunks(
         if resp.started:
             resp.write(data)
         else:
-            resp.begin_stream(200, NDJSON, data, now)
+            resp.begin_stream(200, encoder.content_type, data, now)
         result.sent = k = stop
         if resp.paused:
             await resp.drain()
@@ -192,7 +228,7 @@ async def write_chunks(
 
 
 def write_line(resp: Responder, encoder: ChunkEncoder, line: bytes, record: RequestRecord) -> None:
-    """Write one complete NDJSON line (the final ``done`` or ``error`` line)."""
+    """Write one complete line (the final ``done`` or ``error`` line, or an SSE frame)."""
     data = encoder.frame(line)
     now = time.perf_counter_ns()
     if record.first_chunk_ns is None:
@@ -202,4 +238,4 @@ def write_line(resp: Responder, encoder: ChunkEncoder, line: bytes, record: Requ
     if resp.started:
         resp.write(data)
     else:
-        resp.begin_stream(200, NDJSON, data, now)
+        resp.begin_stream(200, encoder.content_type, data, now)

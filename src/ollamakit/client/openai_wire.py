@@ -637,10 +637,14 @@ def version_from_props(body: object) -> str | None:
     'b6915-a1b2c3d'
     >>> version_from_props({"total_slots": 1}), version_from_props([])
     ('', None)
+    >>> version_from_props({"build_info": "b0-unknown"})  # a build from a source tarball
+    ''
+
     """
     if not isinstance(body, dict) or not ("build_info" in body or "total_slots" in body):
         return None
-    return _text(body.get("build_info"))
+    build = _text(body.get("build_info"))
+    return "" if build.startswith("b0-") else build  # "b0-unknown": built without git
 
 
 def error_text(obj: Mapping[str, Any]) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: A template whose generation prompt opens a <think> block (see the file's header).
+THINKING_TEMPLATE = HERE / "data" / "qwq-thinking.jinja"
 BUILD_SCRIPT = HERE / "build_engine.sh"
 ALIAS = "smollm2-135m"
 START_TIMEOUT_S = 90.0
@@ -75,6 +77,7 @@ class Engine:
     log_path: Path
     threads: int = 1
     alias: str = ALIAS
+    extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -104,6 +107,7 @@ class Engine:
             "--alias",
             self.alias,
             "--metrics",
+            *self.extra_args,
         ]
 
     def start(self) -> Engine:

@@ -9,6 +9,7 @@ llama-server instead of Ollama, with the deploy tests' trustme CA.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from ollamakit.config import Flags, load_settings
 from ollamakit.domain import ChatRequest, StreamChunk
 from ollamakit.errors import AuthError
 from tests.deploy.conftest import PASSWORD, USER, Nginx
-from tests.engine.harness import ALIAS, Engine
+from tests.engine.harness import ALIAS, THINKING_TEMPLATE, Engine, EngineFiles, free_port
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(180)]
 
@@ -122,3 +123,39 @@ def test_through_nginx_with_tls_and_basic_auth(engine: Engine, start_nginx: Any,
             backend.connect()
     finally:
         backend.close()
+
+
+@pytest.fixture(scope="module")
+def thinking_engine(
+    engine_files: EngineFiles, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """A second llama-server whose chat template opens a <think> block (reasoning_content)."""
+    folder = tmp_path_factory.mktemp("llama-server-thinking")
+    extra = ("--jinja", "--reasoning-format", "deepseek", "--chat-template-file")
+    server = Engine(
+        engine_files,
+        free_port(),
+        folder / "server.log",
+        extra_args=(*extra, str(THINKING_TEMPLATE)),
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_a_real_reasoning_stream_is_thinking(thinking_engine: Engine) -> None:
+    """SmolLM2 inside an opened <think> block: llama-server sends delta.reasoning_content."""
+    ask = ChatRequest(
+        ALIAS, ({"role": "user", "content": "What is 2+2?"},), {"num_predict": 24, "temperature": 0}
+    )
+    with OpenAIBackend(settings(thinking_engine.url)) as backend:
+        chunks, stream = read(backend, ask)
+    assert stream.end == "done"
+    thinking = "".join(c.thinking for c in chunks)
+    assert thinking.strip(), chunks
+    assert "<think>" not in thinking  # parsed by the server, not passed through as text
+    final = chunks[-1].final
+    assert final is not None and final.eval_count
+    # The server's reasoning parser may hold back a few tokens (a possible "</think>") and
+    # send them together: never more pieces than tokens.
+    pieces = [c for c in chunks if c.thinking or c.content]
+    assert 1 <= len(pieces) <= final.eval_count

@@ -27,6 +27,7 @@ from ollamakit.client import (
     open_async_backend,
     open_backend,
 )
+from ollamakit.config import load_settings
 from ollamakit.domain import ChatRequest, FinalStats, ServerIdentity, StreamChunk
 from ollamakit.errors import (
     AuthError,
@@ -417,3 +418,18 @@ def test_async_auto_streams_before_connect(serve: Any) -> None:
 
     text, identity = asyncio.run(run())
     assert text == "Hello" and identity.engine == "llama.cpp"
+
+
+def test_the_api_setting_picks_the_backend(serve: Any) -> None:
+    url, fake = serve(llama_routes())
+
+    from_env = load_settings(environ={"OLLAMA_BASE_URL": url, "OLLAMAKIT_API": "OpenAI"})
+    assert from_env.api == "openai" and from_env.sources["OLLAMAKIT_API"] == "env"
+    backend = open_backend(from_env)
+    try:
+        assert isinstance(backend, OpenAIBackend)
+        assert backend.connect().engine == "llama.cpp"
+    finally:
+        backend.close()
+    assert "/api/version" not in [s.path for s in fake.seen]
+    assert isinstance(open_backend(from_env, api="auto"), AutoBackend)  # the argument wins

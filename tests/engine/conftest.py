@@ -9,7 +9,7 @@ while the main suite runs)::
 
     tests/engine/run_tier.sh          # build or reuse the cache, then the tests (-m engine)
 
-``run_tier.sh`` calls ``build_engine.sh`` *outside* pytest (a cold build takes 13-40 minutes,
+``run_tier.sh`` calls ``build_engine.sh`` *outside* pytest (a cold build takes 13-46 minutes,
 far beyond any per-test timeout) and hands the two paths over in ``OLLAMAKIT_ENGINE_SERVER``
 and ``OLLAMAKIT_ENGINE_MODEL``. Run directly (``uv run pytest tests/engine -m engine``), the
 fixture asks ``build_engine.sh --cached-only`` for the cached paths and skips with the command
@@ -40,7 +40,7 @@ from tests.engine.harness import Engine, EngineFiles, free_port, locate_engine
 def engine_files() -> EngineFiles:
     files = locate_engine()
     if files is None:
-        pytest.skip("llama-server is not built yet: run tests/engine/run_tier.sh (13-40 min once)")
+        pytest.skip("llama-server is not built yet: run tests/engine/run_tier.sh (13-46 min once)")
     return files
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from ollamakit._http11 import ChunkedDecoder
-from ollamakit.bench.metrics import Identity, measure
 from ollamakit.client import OllamaClient
 from ollamakit.client.transport import FastTransport
 from ollamakit.config import Settings, parse_base_url
 from ollamakit.errors import ReadTimeout, StreamCut
+from ollamakit.measure import Identity, ReplyRecorder
 from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, run_in_thread
 from tests.client.conftest import RawServer, write_splits
 
@@ -100,8 +100,10 @@ def _read_all(url: str, *, fast: bool) -> tuple[list[tuple[object, ...]], dict[s
     ):
         chunks = list(stream)
         end = stream.end
-    final = chunks[-1].final
-    result = measure(Identity("m", "p", "c", 0, 1), stream.sent_ns, chunks, final)
+    recorder = ReplyRecorder(stream.sent_ns)
+    for chunk in chunks:
+        recorder.add(chunk)
+    result = recorder.finish(end).to_result(Identity("m", "p", "c", 0, 1))
     untimed = {
         k: result[k]
         for k in (

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from ollamakit import redact
@@ -45,6 +45,7 @@ FLAG_NAMES: Final = {
     "OLLAMA_CA_BUNDLE": "--ca-bundle",
     "OLLAMA_MODEL": "--model",
     "OLLAMAKIT_LANG": "--lang",
+    "OLLAMAKIT_API": "--api",
 }
 
 #: Every key the tools read, in the order ``.env.example`` documents them.
@@ -57,7 +58,14 @@ KEYS: Final = (
     "OLLAMA_MODEL",
     "OLLAMAKIT_HOME",
     "OLLAMAKIT_LANG",
+    "OLLAMAKIT_API",
 )
+
+#: Which API to speak: Ollama's native ``/api``, an OpenAI-compatible ``/v1`` (llama.cpp's
+#: llama-server, vLLM, LM Studio, SGLang, Ollama's own ``/v1``), or ``auto``: detect it from
+#: what the server answers (``client.open_backend``; docs/engines.md).
+ApiChoice = Literal["auto", "ollama", "openai"]
+API_CHOICES: Final[tuple[ApiChoice, ...]] = ("auto", "ollama", "openai")
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +258,22 @@ def parse_timeout(value: str, key: str) -> float:
     return seconds
 
 
+def parse_api(value: str, key: str = "OLLAMAKIT_API") -> ApiChoice:
+    """``auto``, ``ollama`` or ``openai`` (case-insensitive).
+
+    >>> parse_api("OpenAI"), parse_api(" auto ")
+    ('openai', 'auto')
+    >>> parse_api("vllm")
+    Traceback (most recent call last):
+    ...
+    ollamakit.errors.ConfigError: Invalid setting OLLAMAKIT_API=vllm: ...
+    """
+    choice = value.strip().lower()
+    if choice not in API_CHOICES:
+        raise ConfigError(t("engine.api_choice"), key=key, value=value, example="openai")
+    return choice
+
+
 def _timeout_of(key: str) -> Callable[[str], float]:
     return lambda value: parse_timeout(value, key)
 
@@ -324,6 +348,7 @@ class Settings:
     home: Path = field(default_factory=lambda: default_home({}))
     lang: str = "en"
     debug: bool = False
+    api: ApiChoice = "auto"
     env_file: Path | None = None  # the .env that was read, if any
     ollama_host_env: str | None = None  # OLLAMA_HOST in the client's env: a server setting
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> flag/env/.env/default
@@ -391,6 +416,7 @@ class Flags:
     debug: bool = False
     model: str | None = None
     timeout_s: float | None = None  # bench --timeout
+    api: str | None = None  # --api auto|ollama|openai
 
 
 def _api_key(value: str | None) -> str | None:
@@ -472,6 +498,7 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
     )
     home = pick("OLLAMAKIT_HOME")
     lang_value = pick("OLLAMAKIT_LANG", flags.lang)
+    api_value = pick("OLLAMAKIT_API", flags.api)
     return Settings(
         base_url=base_url,
         greeting_timeout_s=(
@@ -493,6 +520,7 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
         home=Path(home).expanduser() if home else default_home({}),
         lang=detect_language(lang_value, process_env),
         debug=flags.debug,
+        api=checked("OLLAMAKIT_API", parse_api, api_value) if api_value else "auto",
         env_file=env_path if dotenv or env_path.is_file() else None,
         ollama_host_env=process_env.get("OLLAMA_HOST") or None,
         sources=sources,

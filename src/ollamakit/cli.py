@@ -46,6 +46,7 @@ COMMANDS = (
     Command("sim", "ollamakit.sim.cli", "cli.help_sim", needs_settings=False),
     Command("report", "ollamakit.report.cli", "cli.help_report"),
     Command("history", "ollamakit.report.history_cli", "cli.help_history"),
+    Command("load", "ollamakit.load.cli", "load.help_command"),
 )
 
 

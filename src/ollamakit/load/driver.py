@@ -1,0 +1,242 @@
+"""The driver: the one module of ``load/`` that talks to a server and measures a reply.
+
+:class:`OllamaDriver` turns a :class:`~ollamakit.load.engine.LoadRequest` into one streamed
+``/api/chat`` request and its :class:`~ollamakit.load.engine.Outcome`. Everything else in
+``load/`` (the engine's scheduling, the analysis, the reports, the Locust user's bookkeeping)
+sees only ``LoadRequest``/``Outcome``, so switching to another client or recorder changes
+this module alone. What it depends on today:
+
+* ``ollamakit.client.AsyncOllamaClient(settings, read_timeout_s=, max_connections=)``,
+  its ``stream_chat(model, messages, options=)`` → ``AsyncChunkStream`` (``sent_ns``;
+  chunks with ``arrival_ns``, ``content``, ``thinking``, ``done``, ``data``), ``version()``
+  and ``aclose()``; the sync ``OllamaClient.stream_chat`` for :func:`measure_sync` (Locust);
+* ``ollamakit.bench.metrics.measure`` / ``Identity`` (the bench's formulas for TTFT, TPOT,
+  ITL and the server's figures), turned into an ``Outcome`` by :func:`outcome_from`;
+* the error tree of ``ollamakit.errors`` for the error kinds (:func:`error_kind`).
+
+Connections ("lanes"): one ``AsyncOllamaClient`` per :data:`LANE_SIZE` concurrent streams,
+created on demand. One httpx pool of hundreds of connections re-examines every pooled
+connection whenever a request starts or ends (bench/runner.py, "lanes"), which would show up
+as send lag at high concurrency; a request takes the least busy lane.
+
+Every request runs under ``asyncio.timeout(timeout_s)`` end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from ollamakit.bench.metrics import ChunkLike, Identity, measure
+from ollamakit.client import AsyncOllamaClient, OllamaClient
+from ollamakit.config import Settings
+from ollamakit.errors import (
+    ConnectFailed,
+    ConnectionLost,
+    HTTPError,
+    OllamakitError,
+    ProtocolError,
+    ReadTimeout,
+    ServerBusy,
+)
+from ollamakit.load.dataset import Item, messages_for
+from ollamakit.load.engine import LoadRequest, Outcome
+from ollamakit.types import Options
+
+#: Concurrent streams per client (connection pool) before another one is opened.
+LANE_SIZE: Final = 8
+
+
+def error_kind(exc: BaseException) -> str:
+    """The load report's error category for an exception.
+
+    >>> error_kind(ServerBusy(status=503)), error_kind(TimeoutError()), error_kind(ValueError())
+    ('busy', 'timeout', 'other')
+    """
+    if isinstance(exc, ServerBusy):
+        return "busy"
+    if isinstance(exc, TimeoutError | ReadTimeout):
+        return "timeout"
+    if isinstance(exc, HTTPError):
+        return "http"
+    if isinstance(exc, ProtocolError):
+        return "stream"
+    if isinstance(exc, ConnectFailed | ConnectionLost):
+        return "connect"
+    return "other"
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, OllamakitError):
+        return exc.short
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def outcome_from(
+    sent_ns: int,
+    end_ns: int,
+    chunks: Sequence[ChunkLike],
+    final: dict[str, Any] | None,
+    exc: BaseException | None,
+) -> Outcome:
+    """Measure one reply with the bench's formulas and keep what ``load`` reports."""
+    error = None if exc is None else _short(exc)
+    if exc is None and final is None:
+        error = "no final chunk"
+    result = measure(Identity("", "", "", 0, 0), sent_ns, chunks, final, error=error)
+    return Outcome(
+        ok=error is None,
+        sent_ns=sent_ns,
+        end_ns=end_ns,
+        error_kind=None if error is None else (error_kind(exc) if exc else "stream"),
+        error=error,
+        ttft_ms=result["ttft_ms"],
+        tpot_ms=result["tpot_ms"],
+        total_ms=result["total_ms"],
+        itl_p95_ms=result["itl_ms"]["p95"],
+        load_ms=result["load_ms"],
+        prompt_eval_count=result["prompt_eval_count"],
+        prompt_eval_ms=result["prompt_eval_ms"],
+        eval_count=result["eval_count"],
+        eval_ms=result["eval_ms"],
+        prompt_tps=result["prompt_tps"],
+        eval_tps=result["eval_tps"],
+        extra={"itl_ms": result["itl_ms"], "done_reason": result.get("done_reason")},
+    )
+
+
+def request_options(base: Options, item: Item) -> Options:
+    """The suite's sampling options with the item's output cap (``max_tokens``) when it has one.
+
+    >>> request_options({"temperature": 0.0, "num_predict": 256}, Item("a", "c", (), 40))
+    {'temperature': 0.0, 'num_predict': 40}
+    """
+    options: Options = dict(base)  # type: ignore[assignment]
+    if item.max_tokens is not None:
+        cap = options.get("num_predict")
+        options["num_predict"] = item.max_tokens if cap is None else min(cap, item.max_tokens)
+    return options
+
+
+class OllamaDriver:
+    """Sends load requests to one model on one server (``async with OllamaDriver(...)``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: str,
+        *,
+        options: Options | None = None,
+        timeout_s: float = 300.0,
+        marker: str = "load",
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.options: Options = options or {}
+        self.timeout_s = timeout_s
+        self.marker = marker
+        self._lanes: list[AsyncOllamaClient] = []
+        self._busy: list[int] = []
+
+    async def __aenter__(self) -> OllamaDriver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        lanes, self._lanes, self._busy = self._lanes, [], []
+        for lane in lanes:
+            await lane.aclose()
+
+    def _client(self) -> AsyncOllamaClient:
+        return AsyncOllamaClient(
+            self.settings, read_timeout_s=self.timeout_s, max_connections=LANE_SIZE
+        )
+
+    async def server_version(self) -> str:
+        """``GET /api/version`` (raises before the run when the server cannot be used)."""
+        async with self._client() as client:
+            return await client.version()
+
+    async def list_models(self) -> list[str]:
+        """The names ``GET /api/tags`` lists, in the server's order."""
+        async with self._client() as client:
+            return [m["name"] for m in await client.list_models()]
+
+    def _take_lane(self) -> int:
+        for i, busy in enumerate(self._busy):
+            if busy < LANE_SIZE:
+                self._busy[i] += 1
+                return i
+        self._lanes.append(self._client())
+        self._busy.append(1)
+        return len(self._lanes) - 1
+
+    async def send(self, request: LoadRequest) -> Outcome:
+        item: Item = request.item
+        messages = messages_for(item, f"{self.marker} #{request.level.label}.{request.index}")
+        options = request_options(self.options, item)
+        lane = self._take_lane()
+        client = self._lanes[lane]
+        chunks: list[Any] = []
+        final: dict[str, Any] | None = None
+        sent_ns = 0
+        exc: BaseException | None = None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                stream = client.stream_chat(self.model, messages, options=options)
+                try:
+                    async with stream:
+                        sent_ns = stream.sent_ns
+                        async for chunk in stream:
+                            chunks.append(chunk)
+                            if chunk.done:
+                                final = chunk.data
+                finally:
+                    sent_ns = sent_ns or stream.sent_ns
+        except (OllamakitError, TimeoutError) as error:
+            exc = error
+        finally:
+            self._busy[lane] -= 1
+        end_ns = time.perf_counter_ns()
+        return outcome_from(sent_ns or end_ns, end_ns, chunks, final, exc)
+
+
+def measure_sync(
+    client: OllamaClient, model: str, item: Item, options: Options, marker: str
+) -> Outcome:
+    """The same measurement with the synchronous client (the Locust user, under gevent)."""
+    chunks: list[Any] = []
+    final: dict[str, Any] | None = None
+    exc: BaseException | None = None
+    sent_ns = 0
+    stream = client.stream_chat(
+        model, messages_for(item, marker), options=request_options(options, item)
+    )
+    try:
+        with stream:
+            sent_ns = stream.sent_ns
+            for chunk in stream:
+                chunks.append(chunk)
+                if chunk.done:
+                    final = chunk.data
+    except OllamakitError as error:
+        exc = error
+    end_ns = time.perf_counter_ns()
+    sent_ns = sent_ns or stream.sent_ns or end_ns
+    return outcome_from(sent_ns, end_ns, chunks, final, exc)
+
+
+__all__ = [
+    "LANE_SIZE",
+    "OllamaDriver",
+    "error_kind",
+    "measure_sync",
+    "outcome_from",
+    "request_options",
+]

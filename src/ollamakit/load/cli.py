@@ -295,9 +295,11 @@ async def execute(plan: LoadPlan, driver: Any, recorder: Recorder) -> bool:
         plan.dataset.picker(plan.schedule.seed),
         plan.schedule,
         on_level=recorder.level_done,
+        prepare=getattr(driver, "prepare", None),
     )
     progress = asyncio.ensure_future(ProgressLine(engine).run())
     try:
+        await driver.warmup(plan.dataset.items[0])
         if plan.sweep:
             start = await _probe_rate(driver, plan.dataset)
             runs = await engine.sweep(lambda run: sustained_run(run, plan.slo), start_rate=start)

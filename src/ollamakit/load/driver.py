@@ -14,10 +14,17 @@ this module alone. What it depends on today:
   ITL and the server's figures), turned into an ``Outcome`` by :func:`outcome_from`;
 * the error tree of ``ollamakit.errors`` for the error kinds (:func:`error_kind`).
 
-Connections ("lanes"): one ``AsyncOllamaClient`` per :data:`LANE_SIZE` concurrent streams,
-created on demand. One httpx pool of hundreds of connections re-examines every pooled
-connection whenever a request starts or ends (bench/runner.py, "lanes"), which would show up
-as send lag at high concurrency; a request takes the least busy lane.
+Connections ("lanes"): one ``AsyncOllamaClient`` per :data:`LANE_SIZE` concurrent streams.
+One httpx pool of many connections re-examines every pooled connection whenever a request
+starts or ends (bench/runner.py, "lanes"; profiled here at ~10 ms per request with 32
+connections in a pool), which shows up as send lag; a request takes the first lane with room.
+Creating a client costs 150–200 ms on the 2-core test machine (it builds an SSL context), so
+lanes are built in a worker thread (OpenSSL releases the GIL while it loads certificates):
+:meth:`OllamaDriver.prepare` opens what a level needs *before* its clock starts (``users``
+streams in a closed loop, ``rate × e2e p95 so far × 1.5`` in an open one), and while a level
+runs a spare lane is built in the background whenever fewer than :data:`LANE_SIZE` slots are
+free. :meth:`OllamaDriver.warmup` sends one unmeasured request first: it loads the model (a
+cold load must not count as the first level's TTFT) and the client's lazy imports.
 
 Every request runs under ``asyncio.timeout(timeout_s)`` end to end.
 """
@@ -25,11 +32,12 @@ Every request runs under ``asyncio.timeout(timeout_s)`` end to end.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from ollamakit.bench.metrics import ChunkLike, Identity, measure
+from ollamakit.bench.metrics import ChunkLike, Identity, measure, percentile
 from ollamakit.client import AsyncOllamaClient, OllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import (
@@ -42,7 +50,7 @@ from ollamakit.errors import (
     ServerBusy,
 )
 from ollamakit.load.dataset import Item, messages_for
-from ollamakit.load.engine import LoadRequest, Outcome
+from ollamakit.load.engine import Level, LoadRequest, Outcome
 from ollamakit.types import Options
 
 #: Concurrent streams per client (connection pool) before another one is opened.
@@ -141,6 +149,8 @@ class OllamaDriver:
         self.marker = marker
         self._lanes: list[AsyncOllamaClient] = []
         self._busy: list[int] = []
+        self._totals_ms: list[float] = []
+        self._building: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> OllamaDriver:
         return self
@@ -149,6 +159,8 @@ class OllamaDriver:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._building is not None:
+            await asyncio.gather(self._building, return_exceptions=True)
         lanes, self._lanes, self._busy = self._lanes, [], []
         for lane in lanes:
             await lane.aclose()
@@ -168,20 +180,55 @@ class OllamaDriver:
         async with self._client() as client:
             return [m["name"] for m in await client.list_models()]
 
-    def _take_lane(self) -> int:
-        for i, busy in enumerate(self._busy):
-            if busy < LANE_SIZE:
-                self._busy[i] += 1
-                return i
-        self._lanes.append(self._client())
-        self._busy.append(1)
-        return len(self._lanes) - 1
+    async def prepare(self, level: Level) -> None:
+        """Open the lanes ``level`` needs before it starts (the engine's ``prepare`` hook)."""
+        if level.kind == "users":
+            streams = int(level.value)
+        else:
+            e2e_s = max(1.0, (percentile(self._totals_ms[-200:], 95) or 1000.0) / 1000)
+            streams = math.ceil(level.value * e2e_s * 1.5)
+        while len(self._lanes) * LANE_SIZE < streams:
+            self._add_lane(await asyncio.to_thread(self._client))
+
+    async def warmup(self, item: Item) -> Outcome:
+        """One unmeasured request before the first level (model load, lazy imports)."""
+        await self.prepare(Level("users", 1))
+        return await self.send(LoadRequest(0, Level("users", 0), None, item, 0))
+
+    def _add_lane(self, client: AsyncOllamaClient) -> None:
+        self._lanes.append(client)
+        self._busy.append(0)
+
+    def _top_up(self) -> None:
+        """Build a spare lane in the background when fewer than LANE_SIZE slots are free."""
+        free = len(self._lanes) * LANE_SIZE - sum(self._busy)
+        if free >= LANE_SIZE or self._building is not None:
+            return
+
+        async def build() -> None:
+            try:
+                self._add_lane(await asyncio.to_thread(self._client))
+            finally:
+                self._building = None
+
+        self._building = asyncio.ensure_future(build())
+
+    async def _take_lane(self) -> int:
+        while True:
+            for i, busy in enumerate(self._busy):
+                if busy < LANE_SIZE:
+                    self._busy[i] += 1
+                    self._top_up()
+                    return i
+            self._top_up()
+            assert self._building is not None
+            await asyncio.shield(self._building)
 
     async def send(self, request: LoadRequest) -> Outcome:
         item: Item = request.item
         messages = messages_for(item, f"{self.marker} #{request.level.label}.{request.index}")
         options = request_options(self.options, item)
-        lane = self._take_lane()
+        lane = await self._take_lane()
         client = self._lanes[lane]
         chunks: list[Any] = []
         final: dict[str, Any] | None = None
@@ -204,7 +251,10 @@ class OllamaDriver:
         finally:
             self._busy[lane] -= 1
         end_ns = time.perf_counter_ns()
-        return outcome_from(sent_ns or end_ns, end_ns, chunks, final, exc)
+        outcome = outcome_from(sent_ns or end_ns, end_ns, chunks, final, exc)
+        if outcome.total_ms is not None:
+            self._totals_ms.append(outcome.total_ms)
+        return outcome
 
 
 def measure_sync(

@@ -203,6 +203,7 @@ class Engine:
         clock: Callable[[], int] = time.perf_counter_ns,
         on_sample: Callable[[Sample], None] | None = None,
         on_level: Callable[[LevelRun], None] | None = None,
+        prepare: Callable[[Level], Awaitable[None]] | None = None,
     ) -> None:
         self.send = send
         self.pick = pick
@@ -210,6 +211,7 @@ class Engine:
         self.clock = clock
         self.on_sample = on_sample
         self.on_level = on_level
+        self.prepare = prepare  # before a level's clock starts (the driver opens connections)
         self.runs: list[LevelRun] = []  # every level so far, finished or cut short
         self.progress = Progress()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -353,6 +355,8 @@ class Engine:
     # ------------------------------------------------------------------ a plan
 
     async def run_level(self, level: Level, index: int = 0, levels: int = 1) -> LevelRun:
+        if self.prepare is not None:
+            await self.prepare(level)
         if level.kind == "users":
             run = await self.closed_level(level, index, levels)
         else:

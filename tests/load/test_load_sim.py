@@ -133,8 +133,11 @@ def test_closed_loop_levels_goodput_and_answer(start_load_sim: Any, tmp_path: Pa
 def test_poisson_arrivals_on_the_servers_log(start_load_sim: Any, tmp_path: Path) -> None:
     sim = start_load_sim(SLOW)
     capacity = NUM_PARALLEL / SERVICE_S  # 20 req/s
+    # At half the capacity a burst of Poisson arrivals sometimes finds all slots busy (M/D/4 at
+    # ρ = 0.5: P(wait) ≈ 8 %), and such a wait is shorter than one service time: the SLO is one
+    # service time. At twice the capacity the queue grows without bound and breaks it.
     rates = [capacity / 2, capacity * 2]
-    duration_s, seed = 2.0, 7
+    duration_s, seed = 3.0, 7
     result, doc = run_load(
         sim,
         tmp_path,
@@ -145,7 +148,7 @@ def test_poisson_arrivals_on_the_servers_log(start_load_sim: Any, tmp_path: Path
         "--seed",
         str(seed),
         "--slo",
-        f"ttft_p95={SERVICE_S * 1000 / 2:g}ms",
+        f"ttft_p95={SERVICE_S * 1000:g}ms",
     )
     assert result.returncode == 0, result.output
     received: dict[str, list[tuple[int, int]]] = {}
@@ -158,15 +161,30 @@ def test_poisson_arrivals_on_the_servers_log(start_load_sim: Any, tmp_path: Path
         arrivals = sorted(received[f"rate={rate:g}"])
         # Every planned request arrived, in the planned order ...
         assert [n for n, _ in arrivals] == list(range(len(planned_s)))
-        # ... at the planned time: the server's arrival stamps against the schedule, up to one
+        # ... planned exactly on the seeded schedule ...
+        rows = sorted(
+            (r for r in doc["results"] if r["level"] == f"rate={rate:g}"),
+            key=lambda r: r["run_index"],
+        )
+        assert [r["planned_ms"] for r in rows] == [round(p * 1000, 3) for p in planned_s]
+        # ... and received when the client says it sent them (planned + lag), up to one
         # constant offset (when the level started), taken as the median difference.
-        diffs_ms = [ns / 1e6 - p * 1000 for (_, ns), p in zip(arrivals, planned_s, strict=True)]
+        diffs_ms = [
+            ns / 1e6 - (r["planned_ms"] + r["lag_ms"])
+            for (_, ns), r in zip(arrivals, rows, strict=True)
+        ]
         offset = statistics.median(diffs_ms)
         errors_ms = sorted(abs(d - offset) for d in diffs_ms)
-        # (Loose bounds: the test machine is 2 shared cores under load; bench/load_generator.py
-        # measures the send lag properly.)
-        assert errors_ms[len(errors_ms) // 2] < 20 and errors_ms[int(0.9 * len(errors_ms))] < 150
-        # And the server saw a Poisson process of that rate: exponential gaps (KS, α = 1 %).
+        # (A new connection's first request waits for the simulator's accept, which on two
+        # shared cores under load can take ~100 ms: bounds on the bulk, not the tail.)
+        # Above capacity the simulator's own loop, busy with the queue, reads requests late.
+        if rate < capacity:
+            assert errors_ms[len(errors_ms) // 2] < 25, (rate, errors_ms)
+            assert errors_ms[int(0.75 * len(errors_ms))] < 60, (rate, errors_ms)
+        # The lag itself is what bench/load_generator.py measures; on two shared cores under
+        # load only a loose bound holds here.
+        assert statistics.median(r["lag_ms"] for r in rows) < 50
+        # And the server saw a Poisson process of that rate: exponential gaps (KS, α = 0.1 %).
         # Checked below capacity only: above it, two shared cores busy with the queue's
         # streams bunch arrivals by tens of ms (the schedule itself passes: D = 0.09).
         stamps = sorted(ns for _, ns in arrivals)
@@ -178,11 +196,11 @@ def test_poisson_arrivals_on_the_servers_log(start_load_sim: Any, tmp_path: Path
             )
             for k, g in enumerate(gaps)
         )
-        assert rate > capacity or ks < 1.63 / math.sqrt(n), (rate, ks)
+        assert rate > capacity or ks < 1.95 / math.sqrt(n), (rate, ks)
         assert abs(statistics.fmean(gaps) * rate - 1) < 0.35
     rows = levels_of(doc)
     low, high = rows[f"rate={rates[0]:g}"], rows[f"rate={rates[1]:g}"]
-    assert low["sustained"] and not high["sustained"]
+    assert low["sustained"] and not high["sustained"], (low, high)
     # Above capacity the server completes at most its capacity.
     assert high["requests_per_s"] <= capacity * 1.15
     assert doc["load"]["answer"]["sustained"] == rates[0]

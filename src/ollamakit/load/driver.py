@@ -19,7 +19,8 @@ One httpx pool of many connections re-examines every pooled connection whenever 
 starts or ends (bench/runner.py, "lanes"; profiled here at ~10 ms per request with 32
 connections in a pool), which shows up as send lag; a request takes the first lane with room.
 Creating a client costs 150–200 ms on the 2-core test machine (it builds an SSL context), so
-lanes are built in a worker thread (OpenSSL releases the GIL while it loads certificates):
+lanes are built in a worker thread of their own (OpenSSL releases the GIL while it loads
+certificates; not the default executor, whose threads resolve host names for new connections):
 :meth:`OllamaDriver.prepare` opens what a level needs *before* its clock starts (``users``
 streams in a closed loop, ``rate × e2e p95 so far × 1.5`` in an open one), and while a level
 runs a spare lane is built in the background whenever fewer than :data:`LANE_SIZE` slots are
@@ -35,6 +36,7 @@ import asyncio
 import math
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from ollamakit.bench.metrics import ChunkLike, Identity, measure, percentile
@@ -151,6 +153,7 @@ class OllamaDriver:
         self._busy: list[int] = []
         self._totals_ms: list[float] = []
         self._building: asyncio.Future[None] | None = None
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ollamakit-lanes")
 
     async def __aenter__(self) -> OllamaDriver:
         return self
@@ -161,6 +164,7 @@ class OllamaDriver:
     async def aclose(self) -> None:
         if self._building is not None:
             await asyncio.gather(self._building, return_exceptions=True)
+        self._builder.shutdown(wait=False)
         lanes, self._lanes, self._busy = self._lanes, [], []
         for lane in lanes:
             await lane.aclose()
@@ -188,7 +192,11 @@ class OllamaDriver:
             e2e_s = max(1.0, (percentile(self._totals_ms[-200:], 95) or 1000.0) / 1000)
             streams = math.ceil(level.value * e2e_s * 1.5)
         while len(self._lanes) * LANE_SIZE < streams:
-            self._add_lane(await asyncio.to_thread(self._client))
+            self._add_lane(await self._build_lane())
+
+    async def _build_lane(self) -> AsyncOllamaClient:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._builder, self._client)
 
     async def warmup(self, item: Item) -> Outcome:
         """One unmeasured request before the first level (model load, lazy imports)."""
@@ -207,7 +215,7 @@ class OllamaDriver:
 
         async def build() -> None:
             try:
-                self._add_lane(await asyncio.to_thread(self._client))
+                self._add_lane(await self._build_lane())
             finally:
                 self._building = None
 

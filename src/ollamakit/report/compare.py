@@ -188,7 +188,7 @@ def _exact_p(u: float, n_a: int, n_b: int) -> float:
 
     total = math.comb(n_a + n_b, n_a)
     low = min(u, n_a * n_b - u)
-    tail = sum(count(k, n_a, n_b) for k in range(int(math.floor(low)) + 1)) / total
+    tail = sum(count(k, n_a, n_b) for k in range(math.floor(low) + 1)) / total
     return min(1.0, 2 * tail)
 
 
@@ -227,7 +227,7 @@ def mann_whitney(a: list[float], b: list[float], alpha: float = ALPHA) -> MannWh
     # CI: the k-th smallest and largest pairwise differences, k from the U distribution's
     # alpha/2 quantile (normal approximation; exact enough for n ≥ 5 per side).
     z_crit = statistics.NormalDist().inv_cdf(1 - alpha / 2)
-    k = int(math.floor(mean_u - z_crit * math.sqrt(n_a * n_b * (n + 1) / 12)))
+    k = math.floor(mean_u - z_crit * math.sqrt(n_a * n_b * (n + 1) / 12))
     k = max(k, 0)
     low, high = diffs[k], diffs[len(diffs) - 1 - k]
     return MannWhitney(n_a, n_b, u, p, shift, low, high)

@@ -109,6 +109,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     locust.add_argument(
         "--locust-port", type=int, default=5557, metavar="PORT", help=t("load.help_locust_port")
     )
+    locust.add_argument(
+        "--locust-bind", default="*", metavar="ADDRESS", help=t("load.help_locust_bind")
+    )
 
 
 @dataclass(frozen=True)
@@ -340,7 +343,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.locust_master or args.locust_worker:
         from ollamakit.load.locust_cli import run_locust
 
-        return run_locust(args, settings, plan)
+        return int(run_locust(args, settings, plan))
     from ollamakit.load.driver import OllamaDriver
 
     options: Options = {"temperature": 0.0, "seed": plan.schedule.seed}

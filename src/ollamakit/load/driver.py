@@ -143,8 +143,10 @@ class OllamaDriver:
         options: Options | None = None,
         timeout_s: float = 300.0,
         marker: str = "load",
+        lane_size: int = LANE_SIZE,
     ) -> None:
         self.settings = settings
+        self.lane_size = lane_size
         self.model = model
         self.options: Options = options or {}
         self.timeout_s = timeout_s
@@ -171,7 +173,7 @@ class OllamaDriver:
 
     def _client(self) -> AsyncOllamaClient:
         return AsyncOllamaClient(
-            self.settings, read_timeout_s=self.timeout_s, max_connections=LANE_SIZE
+            self.settings, read_timeout_s=self.timeout_s, max_connections=self.lane_size
         )
 
     async def server_version(self) -> str:
@@ -191,7 +193,7 @@ class OllamaDriver:
         else:
             e2e_s = max(1.0, (percentile(self._totals_ms[-200:], 95) or 1000.0) / 1000)
             streams = math.ceil(level.value * e2e_s * 1.5)
-        while len(self._lanes) * LANE_SIZE < streams:
+        while len(self._lanes) * self.lane_size < streams:
             self._add_lane(await self._build_lane())
 
     async def _build_lane(self) -> AsyncOllamaClient:
@@ -208,9 +210,9 @@ class OllamaDriver:
         self._busy.append(0)
 
     def _top_up(self) -> None:
-        """Build a spare lane in the background when fewer than LANE_SIZE slots are free."""
-        free = len(self._lanes) * LANE_SIZE - sum(self._busy)
-        if free >= LANE_SIZE or self._building is not None:
+        """Build a spare lane in the background when fewer than ``lane_size`` slots are free."""
+        free = len(self._lanes) * self.lane_size - sum(self._busy)
+        if free >= self.lane_size or self._building is not None:
             return
 
         async def build() -> None:
@@ -224,7 +226,7 @@ class OllamaDriver:
     async def _take_lane(self) -> int:
         while True:
             for i, busy in enumerate(self._busy):
-                if busy < LANE_SIZE:
+                if busy < self.lane_size:
                     self._busy[i] += 1
                     self._top_up()
                     return i

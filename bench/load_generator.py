@@ -66,12 +66,13 @@ async def measure(url: str, levels: list[int], duration_s: float, lane_size: int
             lags = [s.lag_ms for s in run.samples]
             errors = sum(1 for s in run.samples if not s.outcome.ok)
             load1 = os.getloadavg()[0]
+            p50, p99 = percentile(lags, 50) or 0.0, percentile(lags, 99) or 0.0
             lines.append(
-                f"{streams:>5} streams  rate {rate:6.1f}/s  in flight ~{in_flight_median(run):5.0f}  "
+                f"{streams:>5} streams  rate {rate:6.1f}/s  "
+                f"in flight ~{in_flight_median(run):5.0f}  "
                 f"requests {len(run.samples):5d}  errors {errors:3d}  "
-                f"lag p50 {percentile(lags, 50) or 0:6.2f} ms  p99 {percentile(lags, 99) or 0:7.2f} ms  "
-                f"max {max(lags, default=0):7.1f} ms  ({time.perf_counter() - started:4.1f} s, "
-                f"load {load1:.1f})"
+                f"lag p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  max {max(lags, default=0):7.1f} ms  "
+                f"({time.perf_counter() - started:4.1f} s, load {load1:.1f})"
             )
             print(lines[-1], flush=True)
     finally:

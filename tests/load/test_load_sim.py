@@ -261,3 +261,18 @@ def test_ctrl_c_keeps_what_finished(load_sim: SimProcess, tmp_path: Path) -> Non
     assert len([r for r in doc["results"] if r["ok"]]) >= 8
     with HistoryStore.open(Path(os.environ["OLLAMAKIT_HOME"])) as store:
         assert store.load_run(doc["run_id"])["status"] == "interrupted"
+
+
+def test_rate_sweep_finds_the_capacity(start_load_sim: Any, tmp_path: Path) -> None:
+    sim = start_load_sim(SLOW)
+    capacity = NUM_PARALLEL / SERVICE_S  # 20 req/s
+    slo = f"ttft_p95={SERVICE_S * 1000:g}ms"
+    args = ["--rate", "sweep", "--duration", "1.5", "--slo", slo]
+    result, doc = run_load(sim, tmp_path, *args, timeout=150)
+    assert result.returncode == 0, result.output
+    rates = [row["value"] for row in doc["load"]["levels"]]
+    assert len(rates) >= 3 and all(row["kind"] == "rate" for row in doc["load"]["levels"])
+    best = doc["load"]["answer"]["sustained"]
+    # Doubling then bisecting around the capacity: the answer lies below it, and not far.
+    assert capacity / 3 <= best <= capacity * 1.1, rates
+    assert any(not row["sustained"] for row in doc["load"]["levels"])

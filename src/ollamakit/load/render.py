@@ -175,13 +175,22 @@ def _headers() -> list[str]:
     ]
 
 
+#: Columns kept on a narrow terminal (< WIDE_COLUMNS cells): level, ok, req/s, goodput, TTFT
+#: p95, TPOT p95, wait, errors, within SLO. The files always have them all.
+NARROW: Final = (0, 1, 2, 3, 6, 7, 9, 11, 12)
+WIDE_COLUMNS: Final = 140
+
+
 def print_levels(doc: RunDocument, console: Console) -> None:
     """The level table and the answer, on a terminal or into a pipe."""
+    keep = range(13) if console.width >= WIDE_COLUMNS else NARROW
     table = Table(title=t("load.table_title", model=escape(_model(doc))), title_justify="left")
-    for i, header in enumerate(_headers()):
-        table.add_column(header, justify="right" if 0 < i < 11 else "left")
+    headers = _headers()
+    for i in keep:
+        table.add_column(headers[i], justify="right" if 0 < i < 11 else "left")
     for row in _levels(doc):
-        table.add_row(*(escape(c) for c in _cells(row)))
+        cells = _cells(row)
+        table.add_row(*(escape(cells[i]) for i in keep))
     console.print(table)
     section = load_section(doc) or {}
     answer = section.get("answer") or {}

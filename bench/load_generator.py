@@ -86,6 +86,9 @@ def main() -> int:
     parser.add_argument("--levels", default="64,256,512")
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--lane-size", type=int, default=8)
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin the processes to one CPU each"
+    )
     args = parser.parse_args()
     levels = [64] if args.quick else [int(v) for v in args.levels.split(",")]
     duration = 2.0 if args.quick else args.duration
@@ -101,13 +104,13 @@ def main() -> int:
     with start_subprocess(
         config=SimConfig(models=(spec,), num_parallel=4096, max_queue=8192)
     ) as sim:
-        if len(cpus) >= 2:
+        if len(cpus) >= 2 and not args.no_pin:
             os.sched_setaffinity(sim.pid, {cpus[1]})
             os.sched_setaffinity(0, {cpus[0]})
         print(
             f"# {platform.python_implementation()} {platform.python_version()} · "
             f"{platform.machine()} · {os.cpu_count()} CPUs · load generator on CPU "
-            f"{cpus[0] if cpus else '?'} · lane size {args.lane_size} · "
+            f"{'any' if args.no_pin or not cpus else cpus[0]} · lane size {args.lane_size} · "
             f"{CHUNKS} chunks over {STREAM_S:g} s per stream · {duration:g} s per level",
             flush=True,
         )

@@ -9,7 +9,7 @@ through ``GET /v1/models`` and ``POST /v1/chat/completions`` (``stream: true``,
 Ollama: :class:`~ollamakit.client.core.Core` (Basic auth from the URL's userinfo, Bearer from
 ``OLLAMA_API_KEY``, the one TLS trust context, timeouts), :mod:`~ollamakit.client.judge`
 (a 401 or a 502 reads the same whichever API was asked) and the chunked-body fast path
-(:mod:`ollamakit._http11`), so arrival stamps are taken the same way for both APIs and a
+(:mod:`ollamakit.client.transport`), so arrival stamps are taken the same way for both APIs and a
 comparison of the two measures the servers, not the client.
 
 * :class:`OpenAIBackend` / :class:`AsyncOpenAIBackend` — the sync/async twins.
@@ -43,7 +43,6 @@ from typing import Any, Final, Self
 import httpx
 import orjson
 
-from ollamakit import _http11
 from ollamakit.client.backend import AsyncBackend, AsyncReplyStream, Backend, ReplyStream
 from ollamakit.client.core import Core, StreamReused
 from ollamakit.client.judge import ERROR_BODY_LIMIT, first_line
@@ -57,7 +56,7 @@ from ollamakit.client.openai_wire import (
     version_from_props,
 )
 from ollamakit.client.stream import end_of
-from ollamakit.client.sync import client_kwargs, read_limited, translate_for, unframe
+from ollamakit.client.sync import client_kwargs, read_limited, translate_for
 from ollamakit.config import Settings
 from ollamakit.domain import (
     ChatRequest,
@@ -210,18 +209,6 @@ class _SSEState:
             log_stream_end("POST", self.url, d.complete, d.count, self.sent_ns)
 
 
-def _reusable(response: httpx.Response) -> bool:
-    """Whether the connection may go back to the pool after the stream.
-
-    llama-server (cpp-httplib) closes the connection after every streamed reply, without a
-    ``Connection: close`` header: a request sent on it next fails with "Server disconnected
-    without sending a response" (measured on the engine tier: 12 of 30 requests that followed
-    a stream). So a connection that served llama-server's stream is not reused; behind a
-    proxy (``Server: nginx``) the proxy keeps the client connection and it is.
-    """
-    return not response.headers.get("server", "").lower().startswith("llama.cpp")
-
-
 def _is_event_stream(response: httpx.Response) -> bool:
     return 200 <= response.status_code < 300 and "text/event-stream" in response.headers.get(
         "content-type", ""
@@ -297,24 +284,10 @@ class OpenAIChunkStream:
         state = self._state
         decoder = state.decoder
         clock = time.perf_counter_ns
-        raw = _http11.attach(response)
         try:
-            if raw is None:
-                for data in response.iter_bytes():
-                    yield from decoder.feed(data, clock())
-            else:
-                first = unframe(raw, raw.leading, state.url, leading=True)
-                yield from decoder.feed(first, state.headers_ns)
-                timeout = state.core.timeouts.read_s
-                while not raw.decoder.done:
-                    try:
-                        data = raw.network.read(_http11.READ_SIZE, timeout=timeout)
-                    except Exception as exc:
-                        raise _http11.as_httpx_error(exc) from exc
-                    now = clock()
-                    yield from decoder.feed(unframe(raw, data, state.url), now)
-                if _reusable(response):
-                    raw.release()
+            # Each item is one socket read's payload (client/transport.py), stamped once.
+            for data in response.iter_bytes():
+                yield from decoder.feed(data, clock())
             yield from decoder.finish(clock())
         except httpx.HTTPError as exc:
             error = translate_for(state.core, exc, state.path)
@@ -410,27 +383,10 @@ class AsyncOpenAIChunkStream:
         state = self._state
         decoder = state.decoder
         clock = time.perf_counter_ns
-        raw = _http11.attach(response)
         try:
-            if raw is None:
-                async for data in response.aiter_bytes():
-                    for chunk in decoder.feed(data, clock()):
-                        yield chunk
-            else:
-                first = unframe(raw, raw.leading, state.url, leading=True)
-                for chunk in decoder.feed(first, state.headers_ns):
+            async for data in response.aiter_bytes():
+                for chunk in decoder.feed(data, clock()):
                     yield chunk
-                timeout = state.core.timeouts.read_s
-                while not raw.decoder.done:
-                    try:
-                        data = await raw.network.read(_http11.READ_SIZE, timeout=timeout)
-                    except Exception as exc:
-                        raise _http11.as_httpx_error(exc) from exc
-                    now = clock()
-                    for chunk in decoder.feed(unframe(raw, data, state.url), now):
-                        yield chunk
-                if _reusable(response):
-                    raw.release()
             for chunk in decoder.finish(clock()):
                 yield chunk
         except httpx.HTTPError as exc:

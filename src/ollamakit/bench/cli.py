@@ -527,11 +527,4 @@ def _finish(
     return int(ExitStatus.FAILURES if failed else ExitStatus.OK)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ollamakit.bench.cli``: the same as ``ollamakit bench``."""
-    from ollamakit.cli import main as cli_main
-
-    return cli_main(argv, command="bench", prog="ollama-benchmark.py")
-
-
-__all__ = ["add_arguments", "choose", "main", "parse_concurrency", "run"]
+__all__ = ["add_arguments", "choose", "parse_concurrency", "run"]

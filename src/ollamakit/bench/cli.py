@@ -33,7 +33,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
-from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
+from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, category_label, resolve_suite
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--suite", metavar="NAME|FILE", default=DEFAULT_SUITE_NAME, help=t("bench.help_suite")
+    )
+    parser.add_argument(
+        "--prompt", action="append", metavar="ID", default=[], help=t("bench.help_prompt")
+    )
+    parser.add_argument(
+        "--category", action="append", metavar="NAME", default=[], help=t("bench.help_category")
     )
     parser.add_argument("--runs", type=int, default=3, metavar="N", help=t("bench.help_runs"))
     parser.add_argument("--warmup", type=int, default=1, metavar="N", help=t("bench.help_warmup"))
@@ -131,8 +137,12 @@ def choose(
     *,
     ask: Callable[[str], str] = input,
     show: Callable[[str], None] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> list[str]:
     """A numbered menu: Enter picks everything, ``1,3`` or ``2-4`` pick some.
+
+    ``labels`` are shown instead of the items (an id with its description); the items are
+    what is returned.
 
     >>> answers = iter(["9", "1, 3"])
     >>> choose("Models", ["a", "b", "c"], ask=lambda _: next(answers), show=lambda _: None)
@@ -142,7 +152,7 @@ def choose(
     """
     say = show or (lambda line: print(clean(line), file=sys.stderr))
     say(title)
-    for i, item in enumerate(items, 1):
+    for i, item in enumerate(labels if labels is not None else items, 1):
         say(f"  {i:>2}) {item}")
     while True:
         try:
@@ -178,6 +188,42 @@ def _parse_selection(answer: str, count: int) -> list[int]:
 
 def _interactive(args: argparse.Namespace, terminal: Terminal) -> bool:
     return not args.auto and terminal.interactive
+
+
+def _asker(terminal: Terminal) -> Callable[[str], str]:
+    """How the menu reads an answer: ``input()`` on the process's own terminal (line editing),
+    else a line from the terminal's stdin (a test's, or a wrapped stream)."""
+    if terminal.stdin is sys.stdin:
+        return input
+
+    def ask(prompt: str) -> str:
+        terminal.stderr.print(escape(prompt), end="")
+        line = terminal.stdin.readline()
+        if not line:
+            raise EOFError
+        return line
+
+    return ask
+
+
+def category_menu_labels(suite: Suite) -> list[str]:
+    """The picker's lines for the suite's categories: the category id (the same id the
+    tables, ``--category`` and the result files use), its description for a built-in one,
+    and the prompt ids it holds when they differ from the category's own.
+
+    >>> from ollamakit.bench.suites import Prompt
+    >>> s = Suite("s", (Prompt("a", "x", "A"), Prompt("b", "x", "B"), Prompt("c", "c", "C")))
+    >>> category_menu_labels(s)
+    ['x: a, b', 'c']
+    """
+    lines: list[str] = []
+    for category in suite.categories:
+        label = category_label(category)
+        ids = suite.prompts_in(category)
+        if ids != [category]:
+            label = t("bench.menu_category_prompts", label=label, prompts=", ".join(ids))
+        lines.append(label)
+    return lines
 
 
 # --------------------------------------------------------------------------- progress
@@ -376,6 +422,8 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
     suite: Suite = resolve_suite(args.suite).with_overrides(
         num_predict=args.num_predict, seed=args.seed
     )
+    chosen_prompts = bool(args.prompt or args.category)
+    suite = suite.select(prompts=args.prompt, categories=args.category)
     given: list[str] = list(dict.fromkeys(args.model or []))
     version, available = asyncio.run(_discover(settings, want_models=not given))
     models = given or available
@@ -392,10 +440,20 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
 
         if not given:
             models = choose(
-                t("bench.menu_models", url=settings.base_url.redacted()), models, show=say
+                t("bench.menu_models", url=settings.base_url.redacted()),
+                models,
+                show=say,
+                ask=_asker(terminal),
             )
-        categories = choose(t("bench.menu_categories"), suite.categories, show=say)
-        suite = suite.only(categories)
+        if not chosen_prompts and len(suite.categories) > 1:
+            categories = choose(
+                t("bench.menu_categories"),
+                suite.categories,
+                show=say,
+                ask=_asker(terminal),
+                labels=category_menu_labels(suite),
+            )
+            suite = suite.only(categories)
 
     plan = BenchPlan(
         models=tuple(models),

@@ -41,9 +41,14 @@ from ollamakit.i18n import t
 from ollamakit.measure.schema import RequestResult, RunDocument
 from ollamakit.ui.sanitize import clean, clean_line
 from ollamakit.ui.terminal import Terminal
+from ollamakit.ui.wrap import WrapText
 
 MAX_CONCURRENCY: Final = 256
 INT64_MAX: Final = 2**63 - 1
+DEFAULT_RUNS: Final = 3
+#: ``--demo`` without ``--runs``: one measured request per model and prompt, so the first
+#: command a newcomer runs ends in seconds (its numbers are simulated anyway).
+DEMO_RUNS: Final = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--category", action="append", metavar="NAME", default=[], help=t("bench.help_category")
     )
-    parser.add_argument("--runs", type=int, default=3, metavar="N", help=t("bench.help_runs"))
+    parser.add_argument("--runs", type=int, default=None, metavar="N", help=t("bench.help_runs"))
     parser.add_argument("--warmup", type=int, default=1, metavar="N", help=t("bench.help_warmup"))
     parser.add_argument(
         "--concurrency", default="1", metavar="1,2,4,...", help=t("bench.help_concurrency")
@@ -78,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-save", action="store_true", help=t("bench.help_no_save"))
     parser.add_argument("--label", metavar="TEXT", default=None, help=t("bench.help_label"))
+    parser.add_argument("--demo", action="store_true", help=t("bench.help_demo"))
 
 
 # --------------------------------------------------------------------------- validation
@@ -416,7 +422,32 @@ def _quiet_when_gone(listener: Any) -> Any:
 
 
 def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
-    """Run the benchmark command; errors before the run propagate to ``cli.main``."""
+    """Run the benchmark command; errors before the run propagate to ``cli.main``.
+
+    ``--demo``: the built-in simulator is started in this process (a thread, an ephemeral
+    loopback port; :mod:`ollamakit.sim.demo`) for the length of the command, and benchmarked
+    instead of a server; ``--base-url`` (or ``--ca-bundle``/``--insecure``) with it is a usage
+    error, since they name a real server.
+    """
+    if args.runs is None:
+        args.runs = DEMO_RUNS if args.demo else DEFAULT_RUNS
+    if not args.demo:
+        return _run(args, settings, terminal)
+    for key, flag in (("OLLAMA_BASE_URL", "--base-url"), ("OLLAMA_CA_BUNDLE", "--ca-bundle")):
+        if settings.sources.get(key) == "flag":
+            raise UsageError(t("bench.demo_with_server", flag=flag))
+    if getattr(args, "insecure", False):
+        raise UsageError(t("bench.demo_with_server", flag="--insecure"))
+    _check_args(args)  # before the simulator starts
+    from ollamakit.sim.demo import demo_settings, start_demo
+
+    with start_demo() as sim:
+        return _run(args, demo_settings(settings, sim.url), terminal, demo=True)
+
+
+def _run(
+    args: argparse.Namespace, settings: Settings, terminal: Terminal, *, demo: bool = False
+) -> int:
     _check_args(args)
     levels = parse_concurrency(args.concurrency)
     suite: Suite = resolve_suite(args.suite).with_overrides(
@@ -463,7 +494,10 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         concurrency=levels,
         timeout_s=settings.benchmark_timeout_s,
         label=args.label,
+        demo=demo,
     )
+    if demo:
+        _demo_banner(terminal, terminal.stderr)
     terminal.info(
         t(
             "bench.plan",
@@ -547,8 +581,11 @@ def _finish(
     from ollamakit.report.tables import print_summary
 
     to_stdout = any(str(o) == "-" for o in args.output)  # keep a JSON pipe clean
+    summary_console = terminal.stderr if to_stdout else terminal.stdout
     with contextlib.suppress(*_GONE):
-        print_summary(doc, terminal.stderr if to_stdout else terminal.stdout)
+        print_summary(doc, summary_console)
+        if doc.get("demo"):
+            _demo_banner(terminal, summary_console, after=True)
     history_ok = not isinstance(sink, StoreSink) or sink.complete
     with contextlib.suppress(*_GONE):
         if isinstance(sink, StoreSink) and sink.error is not None:
@@ -583,6 +620,14 @@ def _finish(
         return int(ExitStatus.INTERRUPTED)
     failed = write_failed or not results or any(not r["ok"] for r in results)
     return int(ExitStatus.FAILURES if failed else ExitStatus.OK)
+
+
+def _demo_banner(terminal: Terminal, console: Console, *, after: bool = False) -> None:
+    """The line that says a ``--demo`` run's numbers are simulated (above the plan, below the
+    summary): bold yellow on a terminal, one plain line into a pipe."""
+    key = "bench.demo_summary" if after else "bench.demo_banner"
+    isatty = terminal.stdout_isatty if console is terminal.stdout else terminal.stderr_isatty
+    console.print(WrapText(t(key), style="bold yellow"), soft_wrap=not isatty)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -100,6 +100,7 @@ class BenchPlan:
     concurrency: tuple[int, ...] = (1,)
     timeout_s: float = 300.0
     label: str | None = None
+    demo: bool = False  # the server is the built-in simulator (--demo): numbers are simulated
 
     @property
     def total_requests(self) -> int:
@@ -290,6 +291,8 @@ class Runner:
             "concurrency_summary": [],
             "hints": [],
         }
+        if self.plan.demo:
+            doc["demo"] = True
         self.sink.begin(doc)
         self.document = doc
         interrupted = False

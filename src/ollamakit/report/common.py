@@ -29,6 +29,7 @@ from ollamakit.measure.schema import (
     RunDocument,
     SummaryRow,
 )
+from ollamakit.report.runstatus import doc_status
 
 DASH: Final = "—"
 
@@ -163,7 +164,7 @@ def header_facts(doc: RunDocument) -> list[tuple[str, str]]:
             t("report.duration"),
             fmt_duration(duration_s(doc.get("started_at"), doc.get("finished_at"))),
         ),
-        (t("report.status"), status_text(doc.get("status", "running"))),
+        (t("report.status"), doc_status(doc).text),  # "complete, 30 failed"
         (t("report.run_id"), doc.get("run_id", DASH)),
     ]
     tool = doc.get("tool") or {}

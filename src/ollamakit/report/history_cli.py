@@ -17,9 +17,9 @@ from ollamakit.config import Settings
 from ollamakit.errors import UsageError
 from ollamakit.i18n import t
 from ollamakit.report.compare import compare_runs
-from ollamakit.report.tables import print_compare, runs_table
+from ollamakit.report.listing import print_history
+from ollamakit.report.tables import print_compare
 from ollamakit.store import HistoryStore
-from ollamakit.ui.tables import print_table
 from ollamakit.ui.terminal import Terminal
 
 
@@ -65,5 +65,5 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         key = "report.no_runs_model" if args.model else "report.no_runs"
         terminal.info(t(key, path=str(settings.home), model=args.model))
         return 0
-    print_table(terminal.stdout, runs_table(listings))
+    print_history(terminal.stdout, listings)
     return 0

@@ -73,6 +73,8 @@ def _table(header: list[str], rows: list[list[str]], numeric_from: int) -> list[
 
 def render_markdown(doc: RunDocument) -> str:
     out: list[str] = [f"### {text(title(doc))}", ""]
+    if doc.get("demo"):  # before anything else: these numbers are not a measurement
+        out += [f"> **{text(t('report.demo_banner'))}**", ""]
     facts = header_facts(doc)
     server_value = facts[0][1]
     parts = [f"**{text(facts[0][0])}** {code(server_value)}"]

@@ -19,7 +19,9 @@ repeated prefill into a few milliseconds. :func:`marked` puts a run marker at th
 first message (``[bench 3f2a9c01 #7] ...``, like the epoch marker Ollama's own ``cmd/bench``
 prefixes), so no two requests of a run share a prefix and every request pays its full prefill.
 
-A suite can also come from a file, ``--suite my.toml`` (or ``.yaml``/``.yml``)::
+A suite can also come from a file, ``--suite my.toml`` (or ``.yaml``/``.yml``); the format is
+documented for users in ``docs/suites.md``, with ``docs/examples/suite.toml`` (loaded by a
+test)::
 
     name = "support-bot"          # optional, default: the file name
     seed = 42                     # optional

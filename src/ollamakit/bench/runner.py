@@ -290,9 +290,8 @@ class Runner:
             "cold_loads": [],
             "concurrency_summary": [],
             "hints": [],
+            "demo": self.plan.demo,
         }
-        if self.plan.demo:
-            doc["demo"] = True
         self.sink.begin(doc)
         self.document = doc
         interrupted = False

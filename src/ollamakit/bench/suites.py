@@ -284,8 +284,15 @@ def default_suite() -> Suite:
     )
 
 
-#: The built-in categories that have a description in the catalogue (``bench.category_*``).
-BUILT_IN_CATEGORIES: Final = ("greeting", "coding", "reasoning", "long-summary", "zh-tw")
+#: The built-in categories and the catalogue keys of their descriptions.
+_CATEGORY_KEYS: Final = {
+    "greeting": "bench.category_greeting",
+    "coding": "bench.category_coding",
+    "reasoning": "bench.category_reasoning",
+    "long-summary": "bench.category_long_summary",
+    "zh-tw": "bench.category_zh_tw",
+}
+BUILT_IN_CATEGORIES: Final = tuple(_CATEGORY_KEYS)
 
 
 def category_label(category: str) -> str:
@@ -295,9 +302,10 @@ def category_label(category: str) -> str:
     >>> category_label("support")
     'support'
     """
-    if category not in BUILT_IN_CATEGORIES:
+    key = _CATEGORY_KEYS.get(category)
+    if key is None:
         return category
-    return t("bench.category_label", id=category, text=t(f"bench.category_{category}"))
+    return t("bench.category_label", id=category, text=t(key))
 
 
 # --------------------------------------------------------------------------- files

@@ -42,6 +42,7 @@ from ollamakit.report.common import (
     concurrency_levels,
     concurrency_rows,
     config_items,
+    config_label,
     fmt_int,
     fmt_num,
     header_facts,
@@ -489,7 +490,7 @@ def _header(doc: RunDocument) -> str:
         for label, value in header_facts(doc)
         if label != shown
     )
-    config = "".join(f"<code>{e(k)} {e(v)}</code> " for k, v in config_items(doc))
+    config = "".join(f"<code>{e(config_label(k))} {e(v)}</code> " for k, v in config_items(doc))
     demo = (
         f'<p class="demo-banner" role="note">{e(t("report.demo_banner"))}</p>'
         if doc.get("demo")

@@ -19,6 +19,7 @@ from ollamakit.report.common import (
     concurrency_levels,
     concurrency_rows,
     config_items,
+    config_label,
     failures,
     fmt_num,
     header_facts,
@@ -80,7 +81,7 @@ def render_markdown(doc: RunDocument) -> str:
     parts = [f"**{text(facts[0][0])}** {code(server_value)}"]
     parts += [f"**{text(label)}** {text(value)}" for label, value in facts[1:]]
     out += [" · ".join(parts), ""]
-    config = " · ".join(f"{code(k)} {text(v)}" for k, v in config_items(doc))
+    config = " · ".join(f"{code(config_label(k))} {text(v)}" for k, v in config_items(doc))
     out += [f"**{text(t('report.config'))}** {config or DASH}", ""]
 
     swept = len(concurrency_levels(doc)) > 1

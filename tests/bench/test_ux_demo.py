@@ -68,3 +68,15 @@ def test_demo_with_base_url_is_a_usage_error() -> None:
     assert result.returncode == int(ExitStatus.ERROR)
     assert "--demo benchmarks the built-in simulator" in result.stderr
     assert "--base-url" in result.stderr
+
+
+def test_chat_demo_answers_from_the_built_in_simulator() -> None:
+    result = run_program(["--demo", "--model", "qwen2.5:0.5b"], script="hi-ai.py", input="hi\n")
+    assert_no_traceback(result)
+    assert result.returncode == 0, result.output
+    assert "qwen2.5:0.5b, a simulated model" in result.stdout  # the simulator's reply
+    assert "DEMO:" in result.stderr and "DEMO" not in result.stdout  # stdout: replies only
+
+    refused = run_program(["--demo", "--base-url", "http://127.0.0.1:9"], script="hi-ai.py")
+    assert refused.returncode == int(ExitStatus.ERROR)
+    assert "--demo chats with the built-in simulator" in refused.stderr

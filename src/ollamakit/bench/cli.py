@@ -433,13 +433,12 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         args.runs = DEMO_RUNS if args.demo else DEFAULT_RUNS
     if not args.demo:
         return _run(args, settings, terminal)
-    for key, flag in (("OLLAMA_BASE_URL", "--base-url"), ("OLLAMA_CA_BUNDLE", "--ca-bundle")):
-        if settings.sources.get(key) == "flag":
-            raise UsageError(t("bench.demo_with_server", flag=flag))
-    if getattr(args, "insecure", False):
-        raise UsageError(t("bench.demo_with_server", flag="--insecure"))
+    from ollamakit.sim.demo import demo_settings, refused_flag, start_demo
+
+    flag = refused_flag(settings, bool(getattr(args, "insecure", False)))
+    if flag is not None:
+        raise UsageError(t("bench.demo_with_server", flag=flag))
     _check_args(args)  # before the simulator starts
-    from ollamakit.sim.demo import demo_settings, start_demo
 
     with start_demo() as sim:
         return _run(args, demo_settings(settings, sim.url), terminal, demo=True)

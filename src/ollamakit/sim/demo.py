@@ -57,4 +57,14 @@ def demo_settings(settings: Settings, url: str) -> Settings:
     )
 
 
-__all__ = ["DEMO_SOURCE", "demo_config", "demo_settings", "start_demo"]
+def refused_flag(settings: Settings, insecure: bool) -> str | None:
+    """The server option given on the command line that ``--demo`` cannot honour, if any
+    (``--base-url``, ``--ca-bundle``, ``--insecure``): they name a real server. Settings from
+    the environment or ``.env`` are not refused; the demo simply does not use them."""
+    for key, flag in (("OLLAMA_BASE_URL", "--base-url"), ("OLLAMA_CA_BUNDLE", "--ca-bundle")):
+        if settings.sources.get(key) == "flag":
+            return flag
+    return "--insecure" if insecure else None
+
+
+__all__ = ["DEMO_SOURCE", "demo_config", "demo_settings", "refused_flag", "start_demo"]

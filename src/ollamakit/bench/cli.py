@@ -31,6 +31,7 @@ from typing import Any, Final
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, category_label, resolve_suite
@@ -49,6 +50,8 @@ DEFAULT_RUNS: Final = 3
 #: ``--demo`` without ``--runs``: one measured request per model and prompt, so the first
 #: command a newcomer runs ends in seconds (its numbers are simulated anyway).
 DEMO_RUNS: Final = 1
+#: What to run after the demo (printed below its summary).
+DEMO_NEXT_COMMAND: Final = "uv run ollama-benchmark.py --auto --base-url http://HOST:11434"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -627,6 +630,8 @@ def _demo_banner(terminal: Terminal, console: Console, *, after: bool = False) -
     key = "bench.demo_summary" if after else "bench.demo_banner"
     isatty = terminal.stdout_isatty if console is terminal.stdout else terminal.stderr_isatty
     console.print(WrapText(t(key), style="bold yellow"), soft_wrap=not isatty)
+    if after:  # a command to copy: whole, on a line of its own
+        console.print(Text(f"  {DEMO_NEXT_COMMAND}"), soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -80,3 +80,11 @@ def test_chat_demo_answers_from_the_built_in_simulator() -> None:
     refused = run_program(["--demo", "--base-url", "http://127.0.0.1:9"], script="hi-ai.py")
     assert refused.returncode == int(ExitStatus.ERROR)
     assert "--demo chats with the built-in simulator" in refused.stderr
+
+
+def test_report_of_a_demo_run_says_so_first() -> None:
+    made = run_program(["--auto", "--demo", *SHORT], script="ollama-benchmark.py")
+    assert made.returncode == 0, made.output
+    report = run_program(["report"])
+    assert report.returncode == 0, report.output
+    assert report.stdout.splitlines()[1].startswith("Demo run: measured against the built-in")

@@ -48,7 +48,7 @@ def _listing(width: int, language: str = "en") -> str:
 
 
 @pytest.mark.parametrize("language", ["en", "zh-TW"])
-@pytest.mark.parametrize("width", [80, 200])
+@pytest.mark.parametrize("width", [80, 120, 160, 200])
 def test_nothing_breaks(history: str, width: int, language: str) -> None:
     out = _listing(width, language)
     lines = out.splitlines()
@@ -58,6 +58,7 @@ def test_nothing_breaks(history: str, width: int, language: str) -> None:
     assert sum(line.count(LONG) for line in lines) == 1
     assert sum(line.count(CODER) for line in lines) == 2
     assert "gpu box, q4" in out
+    assert "…" not in out  # nothing cut short either
 
 
 def test_wide_terminal_is_one_row_per_run(history: str) -> None:

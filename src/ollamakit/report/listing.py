@@ -38,7 +38,7 @@ from ollamakit.report.common import fmt_time
 from ollamakit.report.runstatus import TONE_STYLE, RunStatus, run_status
 from ollamakit.store import RunListing
 from ollamakit.ui.sanitize import clean_line
-from ollamakit.ui.tables import first_fitting, new_table, print_lines, print_table
+from ollamakit.ui.tables import first_fitting, name_column, new_table, print_lines, print_table
 
 #: Between the columns of a block's first line.
 GAP = "  "
@@ -94,11 +94,18 @@ def _status_text(run: RunListing) -> Text:
 def history_table(listings: Sequence[RunListing]) -> Table:
     """One row per run; names, URLs and dates never break (see the module docstring)."""
     table = new_table(None)
-    table.add_column(t("report.run_id"), style="bold", no_wrap=True)
-    table.add_column(t("report.started"), no_wrap=True)
+    # Whole cells: rich measures a no-wrap cell by its longest word and would cut the rest
+    # ("2026-12-01 20:5…"), so each such column is as wide as its widest cell (name_column's
+    # rule).
+    whole = [
+        (t("report.run_id"), [run.run_id for run in listings], "bold"),
+        (t("report.started"), [fmt_time(run.started_at) for run in listings], ""),
+    ]
+    for header, values, style in whole:
+        name_column(table, header, values, style=style)
     table.add_column(t("report.col_label"))
     table.add_column(t("report.status"))
-    table.add_column(t("report.server"), no_wrap=True)
+    name_column(table, t("report.server"), [_server_text(run).plain for run in listings])
     longest = max((cell_len(clean_line(m)) for run in listings for m in run.models), default=0)
     # Wraps between names only: no narrower than the longest name (rich would fold it).
     table.add_column(t("report.col_models"), min_width=max(longest, 1))

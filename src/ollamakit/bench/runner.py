@@ -100,6 +100,7 @@ class BenchPlan:
     concurrency: tuple[int, ...] = (1,)
     timeout_s: float = 300.0
     label: str | None = None
+    demo: bool = False  # the server is the built-in simulator (--demo): numbers are simulated
 
     @property
     def total_requests(self) -> int:
@@ -289,6 +290,7 @@ class Runner:
             "cold_loads": [],
             "concurrency_summary": [],
             "hints": [],
+            "demo": self.plan.demo,
         }
         self.sink.begin(doc)
         self.document = doc

@@ -34,11 +34,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
-from ollamakit.client import AsyncOllamaClient
+from ollamakit.client import AsyncOllamaBackend, AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.schema import RequestResult, RunDocument
+from ollamakit.selection import (
+    AsyncCatalog,
+    Selection,
+    SelectionError,
+    ThinkMode,
+    parse_think_mode,
+    select_async,
+    think_plan,
+)
 from ollamakit.ui.sanitize import clean, clean_line
 from ollamakit.ui.terminal import Terminal
 
@@ -52,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", action="append", metavar="NAME", default=None, help=t("bench.help_model")
     )
+    parser.add_argument(
+        "--exclude", action="append", metavar="PATTERN", default=[], help=t("select.help_exclude")
+    )
+    parser.add_argument("--think", metavar="MODE", default="off", help=t("select.help_think"))
     parser.add_argument(
         "--suite", metavar="NAME|FILE", default=DEFAULT_SUITE_NAME, help=t("bench.help_suite")
     )
@@ -97,6 +110,13 @@ def parse_concurrency(text: str) -> tuple[int, ...]:
             raise UsageError(t("bench.bad_concurrency", value=text, maximum=MAX_CONCURRENCY))
         levels.add(level)
     return tuple(sorted(levels))
+
+
+def _think_mode(args: argparse.Namespace) -> ThinkMode:
+    mode = parse_think_mode(args.think)
+    if mode is None:
+        raise UsageError(t("select.bad_think", value=args.think))
+    return mode
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -253,12 +273,22 @@ def _num(value: float | None) -> str:
 # --------------------------------------------------------------------------- the command
 
 
-async def _discover(settings: Settings, want_models: bool) -> tuple[str, list[str]]:
-    """Server version and model names; raises (→ exit 2) when the server cannot be used."""
-    async with AsyncOllamaClient(settings) as client:
-        version = await client.version()
-        models = [m["name"] for m in await client.list_models()] if want_models else []
-    return version, models
+async def _discover(
+    settings: Settings, wanted: Sequence[str], exclude: Sequence[str]
+) -> tuple[str | None, int, Selection]:
+    """Server version, how many models it lists, and the models to benchmark.
+
+    Raises (→ exit 2) when the server cannot be used, and :class:`SelectionError` for a
+    ``--model`` that is not there or cannot chat: nothing has been sent to a model yet.
+    """
+    async with AsyncOllamaBackend(settings) as backend:
+        identity = await backend.connect()
+        listed = await backend.list_models()
+        if not listed:
+            return identity.version, 0, Selection(())
+        catalog = AsyncCatalog(backend.describe)
+        selection = await select_async(listed, wanted, exclude, catalog)
+    return identity.version, len(listed), selection
 
 
 async def _execute(runner: Runner, stop: OrderlyStop | None = None) -> RunDocument:
@@ -376,15 +406,25 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
     suite: Suite = resolve_suite(args.suite).with_overrides(
         num_predict=args.num_predict, seed=args.seed
     )
+    mode = _think_mode(args)
     given: list[str] = list(dict.fromkeys(args.model or []))
-    version, available = asyncio.run(_discover(settings, want_models=not given))
-    models = given or available
-    if not models:
+    server_version, listed, selection = asyncio.run(_discover(settings, given, args.exclude))
+    version = server_version or "?"
+    for notice in selection.notices():
+        terminal.info(notice)
+    models = selection.names
+    if not listed:
         terminal.stderr.print(
             f"[bold red]✘ {escape(t('bench.no_models', url=settings.base_url.redacted()))}[/]"
         )
         terminal.stderr.print(f"  [cyan]→[/] {escape(t('bench.no_models_hint'))}")
         return int(ExitStatus.ERROR)
+    if not models:
+        skipped = ", ".join(s.name for s in selection.skipped)
+        raise SelectionError(
+            t("select.no_chat_models", url=settings.base_url.redacted(), skipped=skipped),
+            t("select.no_chat_models_hint"),
+        )
     if _interactive(args, terminal):
 
         def say(line: str) -> None:
@@ -396,6 +436,10 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             )
         categories = choose(t("bench.menu_categories"), suite.categories, show=say)
         suite = suite.only(categories)
+    chosen = [m for m in selection.models if m.name in models]
+    think_by_model, think_notices = think_plan(chosen, mode, server_version)
+    for notice in think_notices:
+        terminal.info(notice)
 
     plan = BenchPlan(
         models=tuple(models),
@@ -405,6 +449,8 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         concurrency=levels,
         timeout_s=settings.benchmark_timeout_s,
         label=args.label,
+        think=mode,
+        think_by_model=think_by_model,
     )
     terminal.info(
         t(

@@ -19,8 +19,8 @@ against the full name and against the name without ``:latest`` (``qwen*``, ``*:7
 ``--exclude`` takes the same patterns; a plain name there excludes what it would resolve to.
 
 What a model is (:func:`kind_of`): ``"cloud"`` when the list says ``remote_host`` /
-``remote_model`` or the size is a few hundred bytes (a manifest, not weights: inference goes to
-ollama.com), ``"embedding"`` when its capabilities say it cannot chat (or, when they are
+``remote_model``, or when a ``…cloud`` tag has a size of a few hundred bytes (a manifest, not
+weights: inference goes to ollama.com), ``"embedding"`` when its capabilities say it cannot chat (or, when they are
 unknown, when the name or family says ``embed``/``bert``), else ``"chat"``. Capabilities come
 from ``/api/tags`` on Ollama ≥ 0.30 and from ``/api/show`` (every 0.12+) otherwise:
 :class:`AsyncCatalog`/:class:`Catalog` ask ``/api/show`` once per model and run (concurrently
@@ -194,12 +194,13 @@ def kind_of(info: ModelInfo) -> Kind:
     >>> kind_of(ModelInfo("all-minilm:latest", family="bert")), kind_of(ModelInfo("q:1b"))
     ('embedding', 'chat')
     """
-    if info.remote or (info.size_bytes is not None and info.size_bytes < CLOUD_MAX_BYTES):
+    tiny = info.size_bytes is not None and info.size_bytes < CLOUD_MAX_BYTES
+    if info.remote or (tiny and info.name.lower().endswith("cloud")):
         return "cloud"
-    can_chat = info.can_chat
-    if can_chat is False or (can_chat is None and _heuristic_embedding(info)):
-        return "embedding"
-    return "chat"
+    if info.capabilities is not None:
+        # Ollama gives every model that can generate "completion"; embedding models lack it.
+        return "chat" if "completion" in info.capabilities else "embedding"
+    return "embedding" if _heuristic_embedding(info) else "chat"
 
 
 def levels_only(info: ModelInfo) -> bool:

@@ -19,9 +19,10 @@ against the full name and against the name without ``:latest`` (``qwen*``, ``*:7
 ``--exclude`` takes the same patterns; a plain name there excludes what it would resolve to.
 
 What a model is (:func:`kind_of`): ``"cloud"`` when the list says ``remote_host`` /
-``remote_model``, or when a ``…cloud`` tag has a size of a few hundred bytes (a manifest, not
-weights: inference goes to ollama.com), ``"embedding"`` when its capabilities say it cannot chat (or, when they are
-unknown, when the name or family says ``embed``/``bert``), else ``"chat"``. Capabilities come
+``remote_model``, or when a ``…cloud`` tag has a size of a few hundred bytes (a manifest,
+not weights: inference goes to ollama.com); ``"embedding"`` when its capabilities lack
+``completion`` (or, when they are unknown, when the name or family says ``embed``/``bert``);
+else ``"chat"``. Capabilities come
 from ``/api/tags`` on Ollama ≥ 0.30 and from ``/api/show`` (every 0.12+) otherwise:
 :class:`AsyncCatalog`/:class:`Catalog` ask ``/api/show`` once per model and run (concurrently
 for many models) and keep the answers.

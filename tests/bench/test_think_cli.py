@@ -9,7 +9,6 @@ read from the simulator's request log and from the run's config; replies that sp
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +122,7 @@ def test_reasoning_in_think_tags_is_not_answer_ttft(start_sim: Any, version: str
     # thinking. Either way the recorder must time the answer, not the reasoning.
     r1 = next(m for m in default_models() if m.name == "deepseek-r1:1.5b")
     sim = start_sim(SimConfig(models=(r1,), version=version, speed=20))
-    suite = Suite(
-        name="one", prompts=(Prompt("hi", "greeting", "Hello there!"),), num_predict=256
-    )
+    suite = Suite(name="one", prompts=(Prompt("hi", "greeting", "Hello there!"),), num_predict=256)
     plan = BenchPlan(models=("deepseek-r1:1.5b",), suite=suite, runs=1, warmup=0)
     doc = run_plan(sim.url, plan)
     sent = chats(sim)

@@ -317,12 +317,18 @@ class Selection:
     skipped: tuple[Skipped, ...] = ()
 
     @property
+    def cloud(self) -> list[str]:
+        """Cloud models chosen (named exactly): their inference goes through ollama.com."""
+        return [m.name for m in self.models if kind_of(m) == "cloud"]
+
+    @property
     def names(self) -> list[str]:
         return [m.name for m in self.models]
 
     def notices(self) -> list[str]:
         """One line per expansion and per skipped model (the tools print them all)."""
         lines = [t("select.expanded", wanted=m.wanted, model=m.name) for m in self.expanded]
+        lines += [t("select.cloud_named", model=name) for name in self.cloud]
         return lines + [s.notice() for s in self.skipped]
 
 

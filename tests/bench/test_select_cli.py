@@ -137,3 +137,5 @@ def test_a_cloud_model_named_exactly_is_benchmarked(
     assert [r.model for r in chats(sim)] == ["gpt-oss:120b-cloud"]
     assert [r.status for r in chats(sim)] == [401]
     assert "Skipping" not in result.stderr
+    assert "gpt-oss:120b-cloud is a cloud model" in result.stderr
+    assert "run `ollama signin` on the server" in result.stderr

@@ -129,3 +129,14 @@ def test_think_command_is_checked_before_anything_is_sent(
     body = chat_requests(sim)[0].body
     assert body.get("think") == sent
     assert chat_requests(sim)[0].status == 200
+
+
+@pytest.mark.parametrize("version", [OLD, NEW])
+def test_a_cloud_model_named_is_allowed_and_the_signin_is_explained(
+    start_sim: Any, version: str
+) -> None:
+    sim = real_world(start_sim, version)
+    result = chat(sim, "--model", "gpt-oss:120b-cloud")
+    assert "gpt-oss:120b-cloud is a cloud model" in result.stderr
+    assert "ollama signin" in result.stderr
+    assert [(r.model, r.status) for r in chat_requests(sim)] == [("gpt-oss:120b-cloud", 401)]

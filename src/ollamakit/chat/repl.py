@@ -495,6 +495,8 @@ class ChatApp:
         if kind_of(info) == "embedding":
             self.hint(t("select.cannot_chat", model=name))
             return
+        if kind_of(info) == "cloud":
+            self.info(t("select.cloud_named", model=name))
         if self.session.think not in (None, False) and can_think(info) is False:
             self.session.think = None  # a thinking request to this model would be a 400
             self.info(t("select.think_reset", model=name))
@@ -699,10 +701,13 @@ def choose_model(
             raise unknown_model(wanted, [m["name"] for m in models])
         if match.expanded:
             out.print(Text(t("select.expanded", wanted=wanted, model=match.name), style="dim"))
-        if kind_of(info_of(match.name, models, catalog)) == "embedding":
+        kind = kind_of(info_of(match.name, models, catalog))
+        if kind == "embedding":
             raise SelectionError(
                 t("select.cannot_chat", model=match.name), t("select.cannot_chat_hint")
             )
+        if kind == "cloud":
+            out.print(Text(t("select.cloud_named", model=match.name), style="dim"))
         return match.name
     if not models:
         raise UsageError(t("chat.no_models"))

@@ -420,7 +420,7 @@ COMMANDS: Final = (
     CommandSpec("save", "FILE", "chat.cmd_save"),
     CommandSpec("stats", "", "chat.cmd_stats"),
     CommandSpec("set", "NAME VALUE", "chat.cmd_set"),
-    CommandSpec("think", "on|off", "chat.cmd_think"),
+    CommandSpec("think", "on|off|low|medium|high|max", "chat.cmd_think"),
     CommandSpec("retry", "", "chat.cmd_retry"),
     CommandSpec("bye", "", "chat.cmd_bye", ("exit", "quit")),
 )

@@ -5,8 +5,12 @@ error handling of its own: an :class:`OllamakitError` raised before the run star
 unreachable, TLS, 401, a bad ``--suite`` file) propagates to :func:`ollamakit.cli.main`, which
 prints the doctor-style message and exits 2. Once the run has started, failures are rows.
 
-Flow: validate flags → ``GET /api/version`` + ``/api/tags`` (the models, unless ``--model``) →
-on a terminal without ``--auto``, a menu of models and suite categories → the run, with a rich
+Flow: validate flags → ``GET /api/version`` + ``/api/tags`` → the models by
+:mod:`ollamakit.selection` (``--model`` names and globs, ``--exclude``, capabilities from the list
+or ``/api/show``: a wrong or embedding ``--model`` is exit 2 here, before anything is sent;
+embedding and cloud models not named are skipped with a notice) → on a terminal without
+``--auto``, a menu of models and suite categories → the ``think`` value per model (``--think``,
+gated on the server version) → the run, with a rich
 progress bar on a terminal or one plain line per request otherwise → the summary table, hints,
 where the run was saved, and the ``--output`` files.
 

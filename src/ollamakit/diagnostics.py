@@ -61,7 +61,9 @@ from ollamakit.client import (
     trust_label,
     where,
 )
+from ollamakit.client.ollama import describe_info, model_info
 from ollamakit.config import ServerURL, Settings
+from ollamakit.domain import ModelInfo
 from ollamakit.errors import (
     AuthError,
     BadRequest,
@@ -80,6 +82,7 @@ from ollamakit.errors import (
 from ollamakit.i18n import t
 from ollamakit.measure import format as fmt
 from ollamakit.measure.recorder import ReplyRecorder
+from ollamakit.selection import Catalog, kind_of, resolve, smallest_local
 from ollamakit.types import ModelEntry
 
 # Small requests (GET /, /api/version, /api/tags) answer in milliseconds on a healthy server;
@@ -703,37 +706,49 @@ def check_rtt(client: OllamaClient, samples: int = RTT_SAMPLES) -> CheckResult:
 
 
 def can_generate(model: ModelEntry) -> bool:
-    """Whether a model can answer /api/generate (embedding models, often the smallest, cannot).
+    """Whether a listed model can answer a generation: not an embedding model (often the
+    smallest) and not a cloud model (a few hundred bytes; it runs on ollama.com). The rule is
+    :func:`ollamakit.selection.kind_of`, the same in every tool.
 
     >>> can_generate({"name": "all-minilm:latest", "details": {"family": "bert"}})
     False
     >>> can_generate({"name": "x", "details": {}, "capabilities": ["completion", "tools"]})
     True
+    >>> can_generate({"name": "gpt-oss:120b-cloud", "size": 384, "remote_host": "https://o"})
+    False
     """
-    capabilities = model.get("capabilities")
-    if capabilities is not None:
-        return "completion" in capabilities
-    name = str(model.get("name", "")).lower()
-    family = str((model.get("details") or {}).get("family") or "").lower()
-    return "embed" not in name and "bert" not in family
+    return kind_of(model_info(model)) == "chat"
 
 
-def pick_models(models: Sequence[ModelEntry]) -> list[str]:
-    """Models to try for the test generation: those that can generate, smallest first.
+def pick_models(
+    models: Sequence[ModelEntry], describe: Callable[[str], ModelInfo] | None = None
+) -> list[str]:
+    """Models to try for the test generation: local models that can chat, smallest first.
 
     The smallest, because it loads fastest (a cold load of a 70B model takes minutes) and the
-    test is about the connection, not the model.
+    test is about the connection, not the model. Never a cloud or an embedding model. Where
+    the list has no capabilities (Ollama < 0.30), ``describe`` (``/api/show``) confirms each
+    candidate, smallest first, until :data:`MAX_MODEL_ATTEMPTS` are found.
 
     >>> pick_models([
-    ...     {"name": "big", "size": 9, "details": {}},
-    ...     {"name": "nomic-embed-text", "size": 1, "details": {"family": "nomic-bert"}},
-    ...     {"name": "small", "size": 5, "details": {}},
+    ...     {"name": "big", "size": 9 << 30, "details": {}},
+    ...     {"name": "nomic-embed-text", "size": 1 << 28, "details": {"family": "nomic-bert"}},
+    ...     {"name": "oss:120b-cloud", "size": 384, "remote_model": "oss:120b"},
+    ...     {"name": "small", "size": 5 << 30, "details": {}},
     ... ])
     ['small', 'big']
     """
-    usable = [m for m in models if can_generate(m)]
-    usable.sort(key=lambda m: (int(m.get("size") or 0), str(m.get("name"))))
-    return [str(m["name"]) for m in usable]
+    usable = smallest_local(model_info(m) for m in models)
+    if describe is None:
+        return [m.name for m in usable]
+    catalog = Catalog(describe)
+    picked: list[str] = []
+    for info in usable:
+        if len(picked) >= MAX_MODEL_ATTEMPTS:
+            break
+        if kind_of(catalog.info(info)) == "chat":
+            picked.append(info.name)
+    return picked
 
 
 @dataclass(frozen=True, slots=True)
@@ -1075,9 +1090,13 @@ def diagnose(
         yield _skipped("generate", t("doctor.generate_disabled"))
         yield _skipped("streaming", t("doctor.generate_disabled"))
         return
-    candidates = [model] if model else pick_models(models)
     notify("generate")
     with OllamaClient(settings) as client:
+        if model:  # the one matching rule (selection.py): llama3.2 -> llama3.2:latest
+            match = resolve(model, [m["name"] for m in models])
+            candidates = [match.name if match is not None else model]
+        else:
+            candidates = pick_models(models, lambda name: describe_info(name, client.show(name)))
         result, generation = check_generate(client, candidates)
     yield result
     if generation is None:

@@ -5,8 +5,12 @@ error handling of its own: an :class:`OllamakitError` raised before the run star
 unreachable, TLS, 401, a bad ``--suite`` file) propagates to :func:`ollamakit.cli.main`, which
 prints the doctor-style message and exits 2. Once the run has started, failures are rows.
 
-Flow: validate flags → ``GET /api/version`` + ``/api/tags`` (the models, unless ``--model``) →
-on a terminal without ``--auto``, a menu of models and suite categories → the run, with a rich
+Flow: validate flags → ``GET /api/version`` + ``/api/tags`` → the models by
+:mod:`ollamakit.selection` (``--model`` names and globs, ``--exclude``, capabilities from the list
+or ``/api/show``: a wrong or embedding ``--model`` is exit 2 here, before anything is sent;
+embedding and cloud models not named are skipped with a notice) → on a terminal without
+``--auto``, a menu of models and suite categories → the ``think`` value per model (``--think``,
+gated on the server version) → the run, with a rich
 progress bar on a terminal or one plain line per request otherwise → the summary table, hints,
 where the run was saved, and the ``--output`` files.
 
@@ -35,11 +39,20 @@ from rich.text import Text
 
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, category_label, resolve_suite
-from ollamakit.client import AsyncOllamaClient
+from ollamakit.client import AsyncOllamaBackend, AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.schema import RequestResult, RunDocument
+from ollamakit.selection import (
+    AsyncCatalog,
+    Selection,
+    SelectionError,
+    ThinkMode,
+    parse_think_mode,
+    select_async,
+    think_plan,
+)
 from ollamakit.ui.sanitize import clean, clean_line
 from ollamakit.ui.terminal import Terminal
 from ollamakit.ui.wrap import WrapText
@@ -60,6 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", action="append", metavar="NAME", default=None, help=t("bench.help_model")
     )
+    parser.add_argument(
+        "--exclude", action="append", metavar="PATTERN", default=[], help=t("select.help_exclude")
+    )
+    parser.add_argument("--think", metavar="MODE", default="off", help=t("select.help_think"))
     parser.add_argument(
         "--suite", metavar="NAME|FILE", default=DEFAULT_SUITE_NAME, help=t("bench.help_suite")
     )
@@ -112,6 +129,13 @@ def parse_concurrency(text: str) -> tuple[int, ...]:
             raise UsageError(t("bench.bad_concurrency", value=text, maximum=MAX_CONCURRENCY))
         levels.add(level)
     return tuple(sorted(levels))
+
+
+def _think_mode(args: argparse.Namespace) -> ThinkMode:
+    mode = parse_think_mode(args.think)
+    if mode is None:
+        raise UsageError(t("select.bad_think", value=args.think))
+    return mode
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -308,12 +332,22 @@ def _num(value: float | None) -> str:
 # --------------------------------------------------------------------------- the command
 
 
-async def _discover(settings: Settings, want_models: bool) -> tuple[str, list[str]]:
-    """Server version and model names; raises (→ exit 2) when the server cannot be used."""
-    async with AsyncOllamaClient(settings) as client:
-        version = await client.version()
-        models = [m["name"] for m in await client.list_models()] if want_models else []
-    return version, models
+async def _discover(
+    settings: Settings, wanted: Sequence[str], exclude: Sequence[str]
+) -> tuple[str | None, int, Selection]:
+    """Server version, how many models it lists, and the models to benchmark.
+
+    Raises (→ exit 2) when the server cannot be used, and :class:`SelectionError` for a
+    ``--model`` that is not there or cannot chat: nothing has been sent to a model yet.
+    """
+    async with AsyncOllamaBackend(settings) as backend:
+        identity = await backend.connect()
+        listed = await backend.list_models()
+        if not listed:
+            return identity.version, 0, Selection(())
+        catalog = AsyncCatalog(backend.describe)
+        selection = await select_async(listed, wanted, exclude, catalog)
+    return identity.version, len(listed), selection
 
 
 async def _execute(runner: Runner, stop: OrderlyStop | None = None) -> RunDocument:
@@ -457,15 +491,25 @@ def _run(
     )
     chosen_prompts = bool(args.prompt or args.category)
     suite = suite.select(prompts=args.prompt, categories=args.category)
+    mode = _think_mode(args)
     given: list[str] = list(dict.fromkeys(args.model or []))
-    version, available = asyncio.run(_discover(settings, want_models=not given))
-    models = given or available
-    if not models:
+    server_version, listed, selection = asyncio.run(_discover(settings, given, args.exclude))
+    version = server_version or "?"
+    for notice in selection.notices():
+        terminal.info(notice)
+    models = selection.names
+    if not listed:
         terminal.stderr.print(
             f"[bold red]✘ {escape(t('bench.no_models', url=settings.base_url.redacted()))}[/]"
         )
         terminal.stderr.print(f"  [cyan]→[/] {escape(t('bench.no_models_hint'))}")
         return int(ExitStatus.ERROR)
+    if not models:
+        skipped = ", ".join(s.name for s in selection.skipped)
+        raise SelectionError(
+            t("select.no_chat_models", url=settings.base_url.redacted(), skipped=skipped),
+            t("select.no_chat_models_hint"),
+        )
     if _interactive(args, terminal):
 
         def say(line: str) -> None:
@@ -487,6 +531,10 @@ def _run(
                 labels=category_menu_labels(suite),
             )
             suite = suite.only(categories)
+    chosen = [m for m in selection.models if m.name in models]
+    think_by_model, think_notices = think_plan(chosen, mode, server_version)
+    for notice in think_notices:
+        terminal.info(notice)
 
     plan = BenchPlan(
         models=tuple(models),
@@ -497,6 +545,8 @@ def _run(
         timeout_s=settings.benchmark_timeout_s,
         label=args.label,
         demo=demo,
+        think=mode,
+        think_by_model=think_by_model,
     )
     if demo:
         _demo_banner(terminal, terminal.stderr)

@@ -56,7 +56,7 @@ import math
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -64,7 +64,7 @@ from typing import Any, Final, Protocol
 from ollamakit import __version__
 from ollamakit.bench.suites import Prompt, Suite, marked
 from ollamakit.client import AsyncOllamaClient
-from ollamakit.domain import StreamEnd
+from ollamakit.domain import StreamEnd, Think
 from ollamakit.errors import OllamakitError
 from ollamakit.i18n import t
 from ollamakit.measure.recorder import ReplyRecorder
@@ -84,6 +84,7 @@ from ollamakit.measure.stats import (
     saturation_level,
     summary_rows,
 )
+from ollamakit.selection import capped_before_answer
 
 #: Round trips measured before the run (after one request that opened the connection).
 RTT_SAMPLES: Final = 5
@@ -101,6 +102,10 @@ class BenchPlan:
     timeout_s: float = 300.0
     label: str | None = None
     demo: bool = False  # the server is the built-in simulator (--demo): numbers are simulated
+    #: ``--think``: the mode asked for, and per model the ``think`` value sent (selection.py);
+    #: a model not in the map gets no ``think`` (the server's default).
+    think: str | None = None
+    think_by_model: Mapping[str, Think | None] = field(default_factory=dict)
 
     @property
     def total_requests(self) -> int:
@@ -122,6 +127,8 @@ class BenchPlan:
             "prompts": [p.id for p in self.suite.prompts],
             "timeout_s": self.timeout_s,
             "temperature": self.suite.temperature,
+            "think": self.think,
+            "think_sent": {m: self.think_by_model.get(m) for m in self.models},
         }
 
 
@@ -323,7 +330,11 @@ class Runner:
         doc["summary"] = summary_rows(self._results)
         doc["cold_loads"] = list(self._cold_loads)
         doc["concurrency_summary"] = list(self._levels)
-        doc["hints"] = buffering_hints(self._results) + throughput_hints(self._levels)
+        doc["hints"] = (
+            buffering_hints(self._results)
+            + thinking_cap_hints(self._results, self.plan)
+            + throughput_hints(self._levels)
+        )
         doc["status"] = "interrupted" if interrupted else "complete"
         doc["finished_at"] = now_iso()
         self.sink.finish(doc)
@@ -397,7 +408,12 @@ class Runner:
         self._sequence += 1
         marker = f"bench {self.run_id[:8]} #{self._sequence}"
         client = self._lanes[lane - 1] if 0 < lane <= len(self._lanes) else self.client
-        stream = client.stream_chat(identity.model, marked(prompt, marker), options=self._options)
+        stream = client.stream_chat(
+            identity.model,
+            marked(prompt, marker),
+            options=self._options,
+            think=self.plan.think_by_model.get(identity.model),
+        )
         recorder: ReplyRecorder | None = None
         error: str | None = None
         end: StreamEnd | None = None  # the stream's own unless the deadline ended it
@@ -476,6 +492,24 @@ def buffering_hints(results: Sequence[RequestResult]) -> list[str]:
     return [t("bench.hint_buffered", count=count, total=len(results))] if count else []
 
 
+def thinking_cap_hints(results: Sequence[RequestResult], plan: BenchPlan) -> list[str]:
+    """Per model, when replies hit the ``num_predict`` cap before any answer text.
+
+    Such a reply is "ok" with an empty TTFT cell: the budget went to thinking. gpt-oss (sent a
+    level because it cannot turn thinking off) can only be given a larger budget.
+    """
+    totals: dict[str, int] = {}
+    for r in results:
+        if r["ok"]:
+            totals[r["model"]] = totals.get(r["model"], 0) + 1
+    hints: list[str] = []
+    for model, count in capped_before_answer(results).items():
+        cannot_off = plan.think == "off" and isinstance(plan.think_by_model.get(model), str)
+        key = "select.hint_capped_oss" if cannot_off else "select.hint_capped"
+        hints.append(t(key, model=model, count=count, total=totals.get(model, count)))
+    return hints
+
+
 def throughput_hints(rows: Sequence[ConcurrencyRow]) -> list[str]:
     """Hints about where aggregate throughput stops growing, per model.
 
@@ -513,5 +547,6 @@ __all__ = [
     "Runner",
     "StoreSink",
     "buffering_hints",
+    "thinking_cap_hints",
     "throughput_hints",
 ]

@@ -46,7 +46,15 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ollamakit.chat.models import format_size, model_table, resolve_model
+from ollamakit.chat.models import (
+    catalog_for,
+    format_size,
+    info_of,
+    infos,
+    match_model,
+    model_table,
+    resolve_model,
+)
 from ollamakit.chat.render import (
     Outcome,
     PlainReplyView,
@@ -65,7 +73,6 @@ from ollamakit.chat.session import (
     format_ms,
     message_text,
     parse_command,
-    parse_think,
 )
 from ollamakit.chat.transcript import Transcript
 from ollamakit.client import Chunk, OllamaClient
@@ -74,6 +81,18 @@ from ollamakit.domain import StreamEnd
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.recorder import ReplyRecorder
+from ollamakit.selection import (
+    Catalog,
+    SelectionError,
+    can_think,
+    check_think_version,
+    classify,
+    kind_of,
+    levels_only,
+    parse_think_mode,
+    think_for,
+    unknown_model,
+)
 from ollamakit.types import ModelEntry
 from ollamakit.ui.tables import print_table
 from ollamakit.ui.terminal import Terminal
@@ -256,7 +275,10 @@ class ChatApp:
         out: Console,
         view_factory: Callable[[str], ReplyView],
         terminal: Terminal | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
+        self.catalog = catalog  # /api/show answers, asked once per model (selection.py)
+        self._server_version: str | None = None
         self.settings = settings
         self.client = client
         self.session = session
@@ -462,10 +484,22 @@ class ChatApp:
             return
         if not self._refresh_models():
             return
-        name = resolve_model(arg, self.models)
-        if name is None:
+        match = match_model(arg, self.models)
+        if match is None:
             self.hint(t("chat.model_not_here", model=arg))
             return
+        name = match.name
+        if match.expanded:
+            self.info(t("select.expanded", wanted=arg, model=name))
+        info = info_of(name, self.models, self.catalog)
+        if kind_of(info) == "embedding":
+            self.hint(t("select.cannot_chat", model=name))
+            return
+        if kind_of(info) == "cloud":
+            self.info(t("select.cloud_named", model=name))
+        if self.session.think not in (None, False) and can_think(info) is False:
+            self.session.think = None  # a thinking request to this model would be a 400
+            self.info(t("select.think_reset", model=name))
         self.session.model = name
         self.transcript.write("model", model=name)
         self.note(t("chat.model_switched", model=name, turns=len(self.session.turns)))
@@ -564,16 +598,56 @@ class ChatApp:
         else:
             self.note(f"{name.lower()} = {result}")
 
+    def _version(self) -> str | None:
+        """The server's version, asked once (``/think`` levels depend on it)."""
+        if self._server_version is None:
+            try:
+                self._server_version = self.client.version()
+            except OllamakitError:
+                return None
+        return self._server_version
+
     def cmd_think(self, arg: str) -> None:
-        value = parse_think(arg) if arg else None
-        if value is None:
-            state = {None: t("chat.think_default"), True: "on", False: "off"}[self.session.think]
+        """``/think on|off|low|medium|high|max``, checked against the model and the server
+        before anything is sent: a model that cannot think, gpt-oss and ``off``, a level
+        this Ollama version would answer with a 400 (selection.py) each get a message."""
+        mode = parse_think_mode(arg) if arg else None
+        if mode is None:
+            current = self.session.think
+            state = (
+                t("chat.think_default")
+                if current is None
+                else current
+                if isinstance(current, str)
+                else "on"
+                if current
+                else "off"
+            )
             self.note(t("chat.think_current", state=state))
-            self.info(t("chat.think_usage"))
+            self.info(t("select.think_usage"))
             return
+        model = self.session.model
+        info = info_of(model, self.models, self.catalog)
+        if mode != "off" and can_think(info) is False:
+            self.hint(t("select.think_cannot", model=model))
+            return
+        if mode == "off" and levels_only(info):
+            self.hint(t("select.think_cannot_off_chat", model=model))
+            return
+        try:
+            check_think_version(mode, self._version(), any_plain=not levels_only(info))
+        except SelectionError as exc:
+            self.hint(exc.message)
+            if exc.hint:
+                self.info(exc.hint)
+            return
+        value = think_for(info, mode).value
         self.session.think = value
         self.transcript.write("think", value=value)
-        self.note(t("chat.think_on" if value else "chat.think_off"))
+        if isinstance(value, str):
+            self.note(t("select.think_level", level=value))
+        else:
+            self.note(t("chat.think_on" if value else "chat.think_off"))
 
     def cmd_retry(self, arg: str) -> None:
         text = self.session.take_retry()
@@ -596,7 +670,8 @@ def _headers() -> list[str]:
 def _options_text(session: ChatSession) -> str:
     parts = [f"{k}={v}" for k, v in session.options.items()]
     if session.think is not None:
-        parts.append(f"think={'on' if session.think else 'off'}")
+        think = session.think
+        parts.append(f"think={think if isinstance(think, str) else 'on' if think else 'off'}")
     if session.system:
         parts.append(t("chat.st_system_set"))
     return ", ".join(parts) or t("chat.st_defaults")
@@ -611,23 +686,50 @@ def choose_model(
     *,
     ask: Callable[[list[ModelEntry]], str | None] | None,
     out: Console,
+    catalog: Catalog | None = None,
+    server: str = "",
 ) -> str | None:
-    """The model to chat with; raises UsageError when it cannot be decided."""
+    """The model to chat with; raises UsageError (exit 2) when it cannot be decided.
+
+    A typed name follows the one matching rule (an expansion is said in one line); an
+    embedding model cannot chat. Without a name, embedding and cloud models are left out of
+    the choice, each with a one-line notice (selection.py).
+    """
     if wanted:
-        name = resolve_model(wanted, models)
-        if name is None:
-            available = ", ".join(m["name"] for m in models) or t("chat.none")
-            raise UsageError(t("chat.model_unknown", model=wanted, available=available))
-        return name
+        match = match_model(wanted, models)
+        if match is None:
+            raise unknown_model(wanted, [m["name"] for m in models])
+        if match.expanded:
+            out.print(Text(t("select.expanded", wanted=wanted, model=match.name), style="dim"))
+        kind = kind_of(info_of(match.name, models, catalog))
+        if kind == "embedding":
+            raise SelectionError(
+                t("select.cannot_chat", model=match.name), t("select.cannot_chat_hint")
+            )
+        if kind == "cloud":
+            out.print(Text(t("select.cloud_named", model=match.name), style="dim"))
+        return match.name
     if not models:
         raise UsageError(t("chat.no_models"))
-    if len(models) == 1:
-        return models[0]["name"]
+    listed = infos(models)
+    kept, skipped = classify(
+        catalog.complete(listed) if catalog is not None else listed, [False] * len(listed)
+    )
+    for skip in skipped:
+        out.print(Text(skip.notice(), style="dim"))
+    usable = [m for m in models if m["name"] in {k.name for k in kept}]
+    if not usable:
+        raise SelectionError(
+            t("select.no_chat_models", url=server, skipped=", ".join(s.name for s in skipped)),
+            t("select.no_chat_models_hint"),
+        )
+    if len(usable) == 1:
+        return usable[0]["name"]
     if ask is None:
-        name = models[0]["name"]
-        out.print(Text(t("chat.picked_newest", model=name, count=len(models)), style="dim"))
+        name = usable[0]["name"]
+        out.print(Text(t("chat.picked_newest", model=name, count=len(usable)), style="dim"))
         return name
-    return ask(models)
+    return ask(usable)
 
 
 def _picker(prompt_input: PromptInput, out: Console) -> Callable[[list[ModelEntry]], str | None]:
@@ -671,7 +773,10 @@ def run_chat(
 
             prompt_input = PromptInput(settings.home / HISTORY_FILE, known_models)
         ask = _picker(prompt_input, out) if prompt_input is not None else None
-        chosen = choose_model(model, models, ask=ask, out=out)
+        catalog = catalog_for(client)
+        chosen = choose_model(
+            model, models, ask=ask, out=out, catalog=catalog, server=settings.base_url.redacted()
+        )
         if chosen is None:
             return int(ExitStatus.OK)
         session = ChatSession(model=chosen, system=system)
@@ -705,6 +810,7 @@ def run_chat(
             out=out,
             view_factory=view_factory,
             terminal=terminal,
+            catalog=catalog,
         )
         app_ref.append(app)
         status = int(ExitStatus.ERROR)

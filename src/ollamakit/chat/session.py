@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast
 
+from ollamakit.domain import Think
 from ollamakit.measure import format as fmt
 from ollamakit.measure.recorder import ReplyMeasurement, rate_per_s
 from ollamakit.types import Message, Options
@@ -249,7 +250,7 @@ class ChatSession:
     model: str
     system: str | None = None
     options: dict[str, float | int] = field(default_factory=dict)
-    think: bool | None = None  # None: not sent (the model's default)
+    think: Think | None = None  # None: not sent (the model's default); a level since /think low
     turns: list[Turn] = field(default_factory=list)
     pending: str | None = None  # a message that got no (usable) reply: what /retry sends
     totals: Totals = field(default_factory=Totals)
@@ -419,7 +420,7 @@ COMMANDS: Final = (
     CommandSpec("save", "FILE", "chat.cmd_save"),
     CommandSpec("stats", "", "chat.cmd_stats"),
     CommandSpec("set", "NAME VALUE", "chat.cmd_set"),
-    CommandSpec("think", "on|off", "chat.cmd_think"),
+    CommandSpec("think", "on|off|low|medium|high|max", "chat.cmd_think"),
     CommandSpec("retry", "", "chat.cmd_retry"),
     CommandSpec("bye", "", "chat.cmd_bye", ("exit", "quit")),
 )

@@ -48,6 +48,8 @@ class RunConfig(TypedDict, total=False):
     prompts: list[str]  # prompt ids
     timeout_s: float
     temperature: float
+    think: str | None  # --think as asked: off, on, low, medium, high, max (None: not sent)
+    think_sent: dict[str, bool | str | None]  # per model, the think value sent
 
 
 def planned_requests(config: Mapping[str, Any] | None) -> int | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.support import assert_no_traceback, run_program
 
-from .conftest import FAST_REPLY, chat_requests, only_transcript
+from .conftest import FAST_REPLY, SLOW_REPLY, chat_requests, only_transcript
 
 
 def test_piped_lines_are_messages_with_plain_replies(chat_sim: Any, isolated_env: Path) -> None:
@@ -195,11 +195,15 @@ def test_ctrl_c_with_piped_input_stops_the_run(chat_sim: Any, isolated_env: Path
             assert char, seen
             seen += char
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        rest, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    # stdout holds the (partial) reply only; the mark is on stderr
+    assert "interrupted" not in seen + rest
+    assert SLOW_REPLY.startswith((seen + rest).strip())
+    assert "[interrupted]" in err
     events = only_transcript(isolated_env)
     assert [e["event"] for e in events] == ["start", "user", "reply", "end"]
     assert events[2]["interrupted"] is True

@@ -537,8 +537,11 @@ class PlainReplyView:
             self.thinking_out.flush()
         if self._wrote and not self._last.endswith("\n"):
             self.out.write("\n")
-        if outcome == "interrupted":
-            self.out.write(f"[{t('chat.interrupted_mark')}]\n")
         self.out.flush()
+        if outcome == "interrupted":
+            # stdout holds replies only: the mark goes with the other notes, to stderr
+            note = self.thinking_out if self.thinking_out is not None else sys.stderr
+            note.write(f"[{t('chat.interrupted_mark')}]\n")
+            note.flush()
         if stats is not None and self.stats_out is not None and outcome != "failed":
             self.stats_out.print(Text(stats_line(stats, outcome), style="dim"))

@@ -43,6 +43,26 @@ def test_piped_commands_work_and_bye_stops(chat_sim: Any) -> None:
     assert [r.body["model"] for r in chat_requests(chat_sim)] == ["other:1b"]
 
 
+def test_piped_save_never_overwrites_unless_forced(chat_sim: Any, tmp_path: Path) -> None:
+    target = tmp_path / "chat.md"
+    target.write_text("keep me", encoding="utf-8")
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input=f"Hi\n/save {target}\n",
+    )
+    assert result.returncode == 0, result.output
+    assert target.read_text(encoding="utf-8") == "keep me"
+    assert f"Use /save! {target} to overwrite it" in " ".join(result.stderr.split())
+    assert result.stdout == f"{FAST_REPLY}\n"
+    forced = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input=f"Hi\nAgain\n/save! {target}\n",
+    )
+    assert forced.returncode == 0, forced.output
+    assert "Saved 2 exchanges" in " ".join(forced.stderr.split())
+    assert target.read_text(encoding="utf-8").startswith("# Chat transcript")
+
+
 def test_piped_failure_sets_exit_status_1(chat_sim: Any) -> None:
     result = run_program(
         ["chat", "--base-url", chat_sim.url, "--model", "broken"],

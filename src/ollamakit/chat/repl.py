@@ -267,6 +267,7 @@ class ChatApp:
         self.terminal = terminal
         self.guard = SigintGuard()
         self.interactive = False
+        self.source: Input | None = None
 
     # -- output helpers
 
@@ -292,6 +293,7 @@ class ChatApp:
 
     def run(self, source: Input) -> int:
         self.interactive = source.interactive
+        self.source = source
         with _exit_on_signals():
             while True:
                 try:
@@ -424,6 +426,9 @@ class ChatApp:
             else:
                 self.hint(t("chat.unknown_command", name=command.name))
             return None
+        if command.spec.name == "save":
+            self.cmd_save(command.arg, force=command.force)
+            return None
         handler = getattr(self, f"cmd_{command.spec.name}")
         result: str | None = handler(command.arg)
         return result
@@ -475,7 +480,7 @@ class ChatApp:
             current = self.session.system
             self.note(t("chat.system_current", text=current) if current else t("chat.system_none"))
             return
-        self.session.system = arg
+        self.session.set_system(arg)
         self.transcript.write("system", content=arg)
         self.note(t("chat.system_set"))
 
@@ -484,11 +489,33 @@ class ChatApp:
         self.transcript.write("clear")
         self.note(t("chat.cleared"))
 
-    def cmd_save(self, arg: str) -> None:
+    def _confirm(self, question: str) -> bool:
+        """A yes/no question at the prompt (interactive only); anything but yes is no."""
+        ask = getattr(self.source, "ask", None)
+        if not self.interactive or ask is None:
+            return False
+        try:
+            answer = str(ask(f"{question} ", ["y", "n"]))
+        except (EOFError, KeyboardInterrupt):
+            return False
+        return answer.strip().lower() in {"y", "yes", "是", "對"}
+
+    def cmd_save(self, arg: str, *, force: bool = False) -> None:
         if not arg:
             self.hint(t("chat.save_usage"))
             return
         path = Path(arg).expanduser()
+        if path.exists() and not force:
+            if path.is_dir():
+                self.hint(t("chat.save_failed", path=str(path), error=t("chat.save_is_dir")))
+                return
+            # Interactive: ask. Piped: never overwrite silently; ``/save!`` says it is wanted.
+            if not self.interactive:
+                self.hint(t("chat.save_exists_piped", path=str(path)))
+                return
+            if not self._confirm(t("chat.save_overwrite", path=path.name)):  # path just typed
+                self.info(t("chat.save_kept", path=str(path)))
+                return
         text = self.session.to_markdown(
             server=self.settings.base_url.redacted(),
             title=t("chat.md_title"),
@@ -501,7 +528,8 @@ class ChatApp:
             self.hint(t("chat.save_failed", path=str(path), error=exc.strerror or str(exc)))
             return
         self.transcript.write("save", path=str(path.resolve()))
-        self.note(t("chat.saved", path=str(path), turns=len(self.session.turns)))
+        turns = len(self.session.turns)
+        self.note(t("chat.saved_one" if turns == 1 else "chat.saved", path=str(path), turns=turns))
 
     def cmd_stats(self, arg: str) -> None:
         session, totals = self.session, self.session.totals

@@ -63,6 +63,21 @@ def test_piped_save_never_overwrites_unless_forced(chat_sim: Any, tmp_path: Path
     assert target.read_text(encoding="utf-8").startswith("# Chat transcript")
 
 
+def test_model_by_the_number_models_shows(chat_sim: Any) -> None:
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input="/models\n/model 4\nHi\n/model 99\n",
+    )
+    assert result.returncode == 0, result.output
+    row = next(line for line in result.stderr.splitlines() if line.lstrip().startswith("4 "))
+    fourth = row.split()[1]
+    assert fourth == "other:1b", result.stderr  # the fourth model of the list, by number
+    assert "● the model in use" in result.stderr  # the legend under the table
+    assert f"Now chatting with {fourth}" in result.stderr
+    assert [r.body["model"] for r in chat_requests(chat_sim)] == [fourth]
+    assert 'No model "99"' in result.stderr
+
+
 def test_piped_failure_sets_exit_status_1(chat_sim: Any) -> None:
     result = run_program(
         ["chat", "--base-url", chat_sim.url, "--model", "broken"],

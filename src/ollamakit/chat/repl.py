@@ -459,6 +459,7 @@ class ChatApp:
             self.hint(t("chat.no_models"))
             return
         self.out.print(model_table(self.models, current=self.session.model, headers=_headers()))
+        self.info(t("chat.models_legend"))
 
     def cmd_model(self, arg: str) -> None:
         if not arg:
@@ -467,7 +468,7 @@ class ChatApp:
             return
         if not self._refresh_models():
             return
-        name = resolve_model(arg, self.models)
+        name = resolve_model(_numbered(arg, self.models), self.models)
         if name is None:
             self.hint(t("chat.model_not_here", model=arg))
             return
@@ -533,9 +534,6 @@ class ChatApp:
 
     def cmd_stats(self, arg: str) -> None:
         session, totals = self.session, self.session.totals
-        table = Table(box=None, show_header=False, pad_edge=False)
-        table.add_column(style="dim", no_wrap=True)
-        table.add_column(overflow="fold")
         tps = totals.eval_tps
         # The server counts tokens only in a reply's last chunk, which an interrupted reply
         # never gets: say that its tokens are missing rather than pass the sum off as a total.
@@ -565,7 +563,13 @@ class ChatApp:
         labels = [label for label, _ in rows] + [t("chat.st_transcript")]
         # The path in one piece, to copy: in the table when it fits on the line, else on a
         # line of its own (where a terminal soft-wraps it, which copies as one line).
-        inline = max(map(cell_len, labels)) + 2 + cell_len(path) <= self.out.width
+        label_width = max(map(cell_len, labels))
+        inline = label_width + 2 + cell_len(path) <= self.out.width
+        table = Table(box=None, show_header=False, pad_edge=False)
+        # Labels whole (rich would otherwise shrink them to "exchanges…" when a value is long):
+        # the values fold instead, unless the screen is too narrow for even that.
+        table.add_column(style="dim", no_wrap=True, min_width=min(label_width, self.out.width // 2))
+        table.add_column(overflow="fold")
         for label, value in rows:
             table.add_row(label, Text(value))
         if inline:
@@ -615,6 +619,19 @@ class ChatApp:
 
     def cmd_bye(self, arg: str) -> str:
         return "bye"
+
+
+def _numbered(arg: str, models: list[ModelEntry]) -> str:
+    """``/model 2``: the name numbered 2 in ``/models`` and the start picker; else ``arg``.
+
+    >>> ms = [{"name": "a:1b"}, {"name": "b:2b"}]
+    >>> _numbered("2", ms), _numbered("3", ms), _numbered("b", ms)
+    ('b:2b', '3', 'b')
+    """
+    number = arg.strip()
+    if number.isdigit() and 1 <= int(number) <= len(models):
+        return models[int(number) - 1]["name"]
+    return arg
 
 
 def _headers() -> list[str]:

@@ -318,6 +318,7 @@ def _flags(args: argparse.Namespace) -> Flags:
         debug=bool(getattr(args, "debug", False)),
         model=_single_model(args),
         timeout_s=getattr(args, "timeout", None),
+        chat_timeout_s=getattr(args, "chat_timeout", None),
     )
 
 

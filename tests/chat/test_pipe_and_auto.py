@@ -78,6 +78,36 @@ def test_model_by_the_number_models_shows(chat_sim: Any) -> None:
     assert 'No model "99"' in result.stderr
 
 
+def test_piped_timeout_explains_the_silence_and_exits_1(chat_sim: Any, isolated_env: Path) -> None:
+    """A stalled server: a note after half the timeout (no token), then the timeout, exit 1."""
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "stall", "--timeout", "2"],
+        input="Hi\n",
+    )
+    assert result.returncode == 1, result.output
+    assert_no_traceback(result)
+    err = " ".join(result.stderr.split())
+    assert "No token from stall:1b for 1 s" in err
+    assert "/api/ps lists it (loading or loaded)" in err  # the watch asked the server
+    assert "gives up after 2 s without a token (--timeout, CHAT_TIMEOUT_SECONDS)" in err
+    assert "sent nothing for 2 s" in err
+    assert "CHAT_TIMEOUT_SECONDS (chat)" in err
+    assert "[" not in result.stdout and "No token" not in result.stdout  # replies only
+    assert any(r.path == "/api/ps" for r in chat_sim.requests())
+    events = only_transcript(isolated_env)
+    assert events[-2]["event"] == "error" and events[-2]["kind"] == "ReadTimeout"
+
+
+def test_timeout_from_the_environment_is_validated(chat_sim: Any) -> None:
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input="Hi\n",
+        env={"CHAT_TIMEOUT_SECONDS": "soon"},
+    )
+    assert result.returncode == 2
+    assert "CHAT_TIMEOUT_SECONDS" in result.stderr
+
+
 def test_piped_failure_sets_exit_status_1(chat_sim: Any) -> None:
     result = run_program(
         ["chat", "--base-url", chat_sim.url, "--model", "broken"],

@@ -255,3 +255,13 @@ def test_sigterm_mid_reply_still_completes_the_transcript(
     assert events[2]["interrupted"] is True
     assert events[2]["content"].startswith("alpha bravo charlie")
     assert events[3]["exit_status"] == 128 + signal.SIGTERM
+
+
+def test_a_silent_reply_gets_a_note_then_times_out(start_chat: Any) -> None:
+    chat = start_chat("--model", "stall:1b", "--timeout", "3")
+    chat.send("Hello?")
+    chat.child.expect_exact("No token from stall:1b")  # in the live region, under the text
+    chat.child.expect_exact("sent nothing for 3 s")
+    chat.child.expect_exact("/retry")
+    chat.prompt()
+    assert chat.bye() == 0

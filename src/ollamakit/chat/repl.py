@@ -34,6 +34,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -82,6 +83,8 @@ if TYPE_CHECKING:
     from ollamakit.chat.prompt import PromptInput
 
 HISTORY_FILE: Final = "chat_history"
+#: Silence (no token) after which the chat says what may be going on; at most half the timeout.
+SLOW_AFTER_S: Final = 10.0
 
 
 # --------------------------------------------------------------------------- terminal plumbing
@@ -239,6 +242,70 @@ class _Collector:
         return ReplyStats.from_measurement(measurement, elapsed_ms=elapsed_ms)
 
 
+class SlowReplyWatch:
+    """Says what may be going on when a reply stays silent (no token) for a while.
+
+    A thread started with the request; :meth:`touch` on every chunk re-arms it. After
+    ``after_s`` of silence it asks ``/api/ps`` (on a connection of its own: the streaming one
+    is busy) whether the server lists the model. Ollama lists a model from the moment it starts
+    loading, so: not listed, the request waits its turn (a queue, memory to free); listed, it is
+    loading or busy with others. One sentence goes to ``say``, once per silence.
+    The read timeout (``--timeout``) still ends the wait; this only explains it.
+    """
+
+    def __init__(
+        self,
+        *,
+        after_s: float,
+        loaded: Callable[[], bool | None],
+        say: Callable[[str], None],
+        model: str,
+        timeout_s: float,
+    ) -> None:
+        self._after_s = after_s
+        self._loaded = loaded
+        self._say = say
+        self._model = model
+        self._timeout_s = timeout_s
+        self._last = time.monotonic()
+        self._warned = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chat-slow", daemon=True)
+
+    def __enter__(self) -> SlowReplyWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def touch(self) -> None:
+        self._last, self._warned = time.monotonic(), False
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            silent_s = time.monotonic() - self._last
+            if self._warned or silent_s < self._after_s:
+                continue
+            self._warned = True
+            loaded = self._loaded()
+            if self._stop.is_set():
+                return
+            key = {
+                None: "chat.slow_unknown",
+                True: "chat.slow_listed",
+                False: "chat.slow_not_listed",
+            }
+            self._say(
+                t(
+                    key[loaded],
+                    model=self._model,
+                    seconds=f"{silent_s:.0f}",
+                    timeout=f"{self._timeout_s:g}",
+                )
+            )
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -330,9 +397,16 @@ class ChatApp:
         outcome: Outcome = "interrupted"  # whatever escapes below (Ctrl-C, SIGTERM) cuts it short
         error: OllamakitError | None = None
         guard = self.guard
+        watch = SlowReplyWatch(
+            after_s=min(SLOW_AFTER_S, self.settings.chat_timeout_s / 2),
+            loaded=lambda: self._model_loaded(session.model),
+            say=view.slow,
+            model=session.model,
+            timeout_s=self.settings.chat_timeout_s,
+        )
         with guard.active():
             try:
-                with quiet_tty() if self.interactive else contextlib.nullcontext():
+                with quiet_tty() if self.interactive else contextlib.nullcontext(), watch:
                     view.start()
                     with self.client.stream_chat(
                         session.model,
@@ -342,6 +416,7 @@ class ChatApp:
                     ) as stream:
                         collected.start(stream.sent_ns)
                         for chunk in stream:
+                            watch.touch()
                             with guard.shield():
                                 thinking, content = collected.add(chunk)
                                 view.thinking(thinking)
@@ -358,6 +433,15 @@ class ChatApp:
         if outcome == "interrupted" and not self.interactive:
             # Ctrl-C with piped input stops the whole run (exit 130), not just this reply.
             raise KeyboardInterrupt
+
+    def _model_loaded(self, model: str) -> bool | None:
+        """Whether ``/api/ps`` lists ``model`` (None: it could not be asked in a few seconds)."""
+        try:
+            with OllamaClient(self.settings, read_timeout_s=5.0) as probe:
+                running = probe.running_models()
+        except OllamakitError:
+            return None
+        return any(m.get("name") == model or m.get("model") == model for m in running)
 
     def _conclude(
         self,
@@ -703,7 +787,8 @@ def run_chat(
     """The interactive (or piped) chat; see the module docstring."""
     interactive = terminal.interactive
     out = terminal.console(stderr=not interactive, soft_wrap=False)
-    with OllamaClient(settings, read_timeout_s=settings.benchmark_timeout_s) as client:
+    # The read timeout is the longest silence a reply may have (--timeout, CHAT_TIMEOUT_SECONDS).
+    with OllamaClient(settings, read_timeout_s=settings.chat_timeout_s) as client:
         models = client.list_models()
         app_ref: list[ChatApp] = []
 

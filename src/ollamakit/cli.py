@@ -35,7 +35,14 @@ from rich.markup import escape
 
 from ollamakit import __version__
 from ollamakit.config import Flags, Settings, load_settings
-from ollamakit.errors import ConfigError, ConnectFailed, ExitStatus, OllamakitError, UsageError
+from ollamakit.errors import (
+    ConfigError,
+    ConnectFailed,
+    ExitStatus,
+    OllamaError,
+    OllamakitError,
+    UsageError,
+)
 from ollamakit.i18n import detect_language, set_language, t
 from ollamakit.ui.terminal import Terminal
 from ollamakit.ui.wrap import wrap
@@ -437,9 +444,12 @@ def main(
             and settings is not None
             and settings.sources.get("OLLAMA_BASE_URL") == "default"
             and not (spec is not None and spec.reports_warnings)  # doctor says it its own way
+            and "ollamakit sim" not in (exc.hint or "")  # the hint said it already
         ):
             # A newcomer without a server: say what was tried and the two ways forward.
             term.info(t("cli.default_url_hint", url=settings.base_url.redacted()))
+        if isinstance(exc, OllamaError) and not (spec is not None and spec.reports_warnings):
+            term.info(t("errors.see_doctor"))  # a server problem: the doctor checks each step
         return int(exc.exit_status)
     except KeyboardInterrupt:
         if debug:

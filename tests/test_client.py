@@ -160,7 +160,8 @@ def test_tls_untrusted_suggests_ca_bundle(tls_server: CannedServer) -> None:
             "--ca-bundle",
             "OLLAMA_CA_BUNDLE",
             # docs/remote.md's command; an IP address is no name for it, so the docs' example.
-            "Let's Encrypt (docs/remote.md, 4.3):\n    sudo certbot certonly --nginx -d ollama.example.com",
+            "Let's Encrypt (docs/remote.md, 4.3):\n"
+            "    sudo certbot certonly --nginx -d ollama.example.com",
         ),
     )
     set_language("zh-TW")

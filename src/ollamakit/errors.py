@@ -45,7 +45,6 @@ errors share; ``ollamakit.client.where(server, path)`` builds it.
 from __future__ import annotations
 
 import ipaddress
-
 from enum import IntEnum
 from typing import ClassVar, TypedDict, Unpack
 

@@ -72,7 +72,7 @@ from ollamakit.chat.transcript import Transcript
 from ollamakit.client import Chunk, OllamaClient
 from ollamakit.config import Settings
 from ollamakit.domain import StreamEnd
-from ollamakit.errors import ExitStatus, OllamakitError, UsageError
+from ollamakit.errors import ConnectFailed, ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.recorder import ReplyRecorder
 from ollamakit.types import ModelEntry
@@ -350,11 +350,19 @@ class ChatApp:
     def error(self, exc: OllamakitError) -> None:
         """The doctor-style message (``✘`` what happened, ``→`` what to do), word-wrapped."""
         if not self.interactive:
-            (self.terminal or Terminal.from_env()).print_error(exc)
+            terminal = self.terminal or Terminal.from_env()
+            terminal.print_error(exc)
+            if isinstance(exc, ConnectFailed):  # the server went away: the doctor says why
+                terminal.info(t("errors.see_doctor"))
             return
         self.out.print(Text(f"✘ {exc.message}", style="bold red"))
         for line in (exc.hint or "").splitlines():
+            if line.startswith("    "):  # a command to copy: whole, on its own line, no arrow
+                self.out.print(Text("    " + line.strip(), style="bold"), soft_wrap=True)
+                continue
             self.out.print(Padding(Text.assemble(("→ ", "cyan"), line), (0, 0, 0, 2)))
+        if isinstance(exc, ConnectFailed):  # the server went away: the doctor says why
+            self.info(t("errors.see_doctor"))
 
     # -- the loop
 

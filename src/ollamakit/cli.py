@@ -444,7 +444,6 @@ def main(
             and settings is not None
             and settings.sources.get("OLLAMA_BASE_URL") == "default"
             and not (spec is not None and spec.reports_warnings)  # doctor says it its own way
-            and "ollamakit sim" not in (exc.hint or "")  # the hint said it already
         ):
             # A newcomer without a server: say what was tried and the two ways forward.
             term.info(t("cli.default_url_hint", url=settings.base_url.redacted()))

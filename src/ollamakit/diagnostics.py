@@ -558,19 +558,25 @@ def check_auth(client: OllamaClient, settings: Settings) -> CheckResult:
             result.name, result.status, result.summary, _since_ms(start), details, error=exc
         )
     details["status"] = probe.status
-    if probe.status in (401, 403):
+    # An empty 403 is Ollama's own Host-header check (a proxy's 403 is a page): the proxy let
+    # the request through, so it is no authentication finding; GET / reports it with the fix.
+    host_check = probe.status == 403 and not probe.body.strip()
+    if probe.status == 401 or (probe.status == 403 and not host_check):
         try:
             client.raise_for(probe, path)
         except (AuthError, ForbiddenError) as exc:
             note = t("doctor.auth_sent_note", kind=sent)
             return _failed("auth", exc, probe.elapsed_ms, notes=(note,), **details)
-    if has_credentials and probe.status in (502, 504) and not _from_ollama(probe.headers):
+    gateway = probe.status in (502, 504) and not _from_ollama(probe.headers)
+    if has_credentials and (gateway or host_check):
         # nginx checks auth_basic (or the key) before it proxies: a gateway error from the
-        # proxy means the login got through, and the failure lies behind it (GET / says what).
+        # proxy, or Ollama's own Host check, means the login got through, and the failure lies
+        # behind it (GET / says what).
         key = "doctor.auth_past_proxy_basic"
         if not settings.base_url.has_credentials:
             key = "doctor.auth_past_proxy_key"
         details["accepted_by_proxy"] = True
+        details["host_check"] = host_check
         summary = t(key, kind=sent, status=probe.status)
         return CheckResult("auth", Status.OK, summary, probe.elapsed_ms, details)
     if not 200 <= probe.status < 300:

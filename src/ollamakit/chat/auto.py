@@ -393,6 +393,8 @@ def run_auto(
         return int(ExitStatus.OK)
     summary = t("chat.auto_summary_some", failed=len(failed), total=len(results))
     if any(r.status == "timeout" for r in failed):
-        summary += " " + t("chat.auto_timeout_hint", seconds=f"{settings.greeting_timeout_s:g}")
+        hint = t("chat.auto_timeout_hint", seconds=f"{settings.greeting_timeout_s:g}")
+        # Chinese sentences follow each other without a space (after "。")
+        summary += ("" if summary.endswith(("。", "！", "？")) else " ") + hint
     print_text(terminal.console(stderr=True), Text(summary, style="yellow"))
     return int(ExitStatus.FAILURES)

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ollamakit.bench import baseline
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
 from ollamakit.client import AsyncOllamaClient
@@ -72,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-save", action="store_true", help=t("bench.help_no_save"))
     parser.add_argument("--label", metavar="TEXT", default=None, help=t("bench.help_label"))
+    baseline.add_arguments(parser)  # --baseline/--fail-on-regression/--verdict (bench/baseline.py)
 
 
 # --------------------------------------------------------------------------- validation
@@ -372,6 +374,7 @@ def _quiet_when_gone(listener: Any) -> Any:
 def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
     """Run the benchmark command; errors before the run propagate to ``cli.main``."""
     _check_args(args)
+    gate = baseline.prepare(args, settings)  # a bad --baseline fails before the run
     levels = parse_concurrency(args.concurrency)
     suite: Suite = resolve_suite(args.suite).with_overrides(
         num_predict=args.num_predict, seed=args.seed
@@ -465,6 +468,8 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
                 with contextlib.suppress(Exception):
                     store.close()
         status = _finish(doc, args, store is not None, settings, terminal, sink)
+        if gate is not None:
+            status = baseline.check(gate, doc, terminal, status)
         if stop.signum is not None and doc["status"] == "interrupted":
             name = signal.Signals(stop.signum).name
             with contextlib.suppress(*_GONE):

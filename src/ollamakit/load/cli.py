@@ -97,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-save", action="store_true", help=t("load.help_no_save"))
     parser.add_argument("--label", metavar="TEXT", default=None, help=t("load.help_label"))
+    from ollamakit.bench import baseline
+
+    baseline.add_arguments(parser)  # --baseline/--fail-on-regression/--verdict, level by level
     locust = parser.add_argument_group(t("load.locust_group"))
     where = locust.add_mutually_exclusive_group()
     where.add_argument("--locust-master", action="store_true", help=t("load.help_locust_master"))
@@ -345,7 +348,10 @@ async def _connect(
 
 def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
     """``ollamakit load``; errors before the run propagate to ``cli.main`` (exit 2)."""
+    from ollamakit.bench import baseline
+
     plan = plan_from(args, settings)
+    gate = baseline.prepare(args, settings)  # a bad --baseline fails before the run
     if args.locust_master or args.locust_worker:
         from ollamakit.load.locust_cli import run_locust
 
@@ -408,7 +414,8 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
     finally:
         if store is not None:
             store.close()
-    return finish(doc, plan, saved=store is not None, settings=settings, terminal=terminal)
+    status = finish(doc, plan, saved=store is not None, settings=settings, terminal=terminal)
+    return status if gate is None else baseline.check(gate, doc, terminal, status)
 
 
 def finish(

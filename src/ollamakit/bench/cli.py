@@ -33,6 +33,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ollamakit.bench import baseline
+from ollamakit.bench.eta import Eta, bench_estimate
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
 from ollamakit.client import AsyncOllamaClient
@@ -192,12 +193,13 @@ class PlainProgress:
         self.total = total
         self.count = 0
         self.out = out
+        self.eta = Eta(total)
 
     def __call__(self, event: Event) -> None:
         self.count += 1
-        self.out.print(
-            escape(f"[{self.count}/{self.total}] {describe(event.result, warmup=event.warmup)}")
-        )
+        self.eta.update()
+        line = f"[{self.count}/{self.total}] {describe(event.result, warmup=event.warmup)}"
+        self.out.print(escape(line + self.eta.suffix()))
 
 
 class BarProgress:
@@ -209,11 +211,13 @@ class BarProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[eta]}[/]"),
             console=out,
             transient=True,
             refresh_per_second=4,  # each refresh holds the GIL: keep it rare while measuring
         )
-        self.task = self.progress.add_task(t("bench.progress"), total=total)
+        self.task = self.progress.add_task(t("bench.progress"), total=total, eta="")
+        self.eta = Eta(total)
 
     def __enter__(self) -> BarProgress:
         self.progress.start()
@@ -223,10 +227,12 @@ class BarProgress:
         self.progress.stop()
 
     def __call__(self, event: Event) -> None:
+        self.eta.update()
         self.progress.update(
             self.task,
             advance=1,
             description=escape(clean_line(describe(event.result, warmup=event.warmup))),
+            eta=escape(self.eta.suffix().removeprefix(" · ")),
         )
 
 
@@ -422,6 +428,9 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             requests=plan.total_requests,
         )
     )
+    estimate = bench_estimate(plan)  # a long run: how long, and how to make it short
+    if estimate is not None:
+        terminal.info(estimate)
     sink, store = _open_sink(settings, args.no_save, terminal)
     client = AsyncOllamaClient(
         settings,

@@ -37,6 +37,7 @@ from typing import Any, Final
 from rich.console import Console
 from rich.markup import escape
 
+from ollamakit.bench.eta import load_estimate, load_suffix
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
@@ -225,6 +226,11 @@ class ProgressLine:
             rps=f"{p.done / elapsed_s:.2f}" if p.done else "0",
             ttft="—" if p95 is None else f"{p95:.0f}",
             errors=p.errors,
+        ) + load_suffix(
+            left_s,
+            p.levels - p.level_index - 1,
+            self.engine.schedule.ramp_s,
+            self.engine.schedule.duration_s,
         )
 
     async def run(self) -> None:
@@ -384,6 +390,10 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             items=len(plan.dataset.items),
         )
     )
+    if plan.levels:  # a sweep has no fixed length
+        terminal.info(
+            load_estimate(len(plan.levels), plan.schedule.ramp_s, plan.schedule.duration_s)
+        )
     store = None
     if not args.no_save:
         from ollamakit.store import HistoryStore

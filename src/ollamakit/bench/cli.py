@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ollamakit.bench import baseline
+from ollamakit.bench import baseline, resume
 from ollamakit.bench.eta import Eta, bench_estimate
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
@@ -74,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-save", action="store_true", help=t("bench.help_no_save"))
     parser.add_argument("--label", metavar="TEXT", default=None, help=t("bench.help_label"))
+    resume.add_arguments(parser)  # --resume RUN (bench/resume.py)
     baseline.add_arguments(parser)  # --baseline/--fail-on-regression/--verdict (bench/baseline.py)
 
 
@@ -381,6 +382,7 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
     """Run the benchmark command; errors before the run propagate to ``cli.main``."""
     _check_args(args)
     gate = baseline.prepare(args, settings)  # a bad --baseline fails before the run
+    resumed = resume.open_resume(args.resume, settings, args.no_save)
     levels = parse_concurrency(args.concurrency)
     suite: Suite = resolve_suite(args.suite).with_overrides(
         num_predict=args.num_predict, seed=args.seed
@@ -415,6 +417,8 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         timeout_s=settings.benchmark_timeout_s,
         label=args.label,
     )
+    if resumed is not None:  # same plan, same server, or nothing is sent
+        resumed.check(plan, settings.base_url.redacted(), version)
     terminal.info(
         t(
             "bench.plan",
@@ -432,6 +436,9 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
     if estimate is not None:
         terminal.info(estimate)
     sink, store = _open_sink(settings, args.no_save, terminal)
+    if resumed is not None and isinstance(sink, StoreSink):
+        sink = resume.ResumeSink(sink.store, resumed, on_error=sink.on_error)
+        terminal.info(resumed.news())
     client = AsyncOllamaClient(
         settings,
         read_timeout_s=settings.benchmark_timeout_s,
@@ -446,17 +453,18 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             settings, read_timeout_s=settings.benchmark_timeout_s, max_connections=2
         ),
     )
+    if resumed is not None:  # the same run id, what is measured skipped
+        runner.resume, runner.run_id = resumed, resumed.doc["run_id"]
+    total = plan.total_requests if resumed is None else resumed.requests_left()
     with OrderlyStop() as stop:
         try:
             try:
                 if terminal.stderr_isatty:
-                    with BarProgress(plan.total_requests, terminal.stderr) as bar:
+                    with BarProgress(total, terminal.stderr) as bar:
                         runner.listener = _quiet_when_gone(bar)
                         doc = asyncio.run(_execute(runner, stop))
                 else:
-                    runner.listener = _quiet_when_gone(
-                        PlainProgress(plan.total_requests, terminal.stderr)
-                    )
+                    runner.listener = _quiet_when_gone(PlainProgress(total, terminal.stderr))
                     doc = asyncio.run(_execute(runner, stop))
             except (KeyboardInterrupt, asyncio.CancelledError):
                 # Stopped (a signal, or Ctrl-C outside the handler): the finished part is kept

@@ -174,7 +174,7 @@ def load_left_s(level_left_s: float, levels_after: int, ramp_s: float, duration_
 
 def load_suffix(level_left_s: float, levels_after: int, ramp_s: float, duration_s: float) -> str:
     left = load_left_s(level_left_s, levels_after, ramp_s, duration_s)
-    return " · " + t("regress.eta", left=fmt.duration(left))
+    return " · " + t("regress.eta", left=fmt.duration(max(left, 1.0)))
 
 
 __all__ = [

@@ -212,6 +212,18 @@ class StoreSink:
             self.complete = False
 
 
+class Resumed(Protocol):
+    """``bench --resume`` (:class:`ollamakit.bench.resume.Resume`): what is already measured."""
+
+    sequence_start: int
+
+    def document(self, fresh: RunDocument) -> RunDocument: ...
+
+    def model_done(self, model: str) -> bool: ...
+
+    def batch_done(self, model: str, prompt_id: str, run: int, level: int) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """Progress news: one request finished (``warmup`` marks the unmeasured ones).
@@ -255,6 +267,7 @@ class Runner:
     listener: Listener | None = None
     client_factory: Callable[[], AsyncOllamaClient] | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    resume: Resumed | None = None  # bench --resume: continue this saved run
 
     def __post_init__(self) -> None:
         self._sequence = 0
@@ -290,6 +303,12 @@ class Runner:
             "concurrency_summary": [],
             "hints": [],
         }
+        if self.resume is not None:  # the interrupted run goes on (bench/resume.py)
+            doc = self.resume.document(doc)
+            self._results = list(doc["results"])
+            self._cold_loads = list(doc["cold_loads"])
+            self._levels = list(doc["concurrency_summary"])
+            self._sequence = self.resume.sequence_start  # markers unlike the first session's
         self.sink.begin(doc)
         self.document = doc
         interrupted = False
@@ -331,6 +350,8 @@ class Runner:
 
     async def _model(self, model: str) -> None:
         prompts = self.plan.suite.prompts
+        if self.resume is not None and self.resume.model_done(model):
+            return
         load: LoadInfo = {"model": model, "load_ms": None}
         for i in range(self.plan.warmup):
             identity = Identity(model, prompts[0].id, prompts[0].category, i, 1)
@@ -345,6 +366,8 @@ class Runner:
             try:
                 for prompt in prompts:
                     for run in range(self.plan.runs):
+                        if self.resume and self.resume.batch_done(model, prompt.id, run, level):
+                            continue
                         started_ns = time.perf_counter_ns()
                         batch = await self._batch(model, prompt, run, level)
                         wall_ns += time.perf_counter_ns() - started_ns
@@ -508,6 +531,7 @@ __all__ = [
     "Event",
     "NullSink",
     "ResultSink",
+    "Resumed",
     "Runner",
     "StoreSink",
     "buffering_hints",

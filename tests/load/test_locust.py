@@ -7,6 +7,7 @@ rows of the run the master saved.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -22,7 +23,11 @@ from ollamakit.sim import SimProcess
 from ollamakit.store import HistoryStore
 from tests.load.conftest import MODEL
 
-pytest.importorskip("locust")
+# Never import locust here: importing it monkey-patches this process with gevent (the test
+# runs Locust in child processes only).
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("locust") is None, reason="needs the locust extra"
+)
 
 _LOCUST_MARK = re.compile(r"^\[locust (?P<worker>\S+) #(?P<index>\d+)\]")
 

@@ -100,6 +100,7 @@ class BenchPlan:
     concurrency: tuple[int, ...] = (1,)
     timeout_s: float = 300.0
     label: str | None = None
+    demo: bool = False  # the server is the built-in simulator (--demo): numbers are simulated
 
     @property
     def total_requests(self) -> int:
@@ -302,6 +303,7 @@ class Runner:
             "cold_loads": [],
             "concurrency_summary": [],
             "hints": [],
+            "demo": self.plan.demo,
         }
         if self.resume is not None:  # the interrupted run goes on (bench/resume.py)
             doc = self.resume.document(doc)

@@ -141,3 +141,31 @@ def test_resume_with_no_save_or_an_unknown_run_is_refused(
     result = run_program([*flags(sim.url, tmp_path), "--resume", "abc"])
     assert result.returncode == ExitStatus.ERROR
     assert "abc" in result.stderr
+
+
+def test_a_batch_cut_short_is_measured_again_in_full(
+    start_sim: Any, tmp_path: Path, isolated_env: Path
+) -> None:
+    """A crash mid-batch at concurrency 2: one stream's row saved, the other's lost."""
+    sim = start_sim(SimConfig(models=(SLOW,), num_parallel=2))
+    command = [*flags(sim.url, tmp_path, runs=3), "--concurrency", "2"]
+    assert run_program(command).returncode == ExitStatus.OK
+    with HistoryStore.open(isolated_env) as store:
+        run_id = store.latest_run_id()
+        assert run_id is not None
+        doc = store.load_run(run_id)
+        # Leave run 2's batch (run_index 4, 5) with only its first stream, as a crash would.
+        store.delete_results(run_id, [("slow:1b", "hi", 5, 2)])
+        store.finish_run(run_id, {**doc, "status": "running", "finished_at": None})
+    before = chats(sim)
+
+    result = run_program([*command, "--resume", run_id])
+    assert_no_traceback(result)
+    assert result.returncode == ExitStatus.OK, result.output
+    assert "2 of 3 batch(es) already measured (1 result(s) of cut-short batches" in result.stderr
+    assert chats(sim) - before == 1 + 2  # a warm-up, then the whole batch of 2 again
+    with HistoryStore.open(isolated_env) as store:
+        doc = store.load_run(run_id)
+    assert doc["status"] == "complete"
+    assert sorted(r["run_index"] for r in doc["results"]) == list(range(6))
+    assert [row["concurrency"] for row in doc["concurrency_summary"]] == [2]

@@ -526,7 +526,8 @@ def _run(
             requests=plan.total_requests,
         )
     )
-    estimate = bench_estimate(plan)  # a long run: how long, and how to make it short
+    # A long run: how long, and how to make it short (resumed: the news line says what is left).
+    estimate = bench_estimate(plan) if resumed is None else None
     if estimate is not None:
         terminal.info(estimate)
     sink, store = _open_sink(settings, args.no_save, terminal)

@@ -37,6 +37,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from ollamakit.bench import baseline, resume
+from ollamakit.bench.eta import Eta, bench_estimate
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, category_label, resolve_suite
 from ollamakit.client import AsyncOllamaBackend, AsyncOllamaClient
@@ -104,6 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-save", action="store_true", help=t("bench.help_no_save"))
     parser.add_argument("--label", metavar="TEXT", default=None, help=t("bench.help_label"))
     parser.add_argument("--demo", action="store_true", help=t("bench.help_demo"))
+    resume.add_arguments(parser)  # --resume RUN (bench/resume.py)
+    baseline.add_arguments(parser)  # --baseline/--fail-on-regression/--verdict (bench/baseline.py)
 
 
 # --------------------------------------------------------------------------- validation
@@ -269,12 +273,13 @@ class PlainProgress:
         self.total = total
         self.count = 0
         self.out = out
+        self.eta = Eta(total)
 
     def __call__(self, event: Event) -> None:
         self.count += 1
-        self.out.print(
-            escape(f"[{self.count}/{self.total}] {describe(event.result, warmup=event.warmup)}")
-        )
+        self.eta.update()
+        line = f"[{self.count}/{self.total}] {describe(event.result, warmup=event.warmup)}"
+        self.out.print(escape(line + self.eta.suffix()))
 
 
 class BarProgress:
@@ -286,11 +291,13 @@ class BarProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[eta]}[/]"),
             console=out,
             transient=True,
             refresh_per_second=4,  # each refresh holds the GIL: keep it rare while measuring
         )
-        self.task = self.progress.add_task(t("bench.progress"), total=total)
+        self.task = self.progress.add_task(t("bench.progress"), total=total, eta="")
+        self.eta = Eta(total)
 
     def __enter__(self) -> BarProgress:
         self.progress.start()
@@ -300,10 +307,12 @@ class BarProgress:
         self.progress.stop()
 
     def __call__(self, event: Event) -> None:
+        self.eta.update()
         self.progress.update(
             self.task,
             advance=1,
             description=escape(clean_line(describe(event.result, warmup=event.warmup))),
+            eta=escape(self.eta.suffix().removeprefix(" · ")),
         )
 
 
@@ -485,6 +494,8 @@ def _run(
     args: argparse.Namespace, settings: Settings, terminal: Terminal, *, demo: bool = False
 ) -> int:
     _check_args(args)
+    gate = baseline.prepare(args, settings)  # a bad --baseline fails before the run
+    resumed = resume.open_resume(args.resume, settings, args.no_save)
     levels = parse_concurrency(args.concurrency)
     suite: Suite = resolve_suite(args.suite).with_overrides(
         num_predict=args.num_predict, seed=args.seed
@@ -548,6 +559,8 @@ def _run(
         think=mode,
         think_by_model=think_by_model,
     )
+    if resumed is not None:  # same plan, same server, or nothing is sent
+        resumed.check(plan, settings.base_url.redacted(), version)
     if demo:
         _demo_banner(terminal, terminal.stderr)
     terminal.info(
@@ -563,7 +576,14 @@ def _run(
             requests=plan.total_requests,
         )
     )
+    # A long run: how long, and how to make it short (resumed: the news line says what is left).
+    estimate = bench_estimate(plan) if resumed is None else None
+    if estimate is not None:
+        terminal.info(estimate)
     sink, store = _open_sink(settings, args.no_save, terminal)
+    if resumed is not None and isinstance(sink, StoreSink):
+        sink = resume.ResumeSink(sink.store, resumed, on_error=sink.on_error)
+        terminal.info(resumed.news())
     client = AsyncOllamaClient(
         settings,
         read_timeout_s=settings.benchmark_timeout_s,
@@ -578,17 +598,18 @@ def _run(
             settings, read_timeout_s=settings.benchmark_timeout_s, max_connections=2
         ),
     )
+    if resumed is not None:  # the same run id, what is measured skipped
+        runner.resume, runner.run_id = resumed, resumed.doc["run_id"]
+    total = plan.total_requests if resumed is None else resumed.requests_left()
     with OrderlyStop() as stop:
         try:
             try:
                 if terminal.stderr_isatty:
-                    with BarProgress(plan.total_requests, terminal.stderr) as bar:
+                    with BarProgress(total, terminal.stderr) as bar:
                         runner.listener = _quiet_when_gone(bar)
                         doc = asyncio.run(_execute(runner, stop))
                 else:
-                    runner.listener = _quiet_when_gone(
-                        PlainProgress(plan.total_requests, terminal.stderr)
-                    )
+                    runner.listener = _quiet_when_gone(PlainProgress(total, terminal.stderr))
                     doc = asyncio.run(_execute(runner, stop))
             except (KeyboardInterrupt, asyncio.CancelledError):
                 # Stopped (a signal, or Ctrl-C outside the handler): the finished part is kept
@@ -609,6 +630,8 @@ def _run(
                 with contextlib.suppress(Exception):
                     store.close()
         status = _finish(doc, args, store is not None, settings, terminal, sink)
+        if gate is not None:
+            status = baseline.check(gate, doc, terminal, status)
         if stop.signum is not None and doc["status"] == "interrupted":
             name = signal.Signals(stop.signum).name
             with contextlib.suppress(*_GONE):

@@ -220,6 +220,18 @@ class StoreSink:
             self.complete = False
 
 
+class Resumed(Protocol):
+    """``bench --resume`` (:class:`ollamakit.bench.resume.Resume`): what is already measured."""
+
+    sequence_start: int
+
+    def document(self, fresh: RunDocument) -> RunDocument: ...
+
+    def model_done(self, model: str) -> bool: ...
+
+    def batch_done(self, model: str, prompt_id: str, run: int, level: int) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """Progress news: one request finished (``warmup`` marks the unmeasured ones).
@@ -263,6 +275,7 @@ class Runner:
     listener: Listener | None = None
     client_factory: Callable[[], AsyncOllamaClient] | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    resume: Resumed | None = None  # bench --resume: continue this saved run
 
     def __post_init__(self) -> None:
         self._sequence = 0
@@ -299,6 +312,12 @@ class Runner:
             "hints": [],
             "demo": self.plan.demo,
         }
+        if self.resume is not None:  # the interrupted run goes on (bench/resume.py)
+            doc = self.resume.document(doc)
+            self._results = list(doc["results"])
+            self._cold_loads = list(doc["cold_loads"])
+            self._levels = list(doc["concurrency_summary"])
+            self._sequence = self.resume.sequence_start  # markers unlike the first session's
         self.sink.begin(doc)
         self.document = doc
         interrupted = False
@@ -344,6 +363,8 @@ class Runner:
 
     async def _model(self, model: str) -> None:
         prompts = self.plan.suite.prompts
+        if self.resume is not None and self.resume.model_done(model):
+            return
         load: LoadInfo = {"model": model, "load_ms": None}
         for i in range(self.plan.warmup):
             identity = Identity(model, prompts[0].id, prompts[0].category, i, 1)
@@ -358,6 +379,8 @@ class Runner:
             try:
                 for prompt in prompts:
                     for run in range(self.plan.runs):
+                        if self.resume and self.resume.batch_done(model, prompt.id, run, level):
+                            continue
                         started_ns = time.perf_counter_ns()
                         batch = await self._batch(model, prompt, run, level)
                         wall_ns += time.perf_counter_ns() - started_ns
@@ -544,6 +567,7 @@ __all__ = [
     "Event",
     "NullSink",
     "ResultSink",
+    "Resumed",
     "Runner",
     "StoreSink",
     "buffering_hints",

@@ -1037,9 +1037,11 @@ def diagnose(
             yield from skip_rest(name)
             return
 
-    small = OllamaClient(
-        settings, read_timeout_s=min(settings.benchmark_timeout_s, SMALL_REQUEST_TIMEOUT_S)
-    )
+    # Every request has a total deadline (a trickling or endless answer cannot hold a step
+    # open): the small ones min(--timeout, 30 s), the generation --timeout
+    # (docs/security.md, "Bounded time and memory", gives the bound of a whole run).
+    small_s = min(settings.benchmark_timeout_s, SMALL_REQUEST_TIMEOUT_S)
+    small = OllamaClient(settings, read_timeout_s=small_s, deadline_s=small_s)
     with small:
         notify("auth")
         auth = check_auth(small, settings)
@@ -1077,7 +1079,7 @@ def diagnose(
         return
     candidates = [model] if model else pick_models(models)
     notify("generate")
-    with OllamaClient(settings) as client:
+    with OllamaClient(settings, deadline_s=settings.benchmark_timeout_s) as client:
         result, generation = check_generate(client, candidates)
     yield result
     if generation is None:

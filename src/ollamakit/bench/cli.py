@@ -255,7 +255,7 @@ def _num(value: float | None) -> str:
 
 async def _discover(settings: Settings, want_models: bool) -> tuple[str, list[str]]:
     """Server version and model names; raises (→ exit 2) when the server cannot be used."""
-    async with AsyncOllamaClient(settings) as client:
+    async with AsyncOllamaClient(settings, deadline_s=settings.benchmark_timeout_s) as client:
         version = await client.version()
         models = [m["name"] for m in await client.list_models()] if want_models else []
     return version, models
@@ -423,6 +423,7 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
     client = AsyncOllamaClient(
         settings,
         read_timeout_s=settings.benchmark_timeout_s,
+        deadline_s=settings.benchmark_timeout_s,
         max_connections=max(64, max(levels)),
     )
     runner = Runner(
@@ -431,7 +432,10 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         base_url=settings.base_url.redacted(),
         sink=sink,
         client_factory=lambda: AsyncOllamaClient(
-            settings, read_timeout_s=settings.benchmark_timeout_s, max_connections=2
+            settings,
+            read_timeout_s=settings.benchmark_timeout_s,
+            deadline_s=settings.benchmark_timeout_s,
+            max_connections=2,
         ),
     )
     with OrderlyStop() as stop:

@@ -658,7 +658,15 @@ def run_chat(
     """The interactive (or piped) chat; see the module docstring."""
     interactive = terminal.interactive
     out = terminal.console(stderr=not interactive, soft_wrap=False)
-    with OllamaClient(settings, read_timeout_s=settings.benchmark_timeout_s) as client:
+    # Piped, every request (the model list, each reply) ends within a total deadline (at a
+    # terminal Ctrl-C stops a reply, and a long one must not be cut). Until chat's own
+    # --timeout / CHAT_TIMEOUT_SECONDS lands (branch chatfix), the benchmark's bound.
+    with OllamaClient(
+        settings,
+        read_timeout_s=settings.benchmark_timeout_s,
+        deadline_s=None if interactive else settings.benchmark_timeout_s,
+        deadline_setting="BENCHMARK_TIMEOUT_SECONDS",
+    ) as client:
         models = client.list_models()
         app_ref: list[ChatApp] = []
 

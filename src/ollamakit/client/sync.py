@@ -17,11 +17,11 @@ import httpx
 import orjson
 
 from ollamakit.client.core import MAX_BODY_BYTES, Core, Deadline, Probe, chat_body, generate_body
-from ollamakit.client.judge import ERROR_BODY_LIMIT, raise_for_response, translate
+from ollamakit.client.judge import ERROR_BODY_LIMIT, raise_for_response, translate, walk_causes
 from ollamakit.client.log import log, log_answer, log_no_answer
 from ollamakit.client.stream import StreamState
 from ollamakit.client.tls import trust_label
-from ollamakit.client.transport import FastTransport
+from ollamakit.client.transport import DeadlineReached, FastTransport
 from ollamakit.config import Settings
 from ollamakit.domain import StreamChunk, StreamEnd
 from ollamakit.errors import OllamaError, ProtocolError
@@ -54,12 +54,25 @@ def translate_for(
     core: Core, exc: httpx.HTTPError, path: str, deadline: Deadline | None = None
 ) -> OllamaError:
     """The error an httpx exception means; a timeout at ``deadline`` is the deadline's."""
-    if isinstance(exc, httpx.TimeoutException) and core.deadline_passed(deadline):
-        assert deadline is not None
+    if deadline is not None and _is_deadline(core, exc, deadline):
         return core.deadline_error(deadline, path)
     return translate(
         exc, core.server, core.url(path), core.timeouts, trust=trust_label(core.settings)
     )
+
+
+def _is_deadline(core: Core, exc: httpx.HTTPError, deadline: Deadline) -> bool:
+    """Whether a timeout is the deadline's: the fast transport says so (a wait it cut); on
+    httpx's own, a timeout at the deadline when the deadline is shorter than the read
+    timeout. A server silent for the whole read timeout stays a read timeout ("sent
+    nothing for N s"), also when the deadline is as long."""
+    if not isinstance(exc, httpx.TimeoutException):
+        return False
+    if any(isinstance(cause, DeadlineReached) for cause in walk_causes(exc)):
+        return True
+    read_s = core.timeouts.read_s
+    shorter = read_s is None or deadline.seconds < read_s - 0.05
+    return shorter and core.deadline_passed(deadline)
 
 
 def request_timeout(core: Core, deadline: Deadline | None) -> httpx.Timeout | None:

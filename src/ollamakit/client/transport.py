@@ -93,6 +93,51 @@ def _deadline_ns(request: httpx.Request) -> int | None:
     return value if isinstance(value, int) else None
 
 
+class DeadlineReached(httpcore.ReadTimeout):
+    """A wait was cut short by the request's total deadline (not a read timeout of its own):
+    the cause of the ``httpx.ReadTimeout`` raised, so the client can tell the two apart."""
+
+
+#: A wait cut by less than this is still the read timeout's own (the deadline started a
+#: moment before the read): the message then says "sent nothing for N s".
+_CUT_S: Final = 0.05
+
+
+def _cut(timeout_s: float | None, wait: float | None) -> bool:
+    return wait is not None and (timeout_s is None or wait < timeout_s - _CUT_S)
+
+
+def _read(sock: httpcore.NetworkStream, read_s: float | None, end_ns: int | None) -> bytes:
+    """One read of at most :data:`READ_SIZE`, waiting until the deadline at the latest."""
+    if end_ns is None:
+        return sock.read(READ_SIZE, read_s)
+    wait = _wait(read_s, end_ns)
+    try:
+        return sock.read(READ_SIZE, wait)
+    except httpcore.ReadTimeout:
+        if _cut(read_s, wait):
+            raise DeadlineReached(_PASSED) from None
+        raise
+
+
+async def _aread(
+    sock: httpcore.AsyncNetworkStream, read_s: float | None, end_ns: int | None
+) -> bytes:
+    """Async twin of :func:`_read`."""
+    if end_ns is None:
+        return await sock.read(READ_SIZE, read_s)
+    wait = _wait(read_s, end_ns)
+    try:
+        return await sock.read(READ_SIZE, wait)
+    except httpcore.ReadTimeout:
+        if _cut(read_s, wait):
+            raise DeadlineReached(_PASSED) from None
+        raise
+
+
+_PASSED: Final = "the request's total deadline passed"
+
+
 def _wait(timeout_s: float | None, end_ns: int | None) -> float | None:
     """The timeout of the next wait: ``timeout_s`` cut to the time left before ``end_ns``.
 
@@ -103,13 +148,13 @@ def _wait(timeout_s: float | None, end_ns: int | None) -> float | None:
     >>> _wait(5.0, 0)
     Traceback (most recent call last):
     ...
-    httpcore.ReadTimeout: the request's total deadline passed
+    ollamakit.client.transport.DeadlineReached: the request's total deadline passed
     """
     if end_ns is None:
         return timeout_s
     left = (end_ns - time.perf_counter_ns()) / 1e9
     if left <= 0:  # (a timeout of 0 would make the socket non-blocking, not wait)
-        raise httpcore.ReadTimeout("the request's total deadline passed")
+        raise DeadlineReached(_PASSED)
     return left if timeout_s is None else min(timeout_s, left)
 
 
@@ -260,7 +305,7 @@ class _Body(httpx.SyncByteStream):
                 if first:
                     yield first
                 while not decoder.done:
-                    data = sock.read(READ_SIZE, read_s if end_ns is None else _wait(read_s, end_ns))
+                    data = _read(sock, read_s, end_ns)
                     if not data:
                         raise h11.RemoteProtocolError(_CUT)
                     payload = decoder.feed(data)
@@ -271,7 +316,7 @@ class _Body(httpx.SyncByteStream):
                 pieces, done = exchange.h11_body(None)
                 yield from pieces
                 while not done:
-                    data = sock.read(READ_SIZE, _wait(read_s, end_ns))
+                    data = _read(sock, read_s, end_ns)
                     pieces, done = exchange.h11_body(data)
                     yield from pieces
                 self._complete = True
@@ -378,7 +423,7 @@ class FastTransport(httpx.BaseTransport):
             sock.write(exchange.request_bytes(body), _wait(timeouts.get("write"), end_ns))
             head = None
             while head is None:
-                head = exchange.feed_head(sock.read(READ_SIZE, _wait(read_s, end_ns)))
+                head = exchange.feed_head(_read(sock, read_s, end_ns))
         except BaseException as exc:
             sock.close()
             retry = isinstance(exc, h11.RemoteProtocolError | OSError | httpcore.NetworkError)
@@ -427,8 +472,7 @@ class _AsyncBody(httpx.AsyncByteStream):
                 if first:
                     yield first
                 while not decoder.done:
-                    wait = read_s if end_ns is None else _wait(read_s, end_ns)
-                    data = await sock.read(READ_SIZE, wait)
+                    data = await _aread(sock, read_s, end_ns)
                     if not data:
                         raise h11.RemoteProtocolError(_CUT)
                     payload = decoder.feed(data)
@@ -440,7 +484,7 @@ class _AsyncBody(httpx.AsyncByteStream):
                 for piece in pieces:
                     yield piece
                 while not done:
-                    data = await sock.read(READ_SIZE, _wait(read_s, end_ns))
+                    data = await _aread(sock, read_s, end_ns)
                     pieces, done = exchange.h11_body(data)
                     for piece in pieces:
                         yield piece
@@ -548,7 +592,7 @@ class AsyncFastTransport(httpx.AsyncBaseTransport):
             await sock.write(exchange.request_bytes(body), _wait(timeouts.get("write"), end_ns))
             head = None
             while head is None:
-                head = exchange.feed_head(await sock.read(READ_SIZE, _wait(read_s, end_ns)))
+                head = exchange.feed_head(await _aread(sock, read_s, end_ns))
         except BaseException as exc:
             await sock.aclose()
             retry = isinstance(exc, h11.RemoteProtocolError | OSError | httpcore.NetworkError)

@@ -31,6 +31,7 @@ from ollamakit.client.openai_wire import MAX_LINE_BYTES as SSE_MAX_LINE_BYTES
 from ollamakit.client.openai_wire import SSEDecoder
 from ollamakit.domain import ChatRequest
 from ollamakit.errors import BadChunk, DeadlineExceeded, ProtocolError, ReadTimeout
+from tests.client.conftest import RawServer
 from tests.client.test_deadline_server import MODEL, HostileStream
 from tests.support import settings_for
 
@@ -305,3 +306,16 @@ def test_a_long_line_under_the_bound_parses_in_linear_time() -> None:
     elapsed = time.perf_counter() - start
     assert [len(c.content) for c in chunks] == [len(text)]
     assert elapsed < 1.0, elapsed
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "httpx"])
+def test_a_silent_server_is_still_a_read_timeout(fast: bool) -> None:
+    """Silent for the whole read timeout: "sent nothing for 1 s", even when the deadline is
+    as long (the doctor's small requests), not the deadline's message."""
+    with RawServer([], hold=True) as server:
+        settings = settings_for(server.url, BENCHMARK_TIMEOUT_SECONDS="1")
+        with OllamaClient(settings, read_timeout_s=1, deadline_s=1, fast=fast) as client:
+            error, elapsed = _timed(client.version)
+    assert type(error) is ReadTimeout, repr(error)
+    assert "sent nothing for 1 s" in error.message
+    assert elapsed < 1 + MARGIN_S

@@ -1058,9 +1058,11 @@ def diagnose(
             yield from skip_rest(name)
             return
 
-    small = OllamaClient(
-        settings, read_timeout_s=min(settings.benchmark_timeout_s, SMALL_REQUEST_TIMEOUT_S)
-    )
+    # Every request has a total deadline (a trickling or endless answer cannot hold a step
+    # open): the small ones min(--timeout, 30 s), the generation --timeout
+    # (docs/security.md, "Bounded time and memory", gives the bound of a whole run).
+    small_s = min(settings.benchmark_timeout_s, SMALL_REQUEST_TIMEOUT_S)
+    small = OllamaClient(settings, read_timeout_s=small_s, deadline_s=small_s)
     with small:
         notify("auth")
         auth = check_auth(small, settings)
@@ -1097,7 +1099,7 @@ def diagnose(
         yield _skipped("streaming", t("doctor.generate_disabled"))
         return
     notify("generate")
-    with OllamaClient(settings) as client:
+    with OllamaClient(settings, deadline_s=settings.benchmark_timeout_s) as client:
         if model:  # the one matching rule (selection.py): llama3.2 -> llama3.2:latest
             match = resolve(model, [m["name"] for m in models])
             candidates = [match.name if match is not None else model]

@@ -13,6 +13,7 @@
         │   ├── TLSVerifyFailed     the server's certificate is not trusted
         │   └── TLSMismatch         https:// to a plain-HTTP port, or http:// to a TLS port
         ├── ReadTimeout             connected, but the server stopped sending
+        │   └── DeadlineExceeded    the request's total time ran out (an endless or trickled answer)
         ├── ConnectionLost          the connection dropped mid-request
         ├── HTTPError               the server answered with an error status
         │   ├── RedirectError       3xx: the URL should be another one (often http -> https)
@@ -370,6 +371,30 @@ class ReadTimeout(OllamaError):
     ) -> None:
         super().__init__(detail, **where)
         self.params["timeout_s"] = timeout_s
+
+
+class DeadlineExceeded(ReadTimeout):
+    """The request's total time (``deadline_s``) ran out while the server was still sending.
+
+    A read timeout restarts with every byte, so a server that trickles one byte a second, or
+    never ends its answer, defeats it; this bound does not. ``setting`` names what raises it
+    (for example ``--timeout / BENCHMARK_TIMEOUT_SECONDS``).
+    """
+
+    key = "errors.deadline"
+    hint_key = "errors.deadline_hint"
+
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        timeout_s: str = "?",
+        setting: str = "--timeout",
+        **where: Unpack[Where],
+    ) -> None:
+        super().__init__(detail, timeout_s=timeout_s, **where)
+        self.params["setting"] = setting
 
 
 class ConnectionLost(OllamaError):

@@ -349,7 +349,7 @@ async def _discover(
     Raises (→ exit 2) when the server cannot be used, and :class:`SelectionError` for a
     ``--model`` that is not there or cannot chat: nothing has been sent to a model yet.
     """
-    async with AsyncOllamaBackend(settings) as backend:
+    async with AsyncOllamaBackend(settings, deadline_s=settings.benchmark_timeout_s) as backend:
         identity = await backend.connect()
         listed = await backend.list_models()
         if not listed:
@@ -587,6 +587,7 @@ def _run(
     client = AsyncOllamaClient(
         settings,
         read_timeout_s=settings.benchmark_timeout_s,
+        deadline_s=settings.benchmark_timeout_s,
         max_connections=max(64, max(levels)),
     )
     runner = Runner(
@@ -595,7 +596,10 @@ def _run(
         base_url=settings.base_url.redacted(),
         sink=sink,
         client_factory=lambda: AsyncOllamaClient(
-            settings, read_timeout_s=settings.benchmark_timeout_s, max_connections=2
+            settings,
+            read_timeout_s=settings.benchmark_timeout_s,
+            deadline_s=settings.benchmark_timeout_s,
+            max_connections=2,
         ),
     )
     if resumed is not None:  # the same run id, what is measured skipped

@@ -898,7 +898,14 @@ def run_chat(
     interactive = terminal.interactive
     out = terminal.console(stderr=not interactive, soft_wrap=False)
     # The read timeout is the longest silence a reply may have (--timeout, CHAT_TIMEOUT_SECONDS).
-    with OllamaClient(settings, read_timeout_s=settings.chat_timeout_s) as client:
+    # Piped, every request (the model list, each reply) also ends within a total deadline; at
+    # a terminal Ctrl-C stops a reply, and a long one must not be cut.
+    with OllamaClient(
+        settings,
+        read_timeout_s=settings.chat_timeout_s,
+        deadline_s=None if interactive else settings.benchmark_timeout_s,
+        deadline_setting="BENCHMARK_TIMEOUT_SECONDS",
+    ) as client:
         models = client.list_models()
         app_ref: list[ChatApp] = []
 

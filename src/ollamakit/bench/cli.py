@@ -32,9 +32,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ollamakit.bench.compare import Target, make_runner, name_targets, targets_from_args
+from ollamakit.bench.compare import total_requests as all_requests
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
-from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
@@ -253,12 +254,19 @@ def _num(value: float | None) -> str:
 # --------------------------------------------------------------------------- the command
 
 
-async def _discover(settings: Settings, want_models: bool) -> tuple[str, list[str]]:
-    """Server version and model names; raises (→ exit 2) when the server cannot be used."""
-    async with AsyncOllamaClient(settings) as client:
-        version = await client.version()
-        models = [m["name"] for m in await client.list_models()] if want_models else []
-    return version, models
+async def _discover(targets: list[Target], want_models: bool) -> tuple[list[Target], list[str]]:
+    """What answers at each target (API detected) and the first one's model names; raises
+    (→ exit 2) when a server cannot be used."""
+    from ollamakit.bench.backends import open_bench_backend
+
+    found: list[Target] = []
+    models: list[str] = []
+    for target in targets:
+        async with contextlib.aclosing(open_bench_backend(target.settings, target.api)) as b:
+            found.append(Target(target.settings, target.api, await b.connect()))
+            if want_models and not models:
+                models = [m.name for m in await b.list_models()]
+    return name_targets(found), models
 
 
 async def _execute(runner: Runner, stop: OrderlyStop | None = None) -> RunDocument:
@@ -377,7 +385,10 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         num_predict=args.num_predict, seed=args.seed
     )
     given: list[str] = list(dict.fromkeys(args.model or []))
-    version, available = asyncio.run(_discover(settings, want_models=not given))
+    targets, available = asyncio.run(_discover(targets_from_args(args, settings), not given))
+    for target in targets:
+        terminal.info(target.line())
+    version = targets[0].identity.version if targets[0].identity else None
     models = given or available
     if not models:
         terminal.stderr.print(
@@ -410,7 +421,7 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         t(
             "bench.plan",
             url=settings.base_url.redacted(),
-            version=version,
+            version=version or "—",
             models=len(plan.models),
             prompts=len(suite.prompts),
             runs=plan.runs,
@@ -420,30 +431,17 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         )
     )
     sink, store = _open_sink(settings, args.no_save, terminal)
-    client = AsyncOllamaClient(
-        settings,
-        read_timeout_s=settings.benchmark_timeout_s,
-        max_connections=max(64, max(levels)),
-    )
-    runner = Runner(
-        client=client,
-        plan=plan,
-        base_url=settings.base_url.redacted(),
-        sink=sink,
-        client_factory=lambda: AsyncOllamaClient(
-            settings, read_timeout_s=settings.benchmark_timeout_s, max_connections=2
-        ),
-    )
+    runner = make_runner(targets, plan, sink, max_connections=max(64, max(levels)))
     with OrderlyStop() as stop:
         try:
             try:
                 if terminal.stderr_isatty:
-                    with BarProgress(plan.total_requests, terminal.stderr) as bar:
+                    with BarProgress(all_requests(runner), terminal.stderr) as bar:
                         runner.listener = _quiet_when_gone(bar)
                         doc = asyncio.run(_execute(runner, stop))
                 else:
                     runner.listener = _quiet_when_gone(
-                        PlainProgress(plan.total_requests, terminal.stderr)
+                        PlainProgress(all_requests(runner), terminal.stderr)
                     )
                     doc = asyncio.run(_execute(runner, stop))
             except (KeyboardInterrupt, asyncio.CancelledError):

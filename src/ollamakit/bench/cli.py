@@ -32,7 +32,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ollamakit.bench.compare import Target, make_runner, name_targets, targets_from_args
+from ollamakit.bench.compare import (
+    Target,
+    make_runner,
+    name_targets,
+    server_label,
+    targets_from_args,
+)
 from ollamakit.bench.compare import total_requests as all_requests
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
@@ -388,7 +394,7 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
     targets, available = asyncio.run(_discover(targets_from_args(args, settings), not given))
     for target in targets:
         terminal.info(target.line())
-    version = targets[0].identity.version if targets[0].identity else None
+    version = " · ".join(server_label(target) for target in targets)
     models = given or available
     if not models:
         terminal.stderr.print(
@@ -421,13 +427,13 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         t(
             "bench.plan",
             url=settings.base_url.redacted(),
-            version=version or "—",
+            version=version,
             models=len(plan.models),
             prompts=len(suite.prompts),
             runs=plan.runs,
             levels=",".join(map(str, levels)),
             warmup=plan.warmup,
-            requests=plan.total_requests,
+            requests=plan.total_requests * len(targets),
         )
     )
     sink, store = _open_sink(settings, args.no_save, terminal)
@@ -484,11 +490,13 @@ def _finish(
     is gone (``| head``, SIGHUP) must not cost the files, so a failed write to it is ignored.
     """
     from ollamakit.report import write_output
+    from ollamakit.report.servers import print_side_by_side
     from ollamakit.report.tables import print_summary
 
     to_stdout = any(str(o) == "-" for o in args.output)  # keep a JSON pipe clean
     with contextlib.suppress(*_GONE):
         print_summary(doc, terminal.stderr if to_stdout else terminal.stdout)
+        print_side_by_side(doc, terminal.stderr if to_stdout else terminal.stdout)
     history_ok = not isinstance(sink, StoreSink) or sink.complete
     with contextlib.suppress(*_GONE):
         if isinstance(sink, StoreSink) and sink.error is not None:

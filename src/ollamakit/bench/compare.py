@@ -136,6 +136,24 @@ def name_targets(targets: Sequence[Target]) -> list[Target]:
     return named
 
 
+def server_label(target: Target) -> str:
+    """``Ollama 0.33.0``, ``llama.cpp /v1``, ``Ollama 0.33.0 /v1``: for the plan line.
+
+    >>> from ollamakit.config import Settings, parse_base_url
+    >>> s = Settings(parse_base_url("h"))
+    >>> server_label(Target(s, "ollama", ServerIdentity("ollama", "ollama", "0.33.0")))
+    'Ollama 0.33.0'
+    >>> server_label(Target(s, "openai", ServerIdentity("openai", "llama.cpp", None)))
+    'llama.cpp /v1'
+    """
+    assert target.identity is not None
+    names = {"ollama": "Ollama", "vllm": "vLLM", "lm-studio": "LM Studio", "sglang": "SGLang"}
+    text = names.get(target.identity.engine, target.identity.engine)
+    if target.identity.version:
+        text += f" {target.identity.version}"
+    return text + (" /v1" if target.identity.api == "openai" else "")
+
+
 def make_runner(
     targets: Sequence[Target], plan: BenchPlan, sink: ResultSink, *, max_connections: int
 ) -> Runner:
@@ -208,7 +226,8 @@ class InterleavedRunner(Runner):
             info["name"] = self.names[index + 1]
             self._peer_servers.append(info)
             peer.listener = self.listener
-            peer.run_id = self.run_id
+            # peer.run_id stays its own: the run marker opening every prompt must differ
+            # between servers, or Ollama's /api and /v1 would share one prefix cache entry.
             peer.server_name = info["name"]
         return await super().execute()
 
@@ -311,6 +330,7 @@ __all__ = [
     "Target",
     "make_runner",
     "name_targets",
+    "server_label",
     "targets_from_args",
     "total_requests",
 ]

@@ -31,10 +31,11 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from ollamakit.chat.backend import AsyncChatClient, open_async_chat_client
 from ollamakit.chat.models import resolve_model
 from ollamakit.chat.render import GUTTER, THINK_STYLE
 from ollamakit.chat.session import format_ms
-from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
+from ollamakit.client import AsyncOllamaClient, AsyncReplyStream, identity_line
 from ollamakit.config import Settings
 from ollamakit.domain import StreamEnd
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
@@ -211,14 +212,14 @@ class _Printer:
 
 
 async def greet(
-    client: AsyncOllamaClient,
+    client: AsyncChatClient | AsyncOllamaClient,
     model: str,
     messages: list[Message],
     timeout_s: float,
     printer: _Printer,
 ) -> GreetResult:
     """One greeting, bounded end to end by ``timeout_s``, measured by the one recorder."""
-    stream: AsyncChunkStream = client.stream_chat(model, messages)
+    stream: AsyncReplyStream = client.stream_chat(model, messages)
     start_ns = time.perf_counter_ns()
     recorder: ReplyRecorder | None = None
     parts: list[str] = []
@@ -271,8 +272,10 @@ async def greet_all(
 ) -> list[GreetResult]:
     timeout_s = settings.greeting_timeout_s
     # The read timeout only backs up the deadline below, which always fires first.
-    async with AsyncOllamaClient(settings, read_timeout_s=timeout_s + 5) as client:
-        listed = await client.list_models()  # an unreachable server raises here: exit 2
+    async with open_async_chat_client(settings, read_timeout_s=timeout_s + 5) as client:
+        identity = await client.connect()  # an unreachable server raises here: exit 2
+        print_text(out, Text(identity_line(identity, settings.base_url.redacted()), style="dim"))
+        listed = await client.list_models()
         # A typed name is matched like in the interactive chat (llama3.2 -> llama3.2:latest);
         # one that matches nothing is sent as typed, and the server's 404 becomes its row.
         names = [resolve_model(m, listed) or m for m in models] if models else []

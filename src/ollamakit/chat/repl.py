@@ -46,6 +46,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from ollamakit.chat.backend import ChatClient, open_chat_client
 from ollamakit.chat.models import format_size, model_table, resolve_model
 from ollamakit.chat.render import (
     Outcome,
@@ -68,7 +69,7 @@ from ollamakit.chat.session import (
     parse_think,
 )
 from ollamakit.chat.transcript import Transcript
-from ollamakit.client import Chunk, OllamaClient
+from ollamakit.client import Chunk, identity_line
 from ollamakit.config import Settings
 from ollamakit.domain import StreamEnd
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
@@ -249,7 +250,7 @@ class ChatApp:
         self,
         *,
         settings: Settings,
-        client: OllamaClient,
+        client: ChatClient,
         session: ChatSession,
         models: list[ModelEntry],
         transcript: Transcript,
@@ -658,7 +659,8 @@ def run_chat(
     """The interactive (or piped) chat; see the module docstring."""
     interactive = terminal.interactive
     out = terminal.console(stderr=not interactive, soft_wrap=False)
-    with OllamaClient(settings, read_timeout_s=settings.benchmark_timeout_s) as client:
+    with open_chat_client(settings, read_timeout_s=settings.benchmark_timeout_s) as client:
+        terminal.info(identity_line(client.connect(), settings.base_url.redacted()))
         models = client.list_models()
         app_ref: list[ChatApp] = []
 

@@ -536,12 +536,14 @@ def check_tls(settings: Settings) -> CheckResult:
 # --------------------------------------------------------------------------- HTTP
 
 
-def check_auth(client: OllamaClient, settings: Settings) -> CheckResult:
+def check_auth(
+    client: OllamaClient, settings: Settings, *, path: str = "/api/version"
+) -> CheckResult:
     """Are we let in? One request to an API path, judged only for 401 and 403.
 
-    ``/api/version`` rather than ``/``: a proxy may protect only ``/api/``.
+    ``/api/version`` rather than ``/``: a proxy may protect only ``/api/``
+    (``/v1/models`` on an OpenAI-compatible server, :mod:`ollamakit.diagnostics_openai`).
     """
-    path = "/api/version"
     sent = credential_kind(settings)
     has_credentials = settings.base_url.has_credentials or bool(settings.api_key)
     details: dict[str, Any] = {"credentials_sent": has_credentials}
@@ -661,13 +663,14 @@ def check_tags(client: OllamaClient) -> tuple[CheckResult, list[ModelEntry]]:
     )
 
 
-def check_rtt(client: OllamaClient, samples: int = RTT_SAMPLES) -> CheckResult:
+def check_rtt(
+    client: OllamaClient, samples: int = RTT_SAMPLES, *, path: str = "/api/version"
+) -> CheckResult:
     """Round-trip time: the median of a few tiny requests on a warm connection.
 
     The median, because one sample is at the mercy of a scheduler hiccup; ``/api/version``,
-    because the server answers it without touching a model.
+    because the server answers it without touching a model (``/v1/models`` on /v1).
     """
-    path = "/api/version"
     times = []
     start = time.perf_counter_ns()
     try:
@@ -1037,6 +1040,11 @@ def diagnose(
             yield from skip_rest(name)
             return
 
+    from ollamakit import diagnostics_openai as openai  # llama.cpp, vLLM, Ollama's /v1
+
+    if openai.detect_api(settings) == "openai":
+        yield from openai.diagnose_openai(settings, generate=generate, model=model, notify=notify)
+        return
     small = OllamaClient(
         settings, read_timeout_s=min(settings.benchmark_timeout_s, SMALL_REQUEST_TIMEOUT_S)
     )

@@ -490,12 +490,12 @@ def _finish(
     is gone (``| head``, SIGHUP) must not cost the files, so a failed write to it is ignored.
     """
     from ollamakit.report import write_output
-    from ollamakit.report.servers import print_side_by_side
+    from ollamakit.report.servers import labelled, print_side_by_side
     from ollamakit.report.tables import print_summary
 
     to_stdout = any(str(o) == "-" for o in args.output)  # keep a JSON pipe clean
     with contextlib.suppress(*_GONE):
-        print_summary(doc, terminal.stderr if to_stdout else terminal.stdout)
+        print_summary(labelled(doc), terminal.stderr if to_stdout else terminal.stdout)
         print_side_by_side(doc, terminal.stderr if to_stdout else terminal.stdout)
     history_ok = not isinstance(sink, StoreSink) or sink.complete
     with contextlib.suppress(*_GONE):

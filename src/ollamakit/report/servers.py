@@ -86,6 +86,35 @@ def side_by_side(doc: Mapping[str, Any]) -> tuple[list[str], list[Row]]:
     return names, rows
 
 
+def labelled(doc: RunDocument) -> RunDocument:
+    """For the ordinary tables of a compared run: each row's model names its server too
+    (``fast:1b @ ollama /v1``), so rows of different servers are never mistaken for one
+    another. A run of one server comes back as it is. Only for display: JSON and CSV keep
+    ``model`` and ``server`` apart.
+
+    >>> doc = {"servers": [{"name": "a"}, {"name": "b"}],
+    ...        "summary": [{"server": "b", "model": "m"}], "results": [], "cold_loads": []}
+    >>> labelled(doc)["summary"][0]["model"]
+    'm @ b'
+    """
+    if len(server_names(doc)) < 2:
+        return doc
+
+    def tag(rows: Any) -> Any:
+        return [
+            {**row, "model": f"{row.get('model', '')} @ {row['server']}"}
+            if isinstance(row, Mapping) and row.get("server")
+            else row
+            for row in rows or []
+        ]
+
+    view = dict(doc)
+    for key in ("summary", "results", "cold_loads", "concurrency_summary"):
+        if key in view:
+            view[key] = tag(view[key])
+    return view  # type: ignore[return-value]
+
+
 def _headers(names: Sequence[str], sep: str = " ") -> list[str]:
     heads = [t("report.col_model"), t("report.col_prompt"), "c"]
     for name in (clean_line(n) for n in names):
@@ -161,6 +190,7 @@ __all__ = [
     "Cell",
     "Row",
     "html_side_by_side",
+    "labelled",
     "markdown_side_by_side",
     "print_side_by_side",
     "server_names",

@@ -1042,7 +1042,7 @@ def diagnose(
 
     from ollamakit import diagnostics_openai as openai  # llama.cpp, vLLM, Ollama's /v1
 
-    if openai.detect_api(settings) == "openai":
+    if settings.api == "openai":
         yield from openai.diagnose_openai(settings, generate=generate, model=model, notify=notify)
         return
     small = OllamaClient(
@@ -1051,6 +1051,11 @@ def diagnose(
     with small:
         notify("auth")
         auth = check_auth(small, settings)
+        if openai.speaks_openai_only(settings, auth):  # --api auto found no /api but a /v1
+            yield from openai.diagnose_openai(
+                settings, generate=generate, model=model, notify=notify
+            )
+            return
         yield auth
         if auth.status is Status.FAIL:
             yield from skip_rest("auth")

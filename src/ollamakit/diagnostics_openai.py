@@ -45,6 +45,16 @@ MODELS_PATH: Final = "/v1/models"
 _ENGINES: Final = {"ollama": "Ollama", "vllm": "vLLM", "lm-studio": "LM Studio", "sglang": "SGLang"}
 
 
+def speaks_openai_only(settings: Settings, auth: d.CheckResult) -> bool:
+    """``--api auto``, after the authentication step: is this an OpenAI-compatible server
+    without Ollama's native API? Asked only when that step got an HTTP answer and did not
+    fail, so an unreachable or stalled server costs no extra timeout (the Ollama steps
+    explain it)."""
+    if settings.api != "auto" or auth.status is d.Status.FAIL or auth.error is not None:
+        return False
+    return detect_api(settings) == "openai"
+
+
 def detect_api(settings: Settings) -> str:
     """``ollama`` or ``openai``: ``--api`` when given, else what the server answers.
 
@@ -207,4 +217,4 @@ def _ms(start_ns: int) -> float:
     return (time.perf_counter_ns() - start_ns) / 1e6
 
 
-__all__ = ["detect_api", "diagnose_openai"]
+__all__ = ["detect_api", "diagnose_openai", "speaks_openai_only"]

@@ -274,7 +274,6 @@ async def greet_all(
     # The read timeout only backs up the deadline below, which always fires first.
     async with open_async_chat_client(settings, read_timeout_s=timeout_s + 5) as client:
         identity = await client.connect()  # an unreachable server raises here: exit 2
-        print_text(out, Text(identity_line(identity, settings.base_url.redacted()), style="dim"))
         listed = await client.list_models()
         # A typed name is matched like in the interactive chat (llama3.2 -> llama3.2:latest);
         # one that matches nothing is sent as typed, and the server's 404 becomes its row.
@@ -290,6 +289,7 @@ async def greet_all(
             timeout=f"{timeout_s:g}",
         )
         print_text(out, Text(header, style="dim"))
+        print_text(out, Text(identity_line(identity, settings.base_url.redacted()), style="dim"))
         messages: list[Message] = []
         if system:
             messages.append({"role": "system", "content": system})

@@ -8,6 +8,7 @@ what the command wrote.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,26 @@ def test_reasoning_stream_on_v1_is_measured_as_thinking(start_sim: Any, tmp_path
             assert row["ttft_thinking_ms"] is not None, engine
             assert row["thinking_chunks"], engine
             assert row["ttft_ms"] is not None and row["ttft_ms"] > row["ttft_thinking_ms"]
+
+
+def test_a_saved_comparison_reads_back_side_by_side(
+    start_sim: Any, tmp_path: Path, isolated_env: Path
+) -> None:
+    sim = start_sim(SimConfig(models=(FAST,)))
+    args = ["--auto", "--runs", "1", "--warmup", "0", "--num-predict", "8"]
+    result = bench(
+        "--base-url", sim.url, "--api", "ollama,openai", *args, "--suite", suite_file(tmp_path)
+    )
+    assert result.returncode == 0, result.output
+    found = re.search(r"ollamakit report ([0-9a-f]{12})", result.output)
+    assert found, result.output
+    run_id = found.group(1)
+    shown = run_program(["report", run_id], env={"COLUMNS": "200"})
+    assert shown.returncode == 0, shown.output
+    assert "Servers side by side" in shown.stdout
+    assert "fast:1b @ ollama /v1" in shown.stdout
+    out = tmp_path / "again.json"
+    run_program(["report", run_id, "-o", str(out)])
+    doc = json.loads(out.read_text("utf-8"))
+    assert {r["server"] for r in doc["results"]} == {"ollama /api", "ollama /v1"}
+    assert len(doc["servers"]) == 2

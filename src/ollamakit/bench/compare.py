@@ -35,6 +35,8 @@ from ollamakit.bench.backends import open_bench_backend, round_trip_ms, server_i
 from ollamakit.bench.runner import (
     RTT_SAMPLES,
     BenchPlan,
+    Event,
+    Listener,
     NullSink,
     ResultSink,
     Runner,
@@ -201,6 +203,20 @@ def _stat(samples: Sequence[float]) -> Stat:
     }
 
 
+def _naming_server(listener: Listener | None) -> Listener | None:
+    """Progress lines of a comparison name the server: ``fast:1b @ ollama /v1 · greeting``."""
+    if listener is None:
+        return None
+    inner = listener
+
+    def call(event: Event) -> None:
+        row = event.result
+        named = {**row, "model": f"{row['model']} @ {row.get('server', '?')}"}
+        inner(dataclasses.replace(event, result=named))  # type: ignore[arg-type]
+
+    return call
+
+
 @dataclass
 class InterleavedRunner(Runner):
     """The first server's runner; each of its batches is followed by the peers' same batch."""
@@ -218,6 +234,7 @@ class InterleavedRunner(Runner):
         self._all: list[RequestResult] = []  # every measured row, in the order sent
 
     async def execute(self) -> RunDocument:
+        self.listener = _naming_server(self.listener)
         for index, peer in enumerate(self.peers):
             identity = await peer.client.connect()  # unreachable / 401: raises
             rtts_ms = [await round_trip_ms(peer.client) for _ in range(RTT_SAMPLES)]

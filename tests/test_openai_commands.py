@@ -117,3 +117,11 @@ def test_short_load_run_on_v1(v1_sim: Any, tmp_path: Path) -> None:
     assert [lv["level"] for lv in levels] == ["users=1", "users=2"]
     assert all(0 < lv["ok"] == lv["requests"] for lv in levels), levels
     assert "/api/chat" not in paths(v1_sim)
+
+
+def test_an_api_list_is_for_bench_only(start_sim: Any) -> None:
+    sim = start_sim(SimConfig(models=(MODEL,)))
+    result = run(["doctor", "--base-url", sim.url, "--api", "ollama,openai"])
+    assert result.returncode == 2
+    assert "a list of APIs is for bench" in result.stderr
+    assert sim.requests() == []

@@ -351,6 +351,8 @@ def _flags(args: argparse.Namespace) -> Flags:
 def _single_api(args: argparse.Namespace) -> str | None:
     """``--api``; a list (``ollama,openai``: bench compares) is read by bench itself."""
     api = getattr(args, "api", None)
+    if isinstance(api, str) and "," in api and getattr(args, "command", None) != "bench":
+        raise UsageError(t("cli.api_list_bench_only", value=api))
     return None if not isinstance(api, str) or "," in api else api
 
 

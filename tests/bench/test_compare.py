@@ -106,6 +106,11 @@ def test_native_api_against_its_own_v1_interleaved(start_sim: Any, tmp_path: Pat
     assert all(r["eval_tps"] is None for r in v1)
     assert {c["server"] for c in doc["cold_loads"]} == set(names)
     assert {c["server"] for c in doc["concurrency_summary"]} == set(names)
+    totals = {n: sum(r["total_ms"] for r in doc["results"] if r["server"] == n) for n in names}
+    for level in doc["concurrency_summary"]:  # each server's wall time: its own batches only
+        own_ms = totals[level["server"]]
+        other_ms = sum(totals.values()) - own_ms
+        assert level["wall_s"] * 1000 - own_ms < 0.8 * other_ms, (level, totals)
     # the request log: both endpoints, alternating, and no two prompts alike (no shared cache)
     chats = [r for r in sim.requests() if r.path in ("/api/chat", "/v1/chat/completions")]
     assert [r.path for r in chats] == ["/api/chat", "/v1/chat/completions"] * 5

@@ -232,6 +232,7 @@ class InterleavedRunner(Runner):
         # (peer, model, level) -> the level's results and summed batch wall time
         self._peer_levels: dict[tuple[int, str, int], tuple[list[RequestResult], int]] = {}
         self._all: list[RequestResult] = []  # every measured row, in the order sent
+        self._own_levels: dict[tuple[str, int], tuple[list[RequestResult], int]] = {}
 
     async def execute(self) -> RunDocument:
         self.listener = _naming_server(self.listener)
@@ -273,7 +274,12 @@ class InterleavedRunner(Runner):
             await peer._prepare_lanes(level)
 
     async def _batch(self, model: str, prompt: Prompt, run: int, level: int) -> list[RequestResult]:
+        started_ns = time.perf_counter_ns()
         mine = await super()._batch(model, prompt, run, level)
+        wall_ns = time.perf_counter_ns() - started_ns
+        # The runner's own level timing includes the peers' batches: keep this server's own.
+        rows, summed_ns = self._own_levels.get((model, level), ([], 0))
+        self._own_levels[(model, level)] = ([*rows, *mine], summed_ns + wall_ns)
         for row in mine:
             row["server"] = self.names[0]
         self._all.extend(mine)
@@ -317,11 +323,15 @@ class InterleavedRunner(Runner):
         doc["servers"] = [doc["server"], *self._peer_servers]
         doc["results"] = list(self._all)
         summary = [row | {"server": first} for row in doc["summary"]]
-        levels: list[ConcurrencyRow] = [
-            row | {"server": first} for row in doc.get("concurrency_summary", [])
+        own_levels = [
+            concurrency_row(model, level, rows, wall_ns / 1e9)
+            for (model, level), (rows, wall_ns) in self._own_levels.items()
+            if rows
         ]
+        levels: list[ConcurrencyRow] = [row | {"server": first} for row in own_levels]
         loads: list[LoadInfo] = [{**load, "server": first} for load in doc.get("cold_loads", [])]
-        hints = [f"{first}: {hint}" for hint in doc.get("hints", [])]
+        own = [r for r in self._all if r.get("server") == first]
+        hints = [f"{first}: {h}" for h in buffering_hints(own) + throughput_hints(own_levels)]
         for index, results in enumerate(self._peer_results):
             name = self.names[index + 1]
             summary.extend(row | {"server": name} for row in summary_rows(results))

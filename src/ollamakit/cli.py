@@ -145,7 +145,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("history", "cli.help_history", Scope.LOCAL, _history),
     Command("load", "load.help_command", Scope.SERVER, _load_cmd),
 )
-SERVER_OPTIONS = ("--base-url", "--ca-bundle", "--insecure")
+SERVER_OPTIONS = ("--base-url", "--ca-bundle", "--insecure", "--api")
 
 
 def command_named(name: str) -> Command:
@@ -269,12 +269,15 @@ def add_common_arguments(
     extra: dict[str, Any] = {"default": argparse.SUPPRESS} if sub else {}
     server = scope is Scope.SERVER
     if server:
-        group.add_argument("--base-url", metavar="URL", help=t("cli.help_base_url"), **extra)
+        group.add_argument(
+            "--base-url", metavar="URL", action=_BaseURL, help=t("cli.help_base_url"), **extra
+        )
     if scope is not Scope.STANDALONE:
         group.add_argument("--env-file", metavar="PATH", help=t("cli.help_env_file"), **extra)
     if server:
         group.add_argument("--ca-bundle", metavar="PATH", help=t("cli.help_ca_bundle"), **extra)
         group.add_argument("--insecure", action="store_true", help=t("cli.help_insecure"), **extra)
+        group.add_argument("--api", metavar="auto|ollama|openai", help=t("cli.help_api"), **extra)
     group.add_argument("--lang", choices=["en", "zh-TW"], help=t("cli.help_lang"), **extra)
     group.add_argument("--debug", action="store_true", help=t("cli.help_debug"), **extra)
     group.add_argument(
@@ -283,6 +286,22 @@ def add_common_arguments(
         version=f"ollamakit {__version__}",
         help=t("cli.help_version"),
     )
+
+
+class _BaseURL(argparse.Action):
+    """``--base-url``: the last one wins (as ever), and every one given is kept in
+    ``base_urls`` for ``bench``, which compares servers (``bench/compare.py``)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        given = list(getattr(namespace, "base_urls", None) or [])
+        namespace.base_urls = [*given, values]
 
 
 def _command_parser(
@@ -333,7 +352,16 @@ def _flags(args: argparse.Namespace) -> Flags:
         model=_single_model(args),
         timeout_s=getattr(args, "timeout", None),
         chat_timeout_s=getattr(args, "chat_timeout", None),
+        api=_single_api(args),
     )
+
+
+def _single_api(args: argparse.Namespace) -> str | None:
+    """``--api``; a list (``ollama,openai``: bench compares) is read by bench itself."""
+    api = getattr(args, "api", None)
+    if isinstance(api, str) and "," in api and getattr(args, "command", None) != "bench":
+        raise UsageError(t("cli.api_list_bench_only", value=api))
+    return None if not isinstance(api, str) or "," in api else api
 
 
 def _single_model(args: argparse.Namespace) -> str | None:

@@ -48,7 +48,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ollamakit import redact
 from ollamakit.client import (
@@ -539,12 +539,14 @@ def check_tls(settings: Settings) -> CheckResult:
 # --------------------------------------------------------------------------- HTTP
 
 
-def check_auth(client: OllamaClient, settings: Settings) -> CheckResult:
+def check_auth(
+    client: OllamaClient, settings: Settings, *, path: str = "/api/version"
+) -> CheckResult:
     """Are we let in? One request to an API path, judged only for 401 and 403.
 
-    ``/api/version`` rather than ``/``: a proxy may protect only ``/api/``.
+    ``/api/version`` rather than ``/``: a proxy may protect only ``/api/``
+    (``/v1/models`` on an OpenAI-compatible server, :mod:`ollamakit.diagnostics_openai`).
     """
-    path = "/api/version"
     sent = credential_kind(settings)
     has_credentials = settings.base_url.has_credentials or bool(settings.api_key)
     details: dict[str, Any] = {"credentials_sent": has_credentials}
@@ -670,13 +672,14 @@ def check_tags(client: OllamaClient) -> tuple[CheckResult, list[ModelEntry]]:
     )
 
 
-def check_rtt(client: OllamaClient, samples: int = RTT_SAMPLES) -> CheckResult:
+def check_rtt(
+    client: OllamaClient, samples: int = RTT_SAMPLES, *, path: str = "/api/version"
+) -> CheckResult:
     """Round-trip time: the median of a few tiny requests on a warm connection.
 
     The median, because one sample is at the mercy of a scheduler hiccup; ``/api/version``,
-    because the server answers it without touching a model.
+    because the server answers it without touching a model (``/v1/models`` on /v1).
     """
-    path = "/api/version"
     times = []
     start = time.perf_counter_ns()
     try:
@@ -1013,17 +1016,36 @@ STEPS: Final = (
 )
 
 
+class OpenAISteps(Protocol):
+    """The HTTP steps for an OpenAI-compatible server (the module ``diagnostics_openai``)."""
+
+    def speaks_openai_only(self, settings: Settings, auth: CheckResult) -> bool: ...
+
+    def diagnose_openai(
+        self,
+        settings: Settings,
+        *,
+        generate: bool,
+        model: str | None,
+        notify: Callable[[str], None],
+    ) -> Iterator[CheckResult]: ...
+
+
 def diagnose(
     settings: Settings,
     *,
     generate: bool = True,
     model: str | None = None,
     on_step: Callable[[str], None] | None = None,
+    openai_steps: OpenAISteps | None = None,
 ) -> Iterator[CheckResult]:
     """Run every check in order, yielding each result as soon as it is known.
 
     ``on_step(name)`` is called before a step that does I/O starts (for a spinner).
     ``model`` forces the generation model; otherwise the smallest one that can generate.
+    ``openai_steps`` runs the HTTP steps on an OpenAI-compatible server (``--api openai``):
+    the doctor passes the module :mod:`ollamakit.diagnostics_openai`, which builds on this
+    module's checks (so this module does not import it).
     """
     notify = on_step or (lambda _name: None)
     server = settings.base_url
@@ -1058,6 +1080,11 @@ def diagnose(
             yield from skip_rest(name)
             return
 
+    if settings.api == "openai" and openai_steps is not None:  # llama.cpp, vLLM, Ollama's /v1
+        yield from openai_steps.diagnose_openai(
+            settings, generate=generate, model=model, notify=notify
+        )
+        return
     # Every request has a total deadline (a trickling or endless answer cannot hold a step
     # open): the small ones min(--timeout, 30 s), the generation --timeout
     # (docs/security.md, "Bounded time and memory", gives the bound of a whole run).
@@ -1066,6 +1093,12 @@ def diagnose(
     with small:
         notify("auth")
         auth = check_auth(small, settings)
+        if openai_steps is not None and openai_steps.speaks_openai_only(settings, auth):
+            # --api auto found no /api but a /v1
+            yield from openai_steps.diagnose_openai(
+                settings, generate=generate, model=model, notify=notify
+            )
+            return
         yield auth
         if auth.status is Status.FAIL:
             yield from skip_rest("auth")

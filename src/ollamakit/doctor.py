@@ -30,7 +30,7 @@ from rich.cells import cell_len
 from rich.status import Status as Spinner
 from rich.text import Text
 
-from ollamakit import __version__
+from ollamakit import __version__, diagnostics_openai
 from ollamakit.config import Settings
 from ollamakit.diagnostics import (
     STEPS,
@@ -182,7 +182,9 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
     model = args.model
     results: list[CheckResult] = []
     if args.json:
-        results.extend(diagnose(settings, generate=generate, model=model))
+        results.extend(
+            diagnose(settings, generate=generate, model=model, openai_steps=diagnostics_openai)
+        )
         terminal.stdout.file.write(
             json_safe(json.dumps(_document(settings, results), ensure_ascii=False, indent=2))
         )
@@ -202,7 +204,13 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             spinner.start()
 
     try:
-        for result in diagnose(settings, generate=generate, model=model, on_step=on_step):
+        for result in diagnose(
+            settings,
+            generate=generate,
+            model=model,
+            on_step=on_step,
+            openai_steps=diagnostics_openai,
+        ):
             if spinner is not None:
                 spinner.stop()
                 spinner = None

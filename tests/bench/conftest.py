@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+from ollamakit.bench.backends import open_bench_backend
 from ollamakit.bench.runner import BenchPlan, NullSink, ResultSink, Runner
 from ollamakit.bench.suites import Prompt, Suite
-from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Flags, load_settings
 from ollamakit.measure.schema import RunDocument
 from ollamakit.sim import FaultKind, ModelSpec
@@ -40,23 +40,25 @@ def run_plan(
     sink: ResultSink | None = None,
     *,
     max_connections: int = 64,
+    api: str = "ollama",
 ) -> RunDocument:
     """Run a plan in this process, as ``ollamakit bench`` does, and return the document."""
     settings = load_settings(Flags(base_url=url), environ={})
     settings = dataclasses.replace(settings, benchmark_timeout_s=plan.timeout_s)
 
     async def go() -> RunDocument:
-        async with AsyncOllamaClient(settings, max_connections=max_connections) as client:
-            runner = Runner(
-                client=client,
-                plan=plan,
-                base_url=settings.base_url.redacted(),
-                sink=sink or NullSink(),
-                client_factory=lambda: AsyncOllamaClient(settings, max_connections=2),
-            )
-            try:
-                return await runner.execute()
-            finally:
-                await runner.aclose()
+        client = open_bench_backend(settings, api, max_connections=max_connections)
+        runner = Runner(
+            client=client,
+            plan=plan,
+            base_url=settings.base_url.redacted(),
+            sink=sink or NullSink(),
+            client_factory=lambda: open_bench_backend(settings, api, max_connections=2),
+        )
+        try:
+            return await runner.execute()
+        finally:
+            await runner.aclose()
+            await client.aclose()
 
     return asyncio.run(go())

@@ -34,7 +34,7 @@ from ollamakit.chat.render import PlainReplyView, stats_line
 from ollamakit.chat.repl import ChatApp
 from ollamakit.chat.session import ChatSession, ReplyStats
 from ollamakit.chat.transcript import Transcript
-from ollamakit.client import AsyncOllamaClient, OllamaClient
+from ollamakit.client import AsyncOllamaBackend, AsyncOllamaClient, OllamaClient
 from ollamakit.config import Flags, Settings, load_settings
 from ollamakit.diagnostics import Status, check_generate
 
@@ -123,7 +123,7 @@ def via_bench(url: str, model: str) -> Seen:
     plan = BenchPlan(models=(model,), suite=suite, runs=1, warmup=0, timeout_s=10)
 
     async def go() -> dict[str, Any]:
-        async with AsyncOllamaClient(settings(url)) as client:
+        async with AsyncOllamaBackend(settings(url)) as client:
             runner = Runner(client=client, plan=plan, base_url=url, sink=NullSink())
             doc = await runner.execute()
         [row] = doc["results"]

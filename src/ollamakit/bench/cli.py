@@ -38,10 +38,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from ollamakit.bench import baseline, resume
+from ollamakit.bench.compare import (
+    Target,
+    make_runner,
+    name_targets,
+    server_label,
+    targets_from_args,
+)
+from ollamakit.bench.compare import total_requests as all_requests
 from ollamakit.bench.eta import Eta, bench_estimate
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, category_label, resolve_suite
-from ollamakit.client import AsyncOllamaBackend, AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
@@ -342,21 +349,30 @@ def _num(value: float | None) -> str:
 
 
 async def _discover(
-    settings: Settings, wanted: Sequence[str], exclude: Sequence[str]
-) -> tuple[str | None, int, Selection]:
-    """Server version, how many models it lists, and the models to benchmark.
+    targets: list[Target], wanted: Sequence[str], exclude: Sequence[str]
+) -> tuple[list[Target], int, Selection]:
+    """What answers at each target (API detected), how many models the first one lists, and
+    the models to benchmark (chosen on the first server, whose capabilities decide).
 
-    Raises (→ exit 2) when the server cannot be used, and :class:`SelectionError` for a
+    Raises (→ exit 2) when a server cannot be used, and :class:`SelectionError` for a
     ``--model`` that is not there or cannot chat: nothing has been sent to a model yet.
     """
-    async with AsyncOllamaBackend(settings, deadline_s=settings.benchmark_timeout_s) as backend:
-        identity = await backend.connect()
-        listed = await backend.list_models()
-        if not listed:
-            return identity.version, 0, Selection(())
-        catalog = AsyncCatalog(backend.describe)
-        selection = await select_async(listed, wanted, exclude, catalog)
-    return identity.version, len(listed), selection
+    from ollamakit.bench.backends import open_bench_backend
+
+    found: list[Target] = []
+    listed = 0
+    selection = Selection(())
+    for index, target in enumerate(targets):
+        async with contextlib.aclosing(open_bench_backend(target.settings, target.api)) as b:
+            found.append(Target(target.settings, target.api, await b.connect()))
+            if index == 0:
+                models = await b.list_models()
+                listed = len(models)
+                if models:
+                    selection = await select_async(
+                        models, wanted, exclude, AsyncCatalog(b.describe)
+                    )
+    return name_targets(found), listed, selection
 
 
 async def _execute(runner: Runner, stop: OrderlyStop | None = None) -> RunDocument:
@@ -504,8 +520,14 @@ def _run(
     suite = suite.select(prompts=args.prompt, categories=args.category)
     mode = _think_mode(args)
     given: list[str] = list(dict.fromkeys(args.model or []))
-    server_version, listed, selection = asyncio.run(_discover(settings, given, args.exclude))
-    version = server_version or "?"
+    targets, listed, selection = asyncio.run(
+        _discover(targets_from_args(args, settings), given, args.exclude)
+    )
+    for target in targets:
+        terminal.info(target.line())
+    first = targets[0].identity
+    server_version = first.version if first is not None else None
+    version = " · ".join(server_label(target) for target in targets)
     for notice in selection.notices():
         terminal.info(notice)
     models = selection.names
@@ -573,7 +595,7 @@ def _run(
             runs=plan.runs,
             levels=",".join(map(str, levels)),
             warmup=plan.warmup,
-            requests=plan.total_requests,
+            requests=plan.total_requests * len(targets),
         )
     )
     # A long run: how long, and how to make it short (resumed: the news line says what is left).
@@ -584,27 +606,10 @@ def _run(
     if resumed is not None and isinstance(sink, StoreSink):
         sink = resume.ResumeSink(sink.store, resumed, on_error=sink.on_error)
         terminal.info(resumed.news())
-    client = AsyncOllamaClient(
-        settings,
-        read_timeout_s=settings.benchmark_timeout_s,
-        deadline_s=settings.benchmark_timeout_s,
-        max_connections=max(64, max(levels)),
-    )
-    runner = Runner(
-        client=client,
-        plan=plan,
-        base_url=settings.base_url.redacted(),
-        sink=sink,
-        client_factory=lambda: AsyncOllamaClient(
-            settings,
-            read_timeout_s=settings.benchmark_timeout_s,
-            deadline_s=settings.benchmark_timeout_s,
-            max_connections=2,
-        ),
-    )
+    runner = make_runner(targets, plan, sink, max_connections=max(64, max(levels)))
     if resumed is not None:  # the same run id, what is measured skipped
         runner.resume, runner.run_id = resumed, resumed.doc["run_id"]
-    total = plan.total_requests if resumed is None else resumed.requests_left()
+    total = all_requests(runner) if resumed is None else resumed.requests_left()
     with OrderlyStop() as stop:
         try:
             try:
@@ -657,12 +662,14 @@ def _finish(
     is gone (``| head``, SIGHUP) must not cost the files, so a failed write to it is ignored.
     """
     from ollamakit.report import write_output
+    from ollamakit.report.servers import labelled, print_side_by_side
     from ollamakit.report.tables import print_summary
 
     to_stdout = any(str(o) == "-" for o in args.output)  # keep a JSON pipe clean
     summary_console = terminal.stderr if to_stdout else terminal.stdout
     with contextlib.suppress(*_GONE):
-        print_summary(doc, summary_console)
+        print_summary(labelled(doc), summary_console)
+        print_side_by_side(doc, summary_console)
         if doc.get("demo"):
             _demo_banner(terminal, summary_console, after=True)
     history_ok = not isinstance(sink, StoreSink) or sink.complete

@@ -62,8 +62,9 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from ollamakit import __version__
+from ollamakit.bench.backends import chat_request, round_trip_ms, server_info
 from ollamakit.bench.suites import Prompt, Suite, marked
-from ollamakit.client import AsyncOllamaClient
+from ollamakit.client import AsyncBackend
 from ollamakit.domain import StreamEnd, Think
 from ollamakit.errors import OllamakitError
 from ollamakit.i18n import t
@@ -268,12 +269,12 @@ def _stat(samples: Sequence[float]) -> Stat:
 class Runner:
     """Runs one :class:`BenchPlan` against one server."""
 
-    client: AsyncOllamaClient
+    client: AsyncBackend
     plan: BenchPlan
     base_url: str  # redacted, for the document
     sink: ResultSink = field(default_factory=NullSink)
     listener: Listener | None = None
-    client_factory: Callable[[], AsyncOllamaClient] | None = None
+    client_factory: Callable[[], AsyncBackend] | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     resume: Resumed | None = None  # bench --resume: continue this saved run
 
@@ -285,15 +286,16 @@ class Runner:
         self._cold_loads: list[LoadInfo] = []
         self._options = self.plan.suite.options()
         self.document: RunDocument | None = None  # set once the run has started
-        self._lanes: list[AsyncOllamaClient] = []
+        self._lanes: list[AsyncBackend] = []
+        self.server_name = ""  # the "server" of each result row (bench/compare.py)
         self._rtt_ms: float | None = None  # median round trip: network_ms beyond it is overhead
 
     # ------------------------------------------------------------------ the whole run
 
     async def execute(self) -> RunDocument:
         """Run the plan; returns the document (status ``complete`` or ``interrupted``)."""
-        version = await self.client.version()  # unreachable / 401: raises, nothing recorded
-        rtts_ms = [await self.client.rtt_ms() for _ in range(RTT_SAMPLES)]
+        identity = await self.client.connect()  # unreachable / 401: raises, nothing recorded
+        rtts_ms = [await round_trip_ms(self.client) for _ in range(RTT_SAMPLES)]
         self._rtt_ms = statistics.median(rtts_ms) if rtts_ms else None
         doc: RunDocument = {
             "schema_version": SCHEMA_VERSION,
@@ -303,7 +305,8 @@ class Runner:
             "started_at": now_iso(),
             "finished_at": None,
             "tool": {"name": "ollamakit", "version": __version__},
-            "server": {"base_url": self.base_url, "version": version, "rtt_ms": _stat(rtts_ms)},
+            "server": server_info(self.base_url, identity, _stat(rtts_ms)),
+            "servers": [],  # bench/compare.py: every server compared; here the one
             "config": self.plan.config(),
             "results": [],
             "summary": [],
@@ -312,6 +315,8 @@ class Runner:
             "hints": [],
             "demo": self.plan.demo,
         }
+        doc["servers"] = [doc["server"]]
+        self.server_name = doc["server"].get("name", "")
         if self.resume is not None:  # the interrupted run goes on (bench/resume.py)
             doc = self.resume.document(doc)
             self._results = list(doc["results"])
@@ -431,12 +436,13 @@ class Runner:
         self._sequence += 1
         marker = f"bench {self.run_id[:8]} #{self._sequence}"
         client = self._lanes[lane - 1] if 0 < lane <= len(self._lanes) else self.client
-        stream = client.stream_chat(
+        request = chat_request(
             identity.model,
             marked(prompt, marker),
-            options=self._options,
-            think=self.plan.think_by_model.get(identity.model),
+            self._options,
+            self.plan.think_by_model.get(identity.model),
         )
+        stream = client.stream_chat(request)
         recorder: ReplyRecorder | None = None
         error: str | None = None
         end: StreamEnd | None = None  # the stream's own unless the deadline ended it
@@ -460,6 +466,7 @@ class Runner:
             recorder = ReplyRecorder(stream.sent_ns, rtt_ms=self._rtt_ms)
         result = recorder.finish(end or stream.end, error).to_result(identity)
         result["started_at"] = started_at
+        result["server"] = self.server_name
         if not warmup:
             self._results.append(result)
             self._unsaved.append(result)
@@ -474,7 +481,7 @@ class Runner:
         while len(self._lanes) < level - 1:
             lane = self.client_factory()
             self._lanes.append(lane)
-            await lane.version()  # opens its connection now, not during a batch
+            await lane.connect()  # opens its connection now, not during a batch
 
     async def aclose(self) -> None:
         """Close the per-stream clients (the main client belongs to the caller)."""

@@ -32,12 +32,13 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from ollamakit.chat.backend import AsyncChatClient, open_async_chat_client
 from ollamakit.chat.render import GUTTER, THINK_STYLE
 from ollamakit.chat.session import format_ms
-from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
-from ollamakit.client.ollama import describe_info, model_info
+from ollamakit.client import AsyncReplyStream, identity_line
+from ollamakit.client.ollama import model_info
 from ollamakit.config import Settings
-from ollamakit.domain import ModelInfo, StreamEnd
+from ollamakit.domain import StreamEnd
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.recorder import ReplyRecorder
@@ -213,14 +214,14 @@ class _Printer:
 
 
 async def greet(
-    client: AsyncOllamaClient,
+    client: AsyncChatClient,
     model: str,
     messages: list[Message],
     timeout_s: float,
     printer: _Printer,
 ) -> GreetResult:
     """One greeting, bounded end to end by ``timeout_s``, measured by the one recorder."""
-    stream: AsyncChunkStream = client.stream_chat(model, messages)
+    stream: AsyncReplyStream = client.stream_chat(model, messages)
     start_ns = time.perf_counter_ns()
     recorder: ReplyRecorder | None = None
     parts: list[str] = []
@@ -273,19 +274,20 @@ async def greet_all(
 ) -> list[GreetResult]:
     timeout_s = settings.greeting_timeout_s
     # The read timeout only backs up the deadline below, which always fires first.
-    async with AsyncOllamaClient(settings, read_timeout_s=timeout_s + 5) as client:
-        listed = await client.list_models()  # an unreachable server raises here: exit 2
+    async with open_async_chat_client(settings, read_timeout_s=timeout_s + 5) as client:
+        identity = await client.connect()  # an unreachable server raises here: exit 2
+        listed = await client.list_models()
         if not listed:
             raise UsageError(t("chat.no_models"))
-
-        async def describe(name: str) -> ModelInfo:
-            return describe_info(name, await client.show(name))
 
         # The one matching rule (selection.py): a name that matches nothing, or an embedding
         # model named, is exit 2 before any greeting; without names, embedding and cloud
         # models are left out, each with a one-line notice.
         selection = await select_async(
-            [model_info(m) for m in listed], list(models or ()), (), AsyncCatalog(describe)
+            [model_info(m) for m in listed],
+            list(models or ()),
+            (),
+            AsyncCatalog(client.backend.describe),
         )
         names = selection.names
         if not names:
@@ -307,6 +309,7 @@ async def greet_all(
         print_text(out, Text(header, style="dim"))
         for notice in selection.notices():  # after the header: what was expanded or skipped
             print_text(out, Text(notice, style="dim"))
+        print_text(out, Text(identity_line(identity, settings.base_url.redacted()), style="dim"))
         messages: list[Message] = []
         if system:
             messages.append({"role": "system", "content": system})

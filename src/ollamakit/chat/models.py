@@ -10,12 +10,12 @@ the chat's wire entries (``/api/tags`` dicts) to it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from rich.markup import escape
 from rich.table import Table
 
-from ollamakit.client import OllamaClient
-from ollamakit.client.ollama import describe_info, model_info
+from ollamakit.client.ollama import model_info
 from ollamakit.domain import ModelInfo
 from ollamakit.measure import format as fmt
 from ollamakit.selection import Catalog, Match, resolve
@@ -45,9 +45,15 @@ def infos(models: Sequence[ModelEntry]) -> list[ModelInfo]:
     return [model_info(m) for m in models]
 
 
-def catalog_for(client: OllamaClient) -> Catalog:
+class Describes(Protocol):
+    """Anything with the backend protocol's ``describe`` (``/api/show`` on Ollama)."""
+
+    def describe(self, model: str) -> ModelInfo: ...
+
+
+def catalog_for(client: Describes) -> Catalog:
     """A per-session cache of ``/api/show`` answers (capabilities on servers before 0.30)."""
-    return Catalog(lambda name: describe_info(name, client.show(name)))
+    return Catalog(client.describe)
 
 
 def info_of(name: str, models: Sequence[ModelEntry], catalog: Catalog | None) -> ModelInfo:

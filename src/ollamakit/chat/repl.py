@@ -47,6 +47,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from ollamakit.chat.backend import ChatClient, open_chat_client
 from ollamakit.chat.models import (
     catalog_for,
     format_size,
@@ -76,7 +77,7 @@ from ollamakit.chat.session import (
     parse_command,
 )
 from ollamakit.chat.transcript import Transcript
-from ollamakit.client import Chunk, OllamaClient
+from ollamakit.client import Chunk, identity_line
 from ollamakit.config import Settings
 from ollamakit.domain import StreamEnd
 from ollamakit.errors import ConnectFailed, ExitStatus, OllamakitError, UsageError
@@ -335,7 +336,7 @@ class ChatApp:
         self,
         *,
         settings: Settings,
-        client: OllamaClient,
+        client: ChatClient,
         session: ChatSession,
         models: list[ModelEntry],
         transcript: Transcript,
@@ -467,11 +468,13 @@ class ChatApp:
     def _model_loaded(self, model: str) -> bool | None:
         """Whether ``/api/ps`` lists ``model`` (None: it could not be asked in a few seconds)."""
         try:
-            with OllamaClient(self.settings, read_timeout_s=5.0) as probe:
+            with open_chat_client(self.settings, read_timeout_s=5.0, deadline_s=5.0) as probe:
                 running = probe.running_models()
         except OllamakitError:
             return None
-        return any(m.get("name") == model or m.get("model") == model for m in running)
+        if running is None:  # an OpenAI-compatible server has no /api/ps
+            return None
+        return any(m.model == model for m in running)
 
     def _conclude(
         self,
@@ -726,7 +729,7 @@ class ChatApp:
         """The server's version, asked once (``/think`` levels depend on it)."""
         if self._server_version is None:
             try:
-                self._server_version = self.client.version()
+                self._server_version = self.client.identity.version or self.client.connect().version
             except OllamakitError:
                 return None
         return self._server_version
@@ -900,12 +903,13 @@ def run_chat(
     # The read timeout is the longest silence a reply may have (--timeout, CHAT_TIMEOUT_SECONDS).
     # Piped, every request (the model list, each reply) also ends within a total deadline; at
     # a terminal Ctrl-C stops a reply, and a long one must not be cut.
-    with OllamaClient(
+    with open_chat_client(
         settings,
         read_timeout_s=settings.chat_timeout_s,
         deadline_s=None if interactive else settings.benchmark_timeout_s,
         deadline_setting="BENCHMARK_TIMEOUT_SECONDS",
     ) as client:
+        terminal.info(identity_line(client.connect(), settings.base_url.redacted()))
         models = client.list_models()
         app_ref: list[ChatApp] = []
 

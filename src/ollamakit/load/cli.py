@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ollamakit.bench.eta import load_estimate, load_suffix
+from ollamakit.client import identity_line
 from ollamakit.config import Settings
 from ollamakit.errors import UsageError
 from ollamakit.i18n import t
@@ -269,6 +270,8 @@ async def _connect(
     driver: Any, model: str | None, auto: bool, terminal: Terminal
 ) -> tuple[str, str]:
     version = await driver.server_version()
+    if driver.identity is not None:  # what answered, in one line (--api auto)
+        terminal.info(identity_line(driver.identity, driver.settings.base_url.redacted()))
     if model:
         return version, model
     models = await driver.list_models()
@@ -312,7 +315,7 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         t(
             "load.plan",
             url=settings.base_url.redacted(),
-            version=version,
+            version=driver.server_label(),
             model=model,
             levels=what,
             duration=f"{plan.schedule.duration_s:g}",

@@ -40,9 +40,16 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
-from ollamakit.client import AsyncOllamaClient, OllamaClient
+from ollamakit.client import (
+    AsyncAutoBackend,
+    AsyncBackend,
+    AsyncOllamaBackend,
+    AsyncOpenAIBackend,
+    Backend,
+    OllamaClient,
+)
 from ollamakit.config import Settings
-from ollamakit.domain import StreamChunk, StreamEnd
+from ollamakit.domain import ChatRequest, ServerIdentity, StreamChunk, StreamEnd
 from ollamakit.errors import (
     ConnectFailed,
     ConnectionLost,
@@ -56,7 +63,7 @@ from ollamakit.load.dataset import Item, messages_for
 from ollamakit.load.engine import Level, LoadRequest, Outcome
 from ollamakit.measure import ReplyRecorder
 from ollamakit.measure.stats import percentile
-from ollamakit.types import Options
+from ollamakit.types import Message, Options
 
 #: Concurrent streams per client (connection pool) before another one is opened.
 LANE_SIZE: Final = 8
@@ -162,7 +169,9 @@ class OllamaDriver:
         self.options: Options = options or {}
         self.timeout_s = timeout_s
         self.marker = marker
-        self._lanes: list[AsyncOllamaClient] = []
+        self._lanes: list[AsyncBackend] = []
+        self.api: str = settings.api  # "auto" until server_version() detected it
+        self.identity: ServerIdentity | None = None
         self._busy: list[int] = []
         self._totals_ms: list[float] = []
         self._building: asyncio.Future[None] | None = None
@@ -182,20 +191,43 @@ class OllamaDriver:
         for lane in lanes:
             await lane.aclose()
 
-    def _client(self) -> AsyncOllamaClient:
-        return AsyncOllamaClient(
-            self.settings, read_timeout_s=self.timeout_s, max_connections=self.lane_size
-        )
+    def _client(self) -> AsyncBackend:
+        """A backend for the API (``auto`` only before :meth:`server_version` detected it)."""
+        timeout, size = self.timeout_s, self.lane_size
+        if self.api == "openai":
+            return AsyncOpenAIBackend(self.settings, read_timeout_s=timeout, max_connections=size)
+        if self.api == "ollama":
+            return AsyncOllamaBackend(self.settings, read_timeout_s=timeout, max_connections=size)
+        return AsyncAutoBackend(self.settings, read_timeout_s=timeout, max_connections=size)
 
     async def server_version(self) -> str:
-        """``GET /api/version`` (raises before the run when the server cannot be used)."""
-        async with self._client() as client:
-            return await client.version()
+        """What answers (``--api auto`` detects it here, once) and its version ("—" when an
+        OpenAI-compatible server does not say); raises before the run when the server
+        cannot be used."""
+        client = self._client()
+        try:
+            self.identity = await client.connect()
+        finally:
+            await client.aclose()
+        self.api = self.identity.api
+        return self.identity.version or "—"
+
+    def server_label(self) -> str:
+        """``Ollama 0.33.0``, ``llama.cpp /v1``: what answered, for the plan line."""
+        if self.identity is None:
+            return "Ollama"
+        names = {"ollama": "Ollama", "vllm": "vLLM", "lm-studio": "LM Studio", "sglang": "SGLang"}
+        text = names.get(self.identity.engine, self.identity.engine)
+        text += f" {self.identity.version}" if self.identity.version else ""
+        return text + (" /v1" if self.identity.api == "openai" else "")
 
     async def list_models(self) -> list[str]:
-        """The names ``GET /api/tags`` lists, in the server's order."""
-        async with self._client() as client:
-            return [m["name"] for m in await client.list_models()]
+        """The names the server lists (``/api/tags``, ``/v1/models``), in its order."""
+        client = self._client()
+        try:
+            return [m.name for m in await client.list_models()]
+        finally:
+            await client.aclose()
 
     async def prepare(self, level: Level) -> None:
         """Open the lanes ``level`` needs before it starts (the engine's ``prepare`` hook)."""
@@ -207,7 +239,7 @@ class OllamaDriver:
         while len(self._lanes) * self.lane_size < streams:
             self._add_lane(await self._build_lane())
 
-    async def _build_lane(self) -> AsyncOllamaClient:
+    async def _build_lane(self) -> AsyncBackend:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._builder, self._client)
 
@@ -216,7 +248,7 @@ class OllamaDriver:
         await self.prepare(Level("users", 1))
         return await self.send(LoadRequest(0, Level("users", 0), None, item, 0))
 
-    def _add_lane(self, client: AsyncOllamaClient) -> None:
+    def _add_lane(self, client: AsyncBackend) -> None:
         self._lanes.append(client)
         self._busy.append(0)
 
@@ -257,7 +289,7 @@ class OllamaDriver:
         exc: BaseException | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
-                stream = client.stream_chat(self.model, messages, options=options)
+                stream = client.stream_chat(chat_request(self.model, messages, options))
                 try:
                     async with stream:
                         sent_ns = stream.sent_ns
@@ -278,16 +310,25 @@ class OllamaDriver:
         return outcome
 
 
+def chat_request(model: str, messages: Sequence[Message], options: Options) -> ChatRequest:
+    """One load request as a :class:`ChatRequest` (any API)."""
+    turns = tuple({"role": m["role"], "content": m["content"]} for m in messages)
+    return ChatRequest(model, turns, dict(options))  # type: ignore[arg-type]
+
+
 def measure_sync(
-    client: OllamaClient, model: str, item: Item, options: Options, marker: str
+    client: OllamaClient | Backend, model: str, item: Item, options: Options, marker: str
 ) -> Outcome:
     """The same measurement with the synchronous client (the Locust user, under gevent)."""
     chunks: list[StreamChunk] = []
     end: StreamEnd | None = None
     exc: BaseException | None = None
     sent_ns = 0
-    stream = client.stream_chat(
-        model, messages_for(item, marker), options=request_options(options, item)
+    messages, opts = messages_for(item, marker), request_options(options, item)
+    stream = (
+        client.stream_chat(model, messages, options=opts)
+        if isinstance(client, OllamaClient)
+        else client.stream_chat(chat_request(model, messages, opts))
     )
     try:
         with stream:
@@ -306,6 +347,7 @@ def measure_sync(
 __all__ = [
     "LANE_SIZE",
     "OllamaDriver",
+    "chat_request",
     "error_kind",
     "measure_sync",
     "outcome_from",

@@ -35,6 +35,9 @@ class ServerInfo(TypedDict):
     base_url: str  # always redacted: https://user:***@host
     version: str | None
     rtt_ms: Stat
+    api: NotRequired[str]  # "ollama" (/api) or "openai" (/v1)
+    engine: NotRequired[str]  # "ollama", "llama.cpp", "vllm", ...
+    name: NotRequired[str]  # a compared server's label, as in each result's "server"
 
 
 class RunConfig(TypedDict, total=False):
@@ -116,6 +119,7 @@ class RequestResult(TypedDict):
     buffered: NotRequired[bool]  # one or two reads held the whole reply: TTFT is not a TTFT
     prompt_tps_absent: NotRequired[str | None]  # why prompt_tps is null: short_prompt, ...
     client_overhead_ms: NotRequired[float | None]  # network_ms - server rtt_ms
+    server: NotRequired[str]  # bench comparing servers: the "name" of its entry in "servers"
 
 
 #: The scalar fields of a :class:`RequestResult` in docs/result-format.md, in document order
@@ -155,6 +159,7 @@ class MetricSummary(TypedDict):
 class SummaryRow(TypedDict, total=False):
     """Aggregate of one (model, prompt_id, concurrency) cell."""
 
+    server: str  # bench comparing servers: which one
     model: str
     prompt_id: str
     category: str
@@ -175,6 +180,7 @@ class SummaryRow(TypedDict, total=False):
 class ConcurrencyRow(TypedDict, total=False):
     """Aggregate throughput of one model at one concurrency level."""
 
+    server: str  # bench comparing servers: which one
     model: str
     concurrency: int
     requests: int
@@ -191,6 +197,7 @@ class LoadInfo(TypedDict):
 
     model: str
     load_ms: float | None
+    server: NotRequired[str]  # bench comparing servers: which one
 
 
 class RunDocument(TypedDict):
@@ -210,6 +217,7 @@ class RunDocument(TypedDict):
     concurrency_summary: NotRequired[list[ConcurrencyRow]]
     hints: NotRequired[list[str]]
     demo: NotRequired[bool]  # true: measured against the built-in simulator (--demo)
+    servers: NotRequired[list[ServerInfo]]  # bench comparing servers; "server" is the first
 
 
 @dataclass(frozen=True, slots=True)

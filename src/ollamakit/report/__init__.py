@@ -74,12 +74,16 @@ def render(doc: RunDocument, fmt: str) -> str:
         return render_csv(clean)
     if fmt == "md":
         from ollamakit.report.markdown import render_markdown
+        from ollamakit.report.servers import labelled, markdown_side_by_side
 
-        return render_markdown(clean)
+        side = markdown_side_by_side(clean)  # servers compared: their columns too
+        return render_markdown(labelled(clean)) + (f"\n{side}" if side else "")
     if fmt == "html":
         from ollamakit.report.html import render_html
+        from ollamakit.report.servers import html_side_by_side, labelled
 
-        return render_html(clean)
+        page = render_html(labelled(clean))
+        return page.replace("<main>", "<main>" + html_side_by_side(clean), 1)
     raise UsageError(t("report.unknown_format", path=fmt, formats=", ".join(FORMATS)))
 
 

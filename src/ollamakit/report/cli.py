@@ -24,6 +24,7 @@ from ollamakit.errors import UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.schema import RunDocument
 from ollamakit.report import FORMATS, output_format, render, write_output
+from ollamakit.report.servers import labelled, print_side_by_side
 from ollamakit.report.tables import print_header, print_summary
 from ollamakit.store import HistoryStore
 from ollamakit.ui.terminal import Terminal
@@ -84,5 +85,6 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             terminal.info(t("report.wrote", path=str(path)))
     if not outputs and not args.format:
         print_header(doc, terminal.stdout)
-        print_summary(doc, terminal.stdout)
+        print_summary(labelled(doc), terminal.stdout)
+        print_side_by_side(doc, terminal.stdout)  # a run that compared servers
     return 0

@@ -95,6 +95,8 @@ _SUMMARY_METRICS: Final = (
     "e2e_tps",
     "tpot_ms",
     "network_ms",
+    "eval_count",
+    "client_overhead_ms",
 )
 
 
@@ -136,6 +138,11 @@ def summary_rows(results: Iterable[RequestResult]) -> list[SummaryRow]:
             pool = streamed if metric in _TIMING_OF_TOKENS else good
             row[metric] = summarize(_metric(r, metric) for r in pool)
         row["itl_p95_ms"] = summarize(r["itl_ms"]["p95"] for r in streamed)
+        row["buffered"] = len(good) - len(streamed)
+        row["clean_eof"] = sum(1 for r in good if r.get("end") == "clean_eof")
+        reasons = [r.get("prompt_tps_absent") for r in good if r.get("prompt_tps") is None]
+        known = [reason for reason in reasons if reason]
+        row["prompt_tps_absent"] = max(set(known), key=known.count) if known else None
         rows.append(row)
     return rows
 

@@ -434,7 +434,10 @@ def summary_cell(doc: RunDocument, row: Mapping[str, Any], column: SummaryColumn
                 return DASH
         return fmt_num(value)
     if key == "overhead":
-        return fmt_num(metric(row, "client_overhead_ms"))
+        # Below zero the time outside the server's timer was within one round trip (the RTT
+        # sampled before the run is noisy on a busy machine): nothing to attribute, not "-5 ms".
+        value = metric(row, "client_overhead_ms")
+        return t("report.cell_overhead_none") if value is not None and value < 0 else fmt_num(value)
     if key == "gpu":
         return gpu_of(doc, str(row.get("model", "")))
     if key == "clean_eof":

@@ -516,13 +516,26 @@ def test_cut_stream() -> None:
     assert_words(error, "ended before it was complete", hint=("proxy_read_timeout",))
 
 
-def test_stream_that_ends_cleanly_without_done() -> None:
-    chunks = generate_chunks("m:1b", 3, 1)[:-1]  # no final done line
+def test_stream_that_ends_cleanly_without_done_is_not_a_cut() -> None:
+    # Ollama's token-repeat guard: the body ends properly, with no done line (issue 9 item 10).
+    chunks = generate_chunks("m:1b", 3, 1)[:-1]
     route = Canned(200, content_type="application/x-ndjson", chunks=chunks)
+    with (
+        CannedServer({"POST /api/generate": route}) as server,
+        OllamaClient(settings_for(server.url)) as client,
+        client.stream_generate("m:1b", "hi") as stream,
+    ):
+        got = list(stream)
+    assert len(got) == 3 and not any(c.done for c in got)
+    assert stream.end == "clean_eof"
+
+
+def test_stream_cut_without_its_last_frame_is_a_cut() -> None:
+    chunks = generate_chunks("m:1b", 3, 1)[:-1]
+    route = Canned(200, content_type="application/x-ndjson", chunks=chunks, finish=False)
     with CannedServer({"POST /api/generate": route}) as server:
         error = raised(settings_for(server.url), "generate")
     assert isinstance(error, StreamCut)
-    assert "no final" in error.message and "3 chunks" in error.message
 
 
 def test_stall_is_a_read_timeout() -> None:

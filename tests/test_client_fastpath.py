@@ -1,8 +1,9 @@
-"""The client's fast chunked-body path (``ollamakit._http11``), over real HTTP to the simulator.
+"""The client's fast stream transport (``client/transport.py``), over real loopback HTTP.
 
 What must hold: the fast path is actually taken for Ollama's streams, it yields exactly what
-the server sent, a finished stream leaves its connection reusable, an abandoned one closes it,
-and a cut or stalled stream is reported like on the slow path.
+the server sent (the same chunks and measurements as httpx's own transport, for the same bytes
+written with any boundaries), a finished stream leaves its connection reusable, an abandoned
+one closes it, and a cut or stalled stream is reported like on the slow path.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from ollamakit import _http11
+from ollamakit._http11 import ChunkedDecoder
 from ollamakit.client import OllamaClient
+from ollamakit.client.transport import FastTransport
 from ollamakit.config import Settings, parse_base_url
 from ollamakit.errors import ReadTimeout, StreamCut
+from ollamakit.measure import Identity, ReplyRecorder
 from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, run_in_thread
+from tests.client.conftest import RawServer, write_splits
 
 
 @pytest.fixture(scope="module")
@@ -53,25 +57,91 @@ def _client(url: str, read_timeout_s: float | None = None) -> OllamaClient:
 
 
 def _pool_size(client: OllamaClient) -> int:
-    return len(client._http._transport._pool.connections)  # type: ignore[attr-defined]
+    assert isinstance(client.transport, FastTransport)
+    return client.transport.idle_connections
 
 
-def test_fast_path_is_taken_and_complete(sim_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    attached: list[object] = []
-    real_attach = _http11.attach
-
-    def spy(response: object) -> object:
-        raw = real_attach(response)  # type: ignore[arg-type]
-        attached.append(raw)
-        return raw
-
-    monkeypatch.setattr(_http11, "attach", spy)
-    with _client(sim_url) as client, client.stream_generate("fast:1b", "count") as stream:
-        chunks = list(stream)
-    assert attached and attached[0] is not None, "the fast path was not used"
+def test_fast_path_is_taken_and_complete(sim_url: str) -> None:
+    with _client(sim_url) as client:
+        assert isinstance(client.transport, FastTransport)
+        with client.stream_generate("fast:1b", "count") as stream:
+            chunks = list(stream)
+        assert _pool_size(client) == 1  # the connection came back to *our* pool
     assert len(chunks) == 3001
-    assert chunks[-1].done and chunks[-1].final is not None and chunks[-1].final.eval_count == 3000
-    assert all(not c.done for c in chunks[:-1])
+    assert chunks[-1].final is not None and chunks[-1].final.eval_count == 3000
+
+
+def _wire_stream(rng: random.Random) -> bytes:
+    lines = [
+        b'{"model":"m","created_at":"2025-10-26T17:21:21.%03dZ","response":"t%d ","done":false}\n'
+        % (i, i)
+        for i in range(rng.randrange(1, 60))
+    ]
+    lines.append(
+        b'{"model":"m","created_at":"2025-10-26T17:21:22Z","response":"end","done":true,'
+        b'"done_reason":"stop","total_duration":90000000,"load_duration":1000000,'
+        b'"prompt_eval_count":7,"prompt_eval_duration":2000000,"eval_count":%d,'
+        b'"eval_duration":80000000}\n' % len(lines)
+    )
+    frames = []
+    for line in lines:  # Ollama flushes a line per frame; sometimes two lines share one
+        if frames and rng.random() < 0.2:
+            frames[-1] += line
+        else:
+            frames.append(line)
+    return b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in frames) + b"0\r\n\r\n"
+
+
+def _read_all(url: str, *, fast: bool) -> tuple[list[tuple[object, ...]], dict[str, object]]:
+    settings = Settings(base_url=parse_base_url(url), home=Path("unused"))
+    with (
+        OllamaClient(settings, read_timeout_s=10, fast=fast) as client,
+        client.stream_generate("m", "hi") as stream,
+    ):
+        chunks = list(stream)
+        end = stream.end
+    recorder = ReplyRecorder(stream.sent_ns)
+    for chunk in chunks:
+        recorder.add(chunk)
+    result = recorder.finish(end).to_result(Identity("m", "p", "c", 0, 1))
+    untimed = {
+        k: result[k]
+        for k in (
+            "eval_tps",
+            "prompt_tps",
+            "eval_count",
+            "done_reason",
+            "server_total_ms",
+            "load_ms",
+            "error",
+            "ok",
+        )
+    }
+    untimed["end"] = end
+    return [(c.content, c.thinking, c.final, c.created_ns) for c in chunks], untimed
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_and_slow_paths_agree_on_any_write_boundaries(seed: int) -> None:
+    rng = random.Random(seed)
+    body = _wire_stream(rng)
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    data = head + body
+    splits = [
+        [len(data)],  # everything in one write (head and body together)
+        [len(head)] + [1] * 40,  # byte by byte after the head
+        [rng.randrange(1, 200) for _ in range(60)],  # random boundaries
+    ]
+    seen = []
+    for sizes in splits:
+        with RawServer(write_splits(data, sizes)) as server:
+            seen.append(_read_all(server.url, fast=True))
+            seen.append(_read_all(server.url, fast=False))
+    assert all(s == seen[0] for s in seen), seed
+    assert seen[0][1]["end"] == "done" and seen[0][1]["eval_count"]
 
 
 def test_finished_stream_leaves_connection_reusable(sim_url: str) -> None:
@@ -118,12 +188,12 @@ def test_decoder_survives_any_split() -> None:
         body = b"".join(b"%x\r\n" % len(p) + p + b"\r\n" for p in payloads) + b"0\r\n\r\n"
         cuts = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randrange(0, 25))))
         parts = [body[i:j] for i, j in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-        decoder = _http11.ChunkedDecoder()
+        decoder = ChunkedDecoder()
         assert b"".join(decoder.feed(p) for p in parts) == b"".join(payloads)
         assert decoder.done and decoder.extra == b""
 
 
 def test_decoder_handles_extensions_and_trailers() -> None:
-    decoder = _http11.ChunkedDecoder()
+    decoder = ChunkedDecoder()
     assert decoder.feed(b"3;name=v\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n") == b"abc"
     assert decoder.done

@@ -355,3 +355,56 @@ def test_scrub_walks_nested_documents() -> None:
     value = {"a": [{"b": f"http://x:{CANARY}@h"}], "n": 1.5, "t": True, "z": None}
     assert CANARY not in orjson.dumps(scrub(value)).decode()
     assert scrub(value)["n"] == 1.5
+
+
+# --- delete and prune (history delete / history prune) -------------------------------------
+
+
+def _three_runs(home: Path) -> HistoryStore:
+    store = HistoryStore.open(home)
+    for i, started in enumerate(
+        ("2025-01-01T00:00:00+00:00", "2025-06-01T00:00:00+00:00", "2026-11-30T00:00:00+00:00")
+    ):
+        store.save_run(
+            finished(document(f"run{i}", started_at=started), [result("llama3.2:3b", "g", 0)])
+        )
+    return store
+
+
+def test_delete_runs_removes_their_results_and_resolves_prefixes(home: Path) -> None:
+    store = _three_runs(home)
+    assert store.delete_runs(["run0", "run1"]) == ["run0", "run1"]
+    assert [r.run_id for r in store.list_runs()] == ["run2"]
+    count = store._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    assert count == 1
+    with pytest.raises(UsageError):
+        store.delete_runs(["run2", "nope"])  # one unknown id: nothing deleted
+    assert [r.run_id for r in store.list_runs()] == ["run2"]
+    store.close()
+
+
+def test_prune_candidates_keep_and_age(home: Path) -> None:
+    from datetime import UTC, datetime
+
+    store = _three_runs(home)
+    assert [r.run_id for r in store.prune_candidates(keep=1)] == ["run1", "run0"]
+    cutoff = datetime(2025, 3, 1, tzinfo=UTC)
+    assert [r.run_id for r in store.prune_candidates(older_than=cutoff)] == ["run0"]
+    assert [r.run_id for r in store.prune_candidates(keep=2, older_than=cutoff)] == ["run0"]
+    assert store.prune_candidates() == []
+    store.close()
+
+
+def test_history_delete_and_prune_commands(isolated_env: Path) -> None:
+    from tests.support import run_program
+
+    _three_runs(isolated_env).close()
+    refused = run_program(["history", "delete", "run0"])  # no terminal, no --yes
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    deleted = run_program(["history", "delete", "run0", "--yes"])
+    assert deleted.returncode == 0, deleted.output
+    pruned = run_program(["history", "prune", "--keep", "1", "--yes"])
+    assert pruned.returncode == 0 and "Deleted 1 runs" in pruned.stderr
+    with HistoryStore.open(isolated_env) as store:
+        assert [r.run_id for r in store.list_runs()] == ["run2"]
+    assert run_program(["history", "prune"]).returncode == 2

@@ -117,6 +117,12 @@ def _report() -> CommandSpec:
     return CommandSpec(cli.add_arguments, run=cli.run)
 
 
+def _load_cmd() -> CommandSpec:
+    from ollamakit.load import cli
+
+    return CommandSpec(cli.add_arguments, run=cli.run)
+
+
 def _history() -> CommandSpec:
     from ollamakit.report import history_cli
 
@@ -130,6 +136,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("sim", "cli.help_sim", Scope.STANDALONE, _sim),
     Command("report", "cli.help_report", Scope.LOCAL, _report),
     Command("history", "cli.help_history", Scope.LOCAL, _history),
+    Command("load", "load.help_command", Scope.SERVER, _load_cmd),
 )
 SERVER_OPTIONS = ("--base-url", "--ca-bundle", "--insecure")
 

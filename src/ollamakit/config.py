@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from ollamakit import redact
@@ -45,6 +45,7 @@ FLAG_NAMES: Final = {
     "OLLAMA_CA_BUNDLE": "--ca-bundle",
     "OLLAMA_MODEL": "--model",
     "OLLAMAKIT_LANG": "--lang",
+    "OLLAMAKIT_API": "--api",
 }
 
 #: Every key the tools read, in the order ``.env.example`` documents them.
@@ -57,7 +58,14 @@ KEYS: Final = (
     "OLLAMA_MODEL",
     "OLLAMAKIT_HOME",
     "OLLAMAKIT_LANG",
+    "OLLAMAKIT_API",
 )
+
+#: Which API to speak: Ollama's native ``/api``, an OpenAI-compatible ``/v1`` (llama.cpp's
+#: llama-server, vLLM, LM Studio, SGLang, Ollama's own ``/v1``), or ``auto``: detect it from
+#: what the server answers (``client.open_backend``; docs/engines.md).
+ApiChoice = Literal["auto", "ollama", "openai"]
+API_CHOICES: Final[tuple[ApiChoice, ...]] = ("auto", "ollama", "openai")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,45 +126,6 @@ class ServerURL:
 
     def __str__(self) -> str:
         return self.redacted()
-
-
-def _mask_userinfo(text: str) -> str:
-    """Mask whatever may be a password in a URL-ish string that failed to parse.
-
-    A value that does not parse is often a password that broke the URL: a raw ``/``, ``?``,
-    ``#`` or ``@`` in it, or a ``.env`` line cut short at a quote or at `` #``, so that no
-    ``@host`` follows. Everything after the first ``:`` of the authority is hidden then,
-    unless it is plainly a port number.
-
-    >>> _mask_userinfo("ftp://u:pw@h")
-    'ftp://u:***@h'
-    >>> _mask_userinfo("no credentials here")
-    'no credentials here'
-    >>> _mask_userinfo("https://u:pa/ss@host")  # a raw '/' in the password is masked too
-    'https://u:***@host'
-    >>> _mask_userinfo("u:pw@10.0.0.5:99999")  # no scheme
-    'u:***@10.0.0.5:99999'
-    >>> _mask_userinfo("https://ollama-user:SecretCanary")  # cut before '@host'
-    'https://ollama-user:***'
-    >>> _mask_userinfo("https://u:Sec/ret#x")  # no '@' at all: hide the rest
-    'https://u:***'
-    >>> _mask_userinfo("http://10.0.0.5:99999/api"), _mask_userinfo("http://[::1")
-    ('http://10.0.0.5:99999/api', 'http://[::1')
-    >>> _mask_userinfo("'https://u:pw")  # a stray quote before the scheme
-    "'https://u:***"
-    """
-    if "@" in text:
-        # Up to the *last* '@': a password that breaks parsing often holds '/', '?' or '#'.
-        pattern = r"(//[^/@:]*):.*@" if "//" in text else r"^([^/@:]*):.*@"
-        return re.sub(pattern, r"\1:***@", text, flags=re.DOTALL)
-    start = text.index("//") + 2 if "//" in text else 0
-    authority = re.split(r"[/?#]", text[start:], maxsplit=1)[0]
-    if authority.startswith("["):  # an IPv6 literal: its colons are not a password
-        return text
-    name, colon, after = authority.partition(":")
-    if not colon or not after or after.isdigit():
-        return text
-    return f"{text[:start]}{name}:***"
 
 
 def _looks_split(text: str) -> bool:
@@ -228,7 +197,7 @@ def parse_base_url(text: str, key: str = "OLLAMA_BASE_URL") -> ServerURL:
         raise fail("config.url_split" if split else "config.url_ipv6") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise fail("config.url_scheme", scheme=_mask_userinfo(scheme))
+        raise fail("config.url_scheme", scheme=redact.url_password(scheme))
     if "@" in f"{parts.path}{parts.query}{parts.fragment}":
         # user:pa/ss@host splits at the '/': the "port" would be "pa". Say what is wrong.
         raise fail("config.url_split")
@@ -287,6 +256,22 @@ def parse_timeout(value: str, key: str) -> float:
             example="600",
         )
     return seconds
+
+
+def parse_api(value: str, key: str = "OLLAMAKIT_API") -> ApiChoice:
+    """``auto``, ``ollama`` or ``openai`` (case-insensitive).
+
+    >>> parse_api("OpenAI"), parse_api(" auto ")
+    ('openai', 'auto')
+    >>> parse_api("vllm")
+    Traceback (most recent call last):
+    ...
+    ollamakit.errors.ConfigError: Invalid setting OLLAMAKIT_API=vllm: ...
+    """
+    choice = value.strip().lower()
+    if choice not in API_CHOICES:
+        raise ConfigError(t("engine.api_choice"), key=key, value=value, example="openai")
+    return choice
 
 
 def _timeout_of(key: str) -> Callable[[str], float]:
@@ -363,6 +348,7 @@ class Settings:
     home: Path = field(default_factory=lambda: default_home({}))
     lang: str = "en"
     debug: bool = False
+    api: ApiChoice = "auto"
     env_file: Path | None = None  # the .env that was read, if any
     ollama_host_env: str | None = None  # OLLAMA_HOST in the client's env: a server setting
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> flag/env/.env/default
@@ -430,6 +416,17 @@ class Flags:
     debug: bool = False
     model: str | None = None
     timeout_s: float | None = None  # bench --timeout
+    api: str | None = None  # --api auto|ollama|openai
+
+
+def _api_key(value: str | None) -> str | None:
+    """The API key, refused (without showing it) if it holds a line break or control character:
+    it could not be sent in a header, and httpx's error would print it."""
+    if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ConfigError(
+            t("errors.api_key_control"), key="OLLAMA_API_KEY", value="***", example="sk-…"
+        )
+    return value
 
 
 def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -501,6 +498,7 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
     )
     home = pick("OLLAMAKIT_HOME")
     lang_value = pick("OLLAMAKIT_LANG", flags.lang)
+    api_value = pick("OLLAMAKIT_API", flags.api)
     return Settings(
         base_url=base_url,
         greeting_timeout_s=(
@@ -515,13 +513,14 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
             if bench_timeout
             else DEFAULT_BENCHMARK_TIMEOUT_S
         ),
-        api_key=pick("OLLAMA_API_KEY"),
+        api_key=_api_key(pick("OLLAMA_API_KEY")),
         ca_bundle=ca_path,
         insecure=flags.insecure,
         model=pick("OLLAMA_MODEL", flags.model),
         home=Path(home).expanduser() if home else default_home({}),
         lang=detect_language(lang_value, process_env),
         debug=flags.debug,
+        api=checked("OLLAMAKIT_API", parse_api, api_value) if api_value else "auto",
         env_file=env_path if dotenv or env_path.is_file() else None,
         ollama_host_env=process_env.get("OLLAMA_HOST") or None,
         sources=sources,

@@ -357,9 +357,30 @@ class RedirectError(HTTPError):
 
 
 class BadRequest(HTTPError):
-    """400: Ollama rejected the request."""
+    """400 (or Ollama's 500 for a wrong option type): the request itself is wrong.
+
+    ``advice`` names a hint: ``num_ctx`` (the prompt is over the context length),
+    ``option`` (an option of the wrong type), or None.
+    """
 
     key = "errors.bad_request"
+
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        status: int = 400,
+        advice: str | None = None,
+        **where: Unpack[Where],
+    ) -> None:
+        super().__init__(detail, status=status, **where)
+        self.params["advice"] = advice
+
+    @property
+    def hint(self) -> str | None:
+        advice = self.params.get("advice")
+        return t(f"errors.bad_request_{advice}_hint", **self.params) if advice else None
 
 
 class AuthError(HTTPError):
@@ -378,17 +399,75 @@ class AuthError(HTTPError):
         auth_advice: str = "",
         curl: str = "",
         curl_note: str = "",
+        signin: bool = False,
         **where: Unpack[Where],
     ) -> None:
         super().__init__(detail, status=status, **where)
         self.params.update(realm=realm, auth_advice=auth_advice, curl=curl, curl_note=curl_note)
+        self.signin = signin  # Ollama's own 401 with signin_url: the server is not signed in
+
+    @property
+    def message(self) -> str:
+        return t("errors.auth_signin" if self.signin else self.key, **self.params)
+
+    @property
+    def hint(self) -> str:
+        return t("errors.auth_signin_hint" if self.signin else "errors.auth_hint", **self.params)
 
 
-class ForbiddenError(HTTPError):
-    """403: Ollama's Host-header check behind a proxy, or a proxy access rule."""
+class HTTPErrorFromOllama(HTTPError):
+    """An error status that may be Ollama's own (a JSON ``{"error"}`` body) or a proxy's.
+
+    ``from_ollama`` picks the texts: Ollama's message and what it means, or the proxy's.
+    """
+
+    ollama_key: ClassVar[str] = "errors.http"
+    ollama_hint_key: ClassVar[str | None] = None
+
+    def __init__(
+        self, detail: str = "", /, *, status: int, from_ollama: bool = False, **where: Unpack[Where]
+    ) -> None:
+        super().__init__(detail, status=status, **where)
+        self.from_ollama = from_ollama
+
+    @property
+    def message(self) -> str:
+        return t(self.ollama_key, **self.params) if self.from_ollama else super().message
+
+    @property
+    def hint(self) -> str | None:
+        if self.from_ollama:
+            return t(self.ollama_hint_key, **self.params) if self.ollama_hint_key else None
+        return super().hint
+
+
+class ForbiddenError(HTTPErrorFromOllama):
+    """403: Ollama's Host-header check behind a proxy (an empty body), a proxy access rule, or
+    Ollama's own refusal with a JSON message (cloud models disabled)."""
 
     key = "errors.forbidden"
     hint_key = "errors.forbidden_hint"
+    ollama_key = "errors.forbidden_ollama"
+    ollama_hint_key = "errors.forbidden_ollama_hint"
+
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        status: int = 403,
+        from_ollama: bool = False,
+        empty: bool = True,
+        **where: Unpack[Where],
+    ) -> None:
+        super().__init__(detail, status=status, from_ollama=from_ollama, **where)
+        self.empty = empty  # the Host-header check answers with an empty body
+
+    @property
+    def hint(self) -> str | None:
+        if not self.from_ollama and not self.empty:
+            return t("errors.forbidden_proxy_hint", **self.params)
+        return super().hint
 
 
 class NotFoundError(HTTPError):
@@ -425,25 +504,41 @@ class RequestTooLarge(HTTPError):
     hint_key = "errors.too_large_hint"
 
 
-class ServerBusy(HTTPError):
-    """503 or 429: Ollama's queue is full, or a proxy rate limit."""
+class ServerBusy(HTTPErrorFromOllama):
+    """503 or 429: Ollama's queue is full, or a rate limit (a proxy's, or ollama.com's passed
+    through by Ollama for a cloud model: a 429 with Ollama's JSON body)."""
 
     key = "errors.busy"
     hint_key = "errors.busy_hint"
+    ollama_key = "errors.busy"
+    ollama_hint_key = "errors.busy_ollama_hint"
+
+    @property
+    def hint(self) -> str | None:
+        if self.from_ollama and self.status != 429:
+            return t(self.hint_key, **self.params)
+        return super().hint
 
 
-class GatewayError(HTTPError):
-    """502/504: the proxy answered, but could not reach Ollama (502) or gave up waiting (504)."""
+class GatewayError(HTTPErrorFromOllama):
+    """502/504: the proxy answered, but could not reach Ollama (502) or gave up waiting (504);
+    or, with Ollama's JSON body, Ollama's cloud proxy could not reach ollama.com."""
 
     key = "errors.gateway"
     hint_key = "errors.gateway_hint"
+    ollama_key = "errors.gateway_ollama"
+    ollama_hint_key = "errors.gateway_ollama_hint"
 
     @property
     def message(self) -> str:
+        if self.from_ollama:
+            return super().message
         return t("errors.gateway_timeout" if self.status == 504 else self.key, **self.params)
 
     @property
-    def hint(self) -> str:
+    def hint(self) -> str | None:
+        if self.from_ollama:
+            return super().hint
         key = "errors.gateway_timeout_hint" if self.status == 504 else "errors.gateway_hint"
         return t(key, **self.params)
 

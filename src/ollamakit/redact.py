@@ -68,7 +68,12 @@ def redact(text: str) -> str:
 
 
 def url_password(text: str) -> str:
-    """Mask the password of a URL-ish string that failed to parse (user kept).
+    """Mask whatever may be a password in a URL-ish string that failed to parse.
+
+    A value that does not parse is often a password that broke the URL: a raw ``/``, ``?``,
+    ``#`` or ``@`` in it, or a ``.env`` line cut short at a quote or at `` #``, so that no
+    ``@host`` follows. Everything after the first ``:`` of the authority is hidden then,
+    unless it is plainly a port number.
 
     >>> url_password("ftp://u:pw@h")
     'ftp://u:***@h'
@@ -78,10 +83,27 @@ def url_password(text: str) -> str:
     'https://u:***@host'
     >>> url_password("u:pw@10.0.0.5:99999")  # no scheme
     'u:***@10.0.0.5:99999'
+    >>> url_password("https://ollama-user:SecretCanary")  # cut before '@host'
+    'https://ollama-user:***'
+    >>> url_password("https://u:Sec/ret#x")  # no '@' at all: hide the rest
+    'https://u:***'
+    >>> url_password("http://10.0.0.5:99999/api"), url_password("http://[::1")
+    ('http://10.0.0.5:99999/api', 'http://[::1')
+    >>> url_password("'https://u:pw")  # a stray quote before the scheme
+    "'https://u:***"
     """
-    # Up to the *last* '@': a password that breaks parsing often holds a raw '/', '?' or '#'.
-    pattern = r"(//[^/@:]*):.*@" if "//" in text else r"^([^/@:]*):.*@"
-    return re.sub(pattern, rf"\1:{MASK}@", text)
+    if "@" in text:
+        # Up to the *last* '@': a password that breaks parsing often holds '/', '?' or '#'.
+        pattern = r"(//[^/@:]*):.*@" if "//" in text else r"^([^/@:]*):.*@"
+        return re.sub(pattern, rf"\1:{MASK}@", text, flags=re.DOTALL)
+    start = text.index("//") + 2 if "//" in text else 0
+    authority = re.split(r"[/?#]", text[start:], maxsplit=1)[0]
+    if authority.startswith("["):  # an IPv6 literal: its colons are not a password
+        return text
+    name, colon, after = authority.partition(":")
+    if not colon or not after or after.isdigit():
+        return text
+    return f"{text[:start]}{name}:{MASK}"
 
 
 def url_userinfo(url: str) -> str:

@@ -385,6 +385,32 @@ class HistoryStore:
         with self._write() as db:
             db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
 
+    def delete_runs(self, run_ids: list[str]) -> list[str]:
+        """Delete several runs (ids or unambiguous prefixes) in one transaction; their full ids.
+
+        Every id is resolved first, so one unknown id deletes nothing.
+        """
+        full = list(dict.fromkeys(self.resolve(r) for r in run_ids))
+        with self._write() as db:
+            for run_id in full:
+                db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        return full
+
+    def prune_candidates(
+        self, *, keep: int | None = None, older_than: datetime | None = None
+    ) -> list[RunListing]:
+        """The runs ``history prune`` would delete: beyond the newest ``keep``, and/or started
+        before ``older_than`` (both given: a run must match both to go). Newest first.
+        """
+        runs = self.list_runs(limit=0)
+        chosen: list[RunListing] = []
+        for index, run in enumerate(runs):
+            beyond = keep is None or index >= keep
+            old = older_than is None or _parse_time(run.started_at) < older_than
+            if beyond and old and (keep is not None or older_than is not None):
+                chosen.append(run)
+        return chosen
+
     @staticmethod
     def _insert_result(db: sqlite3.Connection, run_id: str, result: dict[str, Any]) -> None:
         db.execute(_INSERT_RESULT, _result_row(run_id, result))
@@ -512,6 +538,15 @@ def _run_columns(doc: dict[str, Any]) -> tuple[object, ...]:
         _text(tool.get("version")),
         _dumps(header),
     )
+
+
+def _parse_time(iso: str) -> datetime:
+    """A stored ``started_at``; naive times are taken as UTC, unparsable ones as very old."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -124,3 +124,23 @@ def test_a_long_line_in_many_reads_is_joined_once() -> None:
         out += decoder.feed(line[pos : pos + 65536], 1)
     assert [len(c.content) for c in out] == [len(text)]
     assert decoder.finish() == []
+
+
+def test_created_at_cache_agrees_with_a_full_parse() -> None:
+    from ollamakit.diagnostics import parse_created_at
+
+    samples = [
+        "2025-10-26T17:21:21.196249Z",
+        "2025-10-26T17:21:21.19624Z",
+        "2025-10-26T17:21:21.196249001Z",
+        "2025-10-26T17:21:21Z",
+        "2025-10-26T17:21:22.5Z",
+        "2023-08-04T08:52:19.385406455-07:00",
+        "2023-08-04T08:52:19.385406456+02:00",
+        "2023-08-04T08:52:19.385406457-07:00",
+        "2025-10-26T17:21:22.12x456Z",
+    ]
+    decoder = NDJSONDecoder(URL)
+    for stamp in samples * 2:
+        [chunk] = decoder.feed(b'{"created_at":"%s","done":false}\n' % stamp.encode(), 1)
+        assert chunk.created_ns == parse_created_at(stamp), stamp

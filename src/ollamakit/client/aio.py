@@ -13,12 +13,12 @@ from typing import Any, Self, cast
 import httpx
 import orjson
 
-from ollamakit import _http11
 from ollamakit.client.core import Core, chat_body, generate_body
 from ollamakit.client.judge import ERROR_BODY_LIMIT
 from ollamakit.client.log import log, log_answer, log_no_answer
 from ollamakit.client.stream import StreamState
-from ollamakit.client.sync import _models, client_kwargs, translate_for, unframe
+from ollamakit.client.sync import _models, client_kwargs, translate_for
+from ollamakit.client.transport import AsyncFastTransport
 from ollamakit.config import Settings
 from ollamakit.domain import StreamChunk, StreamEnd
 from ollamakit.types import Message, ModelEntry, Options, RunningModel
@@ -99,29 +99,16 @@ class AsyncChunkStream:
 
     async def _chunks(self, response: httpx.Response) -> AsyncIterator[StreamChunk]:
         state = self._state
-        decoder = state.decoder
+        feed = state.decoder.feed
         clock = time.perf_counter_ns
-        raw = _http11.attach(response)
         try:
-            if raw is None:
-                async for data in response.aiter_bytes():
-                    for chunk in decoder.feed(data, clock()):
-                        yield chunk
-            else:
-                first = unframe(raw, raw.leading, state.url, leading=True)
-                for chunk in decoder.feed(first, state.headers_ns):
+            # Each item is one socket read's payload (client/transport.py): stamped once. A
+            # body cut short raises from httpx; reaching the end means it ended cleanly, with
+            # or without a done line (without: Ollama's token-repeat guard, end="clean_eof").
+            async for data in response.aiter_bytes():
+                for chunk in feed(data, clock()):
                     yield chunk
-                timeout = state.core.timeouts.read_s
-                while not raw.decoder.done:
-                    try:
-                        data = await raw.network.read(_http11.READ_SIZE, timeout=timeout)
-                    except Exception as exc:
-                        raise _http11.as_httpx_error(exc) from exc
-                    now = clock()
-                    for chunk in decoder.feed(unframe(raw, data, state.url), now):
-                        yield chunk
-                raw.release()
-            for chunk in decoder.finish():
+            for chunk in state.decoder.finish(clean=True):
                 yield chunk
         except httpx.HTTPError as exc:
             error = translate_for(state.core, exc, state.path)
@@ -147,13 +134,25 @@ class AsyncOllamaClient:
     """Asynchronous client for one server; ``async with AsyncOllamaClient(settings) as c``."""
 
     def __init__(
-        self, settings: Settings, *, read_timeout_s: float | None = None, max_connections: int = 64
+        self,
+        settings: Settings,
+        *,
+        read_timeout_s: float | None = None,
+        max_connections: int = 64,
+        fast: bool = True,
     ) -> None:
         self._core = Core(settings, read_timeout_s or settings.benchmark_timeout_s)
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        self._http = httpx.AsyncClient(limits=limits, **client_kwargs(self._core))
+        kwargs = client_kwargs(self._core)
+        own = httpx.AsyncHTTPTransport(verify=kwargs["verify"], limits=limits, trust_env=True)
+        self.transport: httpx.AsyncBaseTransport = (
+            AsyncFastTransport(verify=kwargs["verify"], fallback=own, max_idle=max_connections)
+            if fast
+            else own
+        )
+        self._http = httpx.AsyncClient(limits=limits, transport=self.transport, **kwargs)
         self.server = settings.base_url
 
     async def __aenter__(self) -> Self:

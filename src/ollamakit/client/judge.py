@@ -125,6 +125,32 @@ def error_detail(body: bytes) -> str:
     return first_line(body)
 
 
+def ollama_body(body: bytes) -> dict[str, object] | None:
+    """The body as Ollama's own error object (``{"error": "..."}``, maybe ``signin_url``),
+    or None when it is something else (empty, HTML, a proxy's text, OpenAI's shape).
+
+    >>> ollama_body(b'{"error":"unauthorized","signin_url":"https://ollama.com/connect"}')
+    {'error': 'unauthorized', 'signin_url': 'https://ollama.com/connect'}
+    >>> ollama_body(b""), ollama_body(b"<html>502</html>"), ollama_body(b'{"error":{"a":1}}')
+    (None, None, None)
+    """
+    if not body.strip():
+        return None
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(obj, dict) and isinstance(obj.get("error"), str):
+        return obj
+    return None
+
+
+#: Ollama's 500 for an option of the wrong type (``api/types.go``): a request error.
+_OPTION_TYPE: Final = re.compile(r'option "[^"]+" must be of type')
+#: Ollama's 400 when the prompt is over the context (``llm/llama_server.go``).
+_CONTEXT_OVERFLOW: Final = re.compile(r"longer than the context|exceeds the context|context length")
+
+
 def raise_for_response(
     *,
     status: int,
@@ -140,6 +166,7 @@ def raise_for_response(
     server = settings.base_url
     at = where(server, path)
     detail = error_detail(body)
+    own = ollama_body(body)  # Ollama's own JSON error, not a proxy's page
     if 300 <= status < 400:
         location = headers.get("location", "")
         raise RedirectError(
@@ -161,7 +188,12 @@ def raise_for_response(
             **at,
         )
     if status == 400:
-        raise BadRequest(detail, status=status, **at)
+        advice = "num_ctx" if _CONTEXT_OVERFLOW.search(detail) else None
+        raise BadRequest(detail, status=status, advice=advice, **at)
+    if status == 500 and own is not None and _OPTION_TYPE.search(detail):
+        raise BadRequest(detail, status=status, advice="option", **at)
+    if status == 401 and own is not None and own.get("signin_url"):
+        raise AuthError(detail, status=status, signin=True, **at)
     if status == 401:
         realm = re.search(r'realm="([^"]*)"', headers.get("www-authenticate", ""))
         raise AuthError(
@@ -174,7 +206,13 @@ def raise_for_response(
             **at,
         )
     if status == 403:
-        raise ForbiddenError(detail or "403", status=status, **at)
+        raise ForbiddenError(
+            detail or "403",
+            status=status,
+            from_ollama=own is not None,
+            empty=not body.strip(),
+            **at,
+        )
     if status == 404:
         if model is not None and "not found" in detail and "page not found" not in detail:
             raise ModelNotFound(detail, model=model, status=status, **at)
@@ -184,9 +222,10 @@ def raise_for_response(
     if status == 413:
         raise RequestTooLarge(detail, status=status, **at)
     if status in (429, 503):
-        raise ServerBusy(detail, status=status, **at)
+        raise ServerBusy(detail, status=status, from_ollama=own is not None, **at)
     if status in (502, 504):
-        raise GatewayError(detail, status=status, **at)
+        # Ollama's cloud proxy answers 502 with its JSON; nginx's 502/504 is an HTML page.
+        raise GatewayError(detail, status=status, from_ollama=own is not None, **at)
     raise ServerError(detail, status=status, **at)
 
 

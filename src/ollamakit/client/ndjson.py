@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -105,28 +105,79 @@ class _CreatedAtParser:
     (True, True)
     """
 
-    __slots__ = ("_key", "_seconds")
+    __slots__ = ("_key", "_layout", "_seconds")
 
     def __init__(self) -> None:
         self._key = ""
         self._seconds = 0
+        # (length, text up to and with the ".", scale of the fraction, zone length) of the
+        # last stamp: consecutive chunks usually differ only in the fraction's digits.
+        self._layout: tuple[int, str, int, str] = (-1, "", 0, "Z")
 
     def __call__(self, text: object) -> int | None:
         if text.__class__ is not str:
             return None
+        length, prefix, scale, zone = self._layout
+        if len(text) == length and text.startswith(prefix) and text.endswith(zone):
+            digits = text[20 : -len(zone)]
+            if digits.isdigit():
+                return self._seconds * 1_000_000_000 + int(digits) * scale
+        # Same whole second and zone as the previous chunk, another fraction length.
+        zone_len = 1 if text.endswith("Z") else 6
+        fraction = text[19:-zone_len]
+        if text[:19] + text[-zone_len:] == self._key and (
+            not fraction
+            or (fraction[0] == "." and 1 < len(fraction) <= 10 and fraction[1:].isdigit())
+        ):
+            if fraction:
+                scale = 10 ** (10 - len(fraction))
+                self._layout = (len(text), text[:20], scale, text[-zone_len:])
+            nanos = int(fraction[1:].ljust(9, "0")) if fraction else 0
+            return self._seconds * 1_000_000_000 + nanos
         match = _CREATED_AT.match(text)
         if match is None:
             return None
         base, fraction, zone = match.groups()
-        key = base + zone
-        if key != self._key:
-            try:
-                moment = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
-            except ValueError:
-                return None
-            self._key, self._seconds = key, int(moment.timestamp())
+        try:
+            moment = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+        except ValueError:
+            return None
+        self._key, self._seconds = base + zone, int(moment.timestamp())
         nanos = int(fraction.ljust(9, "0")) if fraction else 0
         return self._seconds * 1_000_000_000 + nanos
+
+
+def _fast_chunk() -> Callable[[int, str, str, FinalStats | None, int | None], StreamChunk]:
+    """A :class:`StreamChunk` constructor for the hot loop: the slot descriptors' public
+    ``__set__`` instead of the frozen dataclass ``__init__`` (five ``object.__setattr__``
+    calls), about twice as fast; the value is the same frozen object.
+
+    >>> _fast_chunk()(1, "a", "", None, 5) == StreamChunk(1, "a", "", None, 5)
+    True
+    """
+    new = object.__new__
+    slots = vars(StreamChunk)
+    set_arrival = slots["arrival_ns"].__set__
+    set_content = slots["content"].__set__
+    set_thinking = slots["thinking"].__set__
+    set_final = slots["final"].__set__
+    set_created = slots["created_ns"].__set__
+
+    def make(
+        arrival_ns: int, content: str, thinking: str, final: FinalStats | None, created: int | None
+    ) -> StreamChunk:
+        chunk = new(StreamChunk)
+        set_arrival(chunk, arrival_ns)
+        set_content(chunk, content)
+        set_thinking(chunk, thinking)
+        set_final(chunk, final)
+        set_created(chunk, created)
+        return chunk
+
+    return make
+
+
+_make_chunk: Final = _fast_chunk()
 
 
 class NDJSONDecoder:
@@ -181,6 +232,7 @@ class NDJSONDecoder:
         out = []
         loads = orjson.loads
         created = self._created
+        make = _make_chunk
         for line in lines:
             if not line or line == b"\r":
                 continue
@@ -218,9 +270,7 @@ class NDJSONDecoder:
                 final = None
             else:
                 raise self._bad(f'"done" is {done!r}, not true or false')
-            out.append(
-                StreamChunk(arrival_ns, content, thinking, final, created(get("created_at")))
-            )
+            out.append(make(arrival_ns, content, thinking, final, created(get("created_at"))))
         self.count += len(out)
         return out
 

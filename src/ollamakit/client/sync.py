@@ -7,6 +7,7 @@ left here is waiting on httpx. :mod:`~ollamakit.client.aio` is its twin, method 
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -15,15 +16,15 @@ from typing import Any, Self, cast
 import httpx
 import orjson
 
-from ollamakit import _http11
 from ollamakit.client.core import Core, Probe, chat_body, generate_body
 from ollamakit.client.judge import ERROR_BODY_LIMIT, raise_for_response, translate
 from ollamakit.client.log import log, log_answer, log_no_answer
 from ollamakit.client.stream import StreamState
 from ollamakit.client.tls import trust_label
+from ollamakit.client.transport import FastTransport
 from ollamakit.config import Settings
 from ollamakit.domain import StreamChunk, StreamEnd
-from ollamakit.errors import OllamaError, StreamCut
+from ollamakit.errors import OllamaError
 from ollamakit.types import ChatChunk, GenerateChunk, Message, ModelEntry, Options, RunningModel
 
 
@@ -42,27 +43,16 @@ def client_kwargs(core: Core) -> dict[str, Any]:
     }
 
 
+def sync_transport(verify: ssl.SSLContext | bool, *, fast: bool) -> httpx.BaseTransport:
+    """The fast stream transport over httpx's own (which it falls back to), or httpx's own."""
+    own = httpx.HTTPTransport(verify=verify, trust_env=True)
+    return FastTransport(verify=verify, fallback=own) if fast else own
+
+
 def translate_for(core: Core, exc: httpx.HTTPError, path: str) -> OllamaError:
     return translate(
         exc, core.server, core.url(path), core.timeouts, trust=trust_label(core.settings)
     )
-
-
-def unframe(raw: _http11.RawBody, data: bytes, url: str, *, leading: bool = False) -> bytes:
-    """Chunked payload of one raw read; end of data before the last frame is a cut stream.
-
-    ``leading`` marks the bytes that came with the head (possibly none); any other empty read
-    is the peer closing. (This used to compare ``data is raw.leading``, and two empty byte
-    strings are the same object: a server closing mid-stream then spun at 100% CPU.)
-    """
-    if not data and not leading and not raw.decoder.done:
-        raise httpx.RemoteProtocolError(
-            "peer closed connection without sending complete message body"
-        )
-    try:
-        return raw.decoder.feed(data)
-    except _http11.ChunkedFramingError as exc:
-        raise StreamCut(str(exc), url=url) from None
 
 
 class ChunkStream:
@@ -139,27 +129,15 @@ class ChunkStream:
 
     def _chunks(self, response: httpx.Response) -> Iterator[StreamChunk]:
         state = self._state
-        decoder = state.decoder
+        feed = state.decoder.feed
         clock = time.perf_counter_ns
-        raw = _http11.attach(response)
         try:
-            if raw is None:
-                for data in response.iter_bytes():
-                    yield from decoder.feed(data, clock())
-            else:
-                # The fast path (see _http11): bytes that came with the headers arrived then.
-                first = unframe(raw, raw.leading, state.url, leading=True)
-                yield from decoder.feed(first, state.headers_ns)
-                timeout = state.core.timeouts.read_s
-                while not raw.decoder.done:
-                    try:
-                        data = raw.network.read(_http11.READ_SIZE, timeout=timeout)
-                    except Exception as exc:
-                        raise _http11.as_httpx_error(exc) from exc
-                    now = clock()
-                    yield from decoder.feed(unframe(raw, data, state.url), now)
-                raw.release()
-            yield from decoder.finish()
+            # Each item is one socket read's payload (client/transport.py): stamped once. A
+            # body cut short raises from httpx; reaching the end means it ended cleanly, with
+            # or without a done line (without: Ollama's token-repeat guard, end="clean_eof").
+            for data in response.iter_bytes():
+                yield from feed(data, clock())
+            yield from state.decoder.finish(clean=True)
         except httpx.HTTPError as exc:
             error = translate_for(state.core, exc, state.path)
             state.failed(error)
@@ -197,9 +175,14 @@ def read_limited(response: httpx.Response) -> bytes:
 class OllamaClient:
     """Synchronous client for one server; use as a context manager."""
 
-    def __init__(self, settings: Settings, *, read_timeout_s: float | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, read_timeout_s: float | None = None, fast: bool = True
+    ) -> None:
         self._core = Core(settings, read_timeout_s or settings.benchmark_timeout_s)
-        self._http = httpx.Client(**client_kwargs(self._core))
+        kwargs = client_kwargs(self._core)
+        #: The transport streams go through (:mod:`ollamakit.client.transport`).
+        self.transport = sync_transport(kwargs["verify"], fast=fast)
+        self._http = httpx.Client(transport=self.transport, **kwargs)
         self.server = settings.base_url
 
     def __enter__(self) -> Self:

@@ -183,7 +183,7 @@ def test_three_failures_in_a_row_skip_the_rest_of_a_model(
     # Failures grouped by model and error: one line, its prompts named once, nothing hidden.
     lines = [line for line in result.stdout.splitlines() if "✘ broken:1b ×" in line]
     assert len(lines) == 1 and "×3 (p1)" in lines[0], result.stdout
-    assert "more" not in result.stdout
+    assert "…" not in result.stdout and " more" not in result.stdout.split("Skipped")[1]
 
 
 def test_a_server_that_goes_away_ends_the_run_failed_exit_2(
@@ -357,3 +357,19 @@ def test_num_parallel_advice_is_printed_once(start_sim: Any, tmp_path: Path) -> 
     assert result.stdout.count("OLLAMA_NUM_PARALLEL sets how many") == 1, result.stdout
     advice = next(line for line in result.stdout.splitlines() if "OLLAMA_NUM_PARALLEL" in line)
     assert "one:1b" in advice and "other:1b" in advice
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_repeat_guard_ending_is_its_own_outcome(
+    start_sim: Any, tmp_path: Path, version: str
+) -> None:
+    repeat = faulty("rep:1b", FaultKind.REPEAT_GUARD, 3)
+    sim = start_sim(SimConfig(models=(repeat,), version=version))
+    out = tmp_path / "run.json"
+    result = bench(sim.url, *QUICK, "--suite", one_prompt(tmp_path), "--output", str(out))
+    assert result.returncode == 0, result.output  # a usable reply, not a failure
+    [row] = json.loads(out.read_text("utf-8"))["results"]
+    assert row["ok"] and row["end"] == "clean_eof" and row["eval_count"] is None
+    header = next(line for line in result.stdout.splitlines() if "OK/n" in line)
+    assert "Repeat guard" in header
+    assert "not a proxy problem" in result.stdout and "proxy_buffering" not in result.stdout

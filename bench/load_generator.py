@@ -25,12 +25,11 @@ import statistics
 import sys
 import time
 
-from ollamakit.measure.stats import percentile
-
 from ollamakit.config import Flags, load_settings
 from ollamakit.load.dataset import Dataset, Item
 from ollamakit.load.driver import OllamaDriver
 from ollamakit.load.engine import Engine, Level, LevelRun, Schedule
+from ollamakit.measure.stats import percentile
 from ollamakit.sim import ModelSpec, SimConfig, start_subprocess
 
 STREAM_S = 2.0

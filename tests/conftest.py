@@ -28,7 +28,6 @@ from typing import Any
 
 import pytest
 
-from ollamakit import console
 from ollamakit.i18n import set_language
 from ollamakit.sim import SimConfig, ThreadedSim, run_in_thread
 from tests.support import CLIResult, run_program
@@ -65,7 +64,6 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     work.mkdir()
     monkeypatch.chdir(work)
     set_language("en")
-    console.reset_consoles()
     yield home
     set_language("en")
 

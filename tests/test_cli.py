@@ -282,13 +282,12 @@ def test_unconfigured_default_url_points_a_newcomer_to_env_or_the_simulator(
 ) -> None:
     import socket
 
-    from ollamakit import cli, config, console
+    from ollamakit import cli, config
 
     with socket.socket() as sock:  # a port that is certainly closed
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     monkeypatch.setattr(config, "DEFAULT_BASE_URL", closed)
-    console.reset_consoles()
     assert cli.main(["bench", "--auto"]) == 2
     err = capsys.readouterr().err
     assert "Connection refused" in err

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ollamakit._http11 import ChunkedDecoder
 from ollamakit.client import OllamaClient
+from ollamakit.client.chunked import ChunkedDecoder
 from ollamakit.client.transport import FastTransport
 from ollamakit.config import Settings, parse_base_url
 from ollamakit.errors import ReadTimeout, StreamCut

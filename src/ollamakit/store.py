@@ -61,7 +61,12 @@ import orjson
 from ollamakit.errors import ConfigError, OllamakitError, UsageError
 from ollamakit.files import FILE_MODE, private_file
 from ollamakit.i18n import t
-from ollamakit.measure.schema import RESULT_SCALAR_FIELDS, RequestResult, RunDocument
+from ollamakit.measure.schema import (
+    RESULT_SCALAR_FIELDS,
+    RequestResult,
+    RunDocument,
+    planned_requests,
+)
 from ollamakit.redact import redact, scrub
 
 DB_NAME: Final = "history.sqlite3"
@@ -198,6 +203,11 @@ class RunListing:
     models: list[str] = field(default_factory=list)
     finished_at: str | None = None
     server_version: str | None = None
+    #: measured requests the plan held (None: the header does not say); with ``models_ran``
+    #: (the models that have results) it tells how far an interrupted run got
+    planned: int | None = None
+    models_ran: list[str] = field(default_factory=list)
+    demo: bool = False  # a --demo run: the built-in simulator, simulated numbers
 
 
 _RESULT_COLUMNS: Final = (*RESULT_SCALAR_FIELDS, "started_at")
@@ -498,7 +508,10 @@ class HistoryStore:
                 (SELECT COUNT(*) FROM results x WHERE x.run_id = r.run_id),
                 (SELECT COUNT(*) FROM results x WHERE x.run_id = r.run_id AND NOT x.ok),
                 (SELECT group_concat(model, char(10)) FROM
-                    (SELECT model FROM run_models m WHERE m.run_id = r.run_id ORDER BY m.id))
+                    (SELECT model FROM run_models m WHERE m.run_id = r.run_id ORDER BY m.id)),
+                (SELECT group_concat(model, char(10)) FROM
+                    (SELECT DISTINCT model FROM results x WHERE x.run_id = r.run_id)),
+                r.header_json
             FROM runs r {where} ORDER BY r.id DESC LIMIT ?"""
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
@@ -514,9 +527,23 @@ class HistoryStore:
                 n_results=int(row[7]),
                 n_failed=int(row[8]),
                 models=row[9].split("\n") if row[9] else [],
+                models_ran=row[10].split("\n") if row[10] else [],
+                **_listing_extras(row[11]),
             )
             for row in rows
         ]
+
+
+def _listing_extras(header_json: str) -> dict[str, Any]:
+    """``planned`` and ``demo`` of a listing, from the run's saved header."""
+    try:
+        header = _dict(orjson.loads(header_json))
+    except orjson.JSONDecodeError:
+        return {}
+    return {
+        "planned": planned_requests(_dict(header.get("config"))),
+        "demo": header.get("demo") is True,
+    }
 
 
 def _run_columns(doc: dict[str, Any]) -> tuple[object, ...]:

@@ -18,12 +18,12 @@ from ollamakit.errors import UsageError
 
 def test_default_suite_covers_the_required_categories() -> None:
     suite = default_suite()
-    assert set(suite.categories) >= {"greeting", "coding", "reasoning", "long-prompt", "zh-TW"}
+    assert set(suite.categories) >= {"greeting", "coding", "reasoning", "long-summary", "zh-tw"}
     options = suite.options()
     assert options["temperature"] == 0
     assert options["seed"] == 42
     assert options["num_predict"] > 0
-    zh = next(p for p in suite.prompts if p.category == "zh-TW")
+    zh = next(p for p in suite.prompts if p.category == "zh-tw")
     assert "繁體中文" in zh.text
     ids = [p.id for p in suite.prompts]
     assert len(ids) == len(set(ids))

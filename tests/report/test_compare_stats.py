@@ -6,9 +6,7 @@ import random
 from pathlib import Path
 from typing import Any, cast
 
-from ollamakit.measure.schema import Identity, empty_result
-from ollamakit.measure.schema import RunDocument
-
+from ollamakit.measure.schema import Identity, RunDocument, empty_result
 from ollamakit.report.compare import Verdict, compare_stats, mann_whitney
 from ollamakit.store import HistoryStore
 from tests.support import run_program

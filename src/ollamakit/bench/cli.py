@@ -31,9 +31,10 @@ from typing import Any, Final
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
-from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, resolve_suite
+from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, category_label, resolve_suite
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
@@ -41,9 +42,16 @@ from ollamakit.i18n import t
 from ollamakit.measure.schema import RequestResult, RunDocument
 from ollamakit.ui.sanitize import clean, clean_line
 from ollamakit.ui.terminal import Terminal
+from ollamakit.ui.wrap import WrapText
 
 MAX_CONCURRENCY: Final = 256
 INT64_MAX: Final = 2**63 - 1
+DEFAULT_RUNS: Final = 3
+#: ``--demo`` without ``--runs``: one measured request per model and prompt, so the first
+#: command a newcomer runs ends in seconds (its numbers are simulated anyway).
+DEMO_RUNS: Final = 1
+#: What to run after the demo (printed below its summary).
+DEMO_NEXT_COMMAND: Final = "uv run ollama-benchmark.py --auto --base-url http://HOST:11434"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--suite", metavar="NAME|FILE", default=DEFAULT_SUITE_NAME, help=t("bench.help_suite")
     )
-    parser.add_argument("--runs", type=int, default=3, metavar="N", help=t("bench.help_runs"))
+    parser.add_argument(
+        "--prompt", action="append", metavar="ID", default=[], help=t("bench.help_prompt")
+    )
+    parser.add_argument(
+        "--category", action="append", metavar="NAME", default=[], help=t("bench.help_category")
+    )
+    parser.add_argument("--runs", type=int, default=None, metavar="N", help=t("bench.help_runs"))
     parser.add_argument("--warmup", type=int, default=1, metavar="N", help=t("bench.help_warmup"))
     parser.add_argument(
         "--concurrency", default="1", metavar="1,2,4,...", help=t("bench.help_concurrency")
@@ -79,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num-ctx", type=int, default=None, metavar="N", help=t("bench.help_num_ctx")
     )
+    parser.add_argument("--demo", action="store_true", help=t("bench.help_demo"))
 
 
 # --------------------------------------------------------------------------- validation
@@ -143,8 +158,12 @@ def choose(
     *,
     ask: Callable[[str], str] = input,
     show: Callable[[str], None] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> list[str]:
     """A numbered menu: Enter picks everything, ``1,3`` or ``2-4`` pick some.
+
+    ``labels`` are shown instead of the items (an id with its description); the items are
+    what is returned.
 
     >>> answers = iter(["9", "1, 3"])
     >>> choose("Models", ["a", "b", "c"], ask=lambda _: next(answers), show=lambda _: None)
@@ -154,7 +173,7 @@ def choose(
     """
     say = show or (lambda line: print(clean(line), file=sys.stderr))
     say(title)
-    for i, item in enumerate(items, 1):
+    for i, item in enumerate(labels if labels is not None else items, 1):
         say(f"  {i:>2}) {item}")
     while True:
         try:
@@ -190,6 +209,42 @@ def _parse_selection(answer: str, count: int) -> list[int]:
 
 def _interactive(args: argparse.Namespace, terminal: Terminal) -> bool:
     return not args.auto and terminal.interactive
+
+
+def _asker(terminal: Terminal) -> Callable[[str], str]:
+    """How the menu reads an answer: ``input()`` on the process's own terminal (line editing),
+    else a line from the terminal's stdin (a test's, or a wrapped stream)."""
+    if terminal.stdin is sys.stdin:
+        return input
+
+    def ask(prompt: str) -> str:
+        terminal.stderr.print(escape(prompt), end="")
+        line = terminal.stdin.readline()
+        if not line:
+            raise EOFError
+        return line
+
+    return ask
+
+
+def category_menu_labels(suite: Suite) -> list[str]:
+    """The picker's lines for the suite's categories: the category id (the same id the
+    tables, ``--category`` and the result files use), its description for a built-in one,
+    and the prompt ids it holds when they differ from the category's own.
+
+    >>> from ollamakit.bench.suites import Prompt
+    >>> s = Suite("s", (Prompt("a", "x", "A"), Prompt("b", "x", "B"), Prompt("c", "c", "C")))
+    >>> category_menu_labels(s)
+    ['x: a, b', 'c']
+    """
+    lines: list[str] = []
+    for category in suite.categories:
+        label = category_label(category)
+        ids = suite.prompts_in(category)
+        if ids != [category]:
+            label = t("bench.menu_category_prompts", label=label, prompts=", ".join(ids))
+        lines.append(label)
+    return lines
 
 
 # --------------------------------------------------------------------------- progress
@@ -384,12 +439,38 @@ def _quiet_when_gone(listener: Any) -> Any:
 
 
 def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
-    """Run the benchmark command; errors before the run propagate to ``cli.main``."""
+    """Run the benchmark command; errors before the run propagate to ``cli.main``.
+
+    ``--demo``: the built-in simulator is started in this process (a thread, an ephemeral
+    loopback port; :mod:`ollamakit.sim.demo`) for the length of the command, and benchmarked
+    instead of a server; ``--base-url`` (or ``--ca-bundle``/``--insecure``) with it is a usage
+    error, since they name a real server.
+    """
+    if args.runs is None:
+        args.runs = DEMO_RUNS if args.demo else DEFAULT_RUNS
+    if not args.demo:
+        return _run(args, settings, terminal)
+    from ollamakit.sim.demo import demo_settings, refused_flag, start_demo
+
+    flag = refused_flag(settings, bool(getattr(args, "insecure", False)))
+    if flag is not None:
+        raise UsageError(t("bench.demo_with_server", flag=flag))
+    _check_args(args)  # before the simulator starts
+
+    with start_demo() as sim:
+        return _run(args, demo_settings(settings, sim.url), terminal, demo=True)
+
+
+def _run(
+    args: argparse.Namespace, settings: Settings, terminal: Terminal, *, demo: bool = False
+) -> int:
     _check_args(args)
     levels = parse_concurrency(args.concurrency)
     suite: Suite = resolve_suite(args.suite).with_overrides(
         num_predict=args.num_predict, seed=args.seed
     )
+    chosen_prompts = bool(args.prompt or args.category)
+    suite = suite.select(prompts=args.prompt, categories=args.category)
     given: list[str] = list(dict.fromkeys(args.model or []))
     version, available = asyncio.run(_discover(settings, want_models=not given))
     models = given or available
@@ -406,10 +487,20 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
 
         if not given:
             models = choose(
-                t("bench.menu_models", url=settings.base_url.redacted()), models, show=say
+                t("bench.menu_models", url=settings.base_url.redacted()),
+                models,
+                show=say,
+                ask=_asker(terminal),
             )
-        categories = choose(t("bench.menu_categories"), suite.categories, show=say)
-        suite = suite.only(categories)
+        if not chosen_prompts and len(suite.categories) > 1:
+            categories = choose(
+                t("bench.menu_categories"),
+                suite.categories,
+                show=say,
+                ask=_asker(terminal),
+                labels=category_menu_labels(suite),
+            )
+            suite = suite.only(categories)
 
     plan = BenchPlan(
         models=tuple(models),
@@ -422,7 +513,10 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         cold=args.cold,
         cold_runs=args.cold_runs,
         num_ctx=args.num_ctx,
+        demo=demo,
     )
+    if demo:
+        _demo_banner(terminal, terminal.stderr)
     terminal.info(
         t(
             "bench.plan",
@@ -508,8 +602,11 @@ def _finish(
     from ollamakit.report.tables import print_summary
 
     to_stdout = any(str(o) == "-" for o in args.output)  # keep a JSON pipe clean
+    summary_console = terminal.stderr if to_stdout else terminal.stdout
     with contextlib.suppress(*_GONE):
-        print_summary(doc, terminal.stderr if to_stdout else terminal.stdout)
+        print_summary(doc, summary_console)
+        if doc.get("demo"):
+            _demo_banner(terminal, summary_console, after=True)
     history_ok = not isinstance(sink, StoreSink) or sink.complete
     with contextlib.suppress(*_GONE):
         if isinstance(sink, StoreSink) and sink.error is not None:
@@ -551,11 +648,14 @@ def _finish(
     return int(ExitStatus.FAILURES if failed else ExitStatus.OK)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ollamakit.bench.cli``: the same as ``ollamakit bench``."""
-    from ollamakit.cli import main as cli_main
+def _demo_banner(terminal: Terminal, console: Console, *, after: bool = False) -> None:
+    """The line that says a ``--demo`` run's numbers are simulated (above the plan, below the
+    summary): bold yellow on a terminal, one plain line into a pipe."""
+    key = "bench.demo_summary" if after else "bench.demo_banner"
+    isatty = terminal.stdout_isatty if console is terminal.stdout else terminal.stderr_isatty
+    console.print(WrapText(t(key), style="bold yellow"), soft_wrap=not isatty)
+    if after:  # a command to copy: whole, on a line of its own
+        console.print(Text(f"  {DEMO_NEXT_COMMAND}"), soft_wrap=True)
 
-    return cli_main(argv, command="bench", prog="ollama-benchmark.py")
 
-
-__all__ = ["add_arguments", "choose", "main", "parse_concurrency", "run"]
+__all__ = ["add_arguments", "choose", "parse_concurrency", "run"]

@@ -143,6 +143,7 @@ class BenchPlan:
     cold_runs: int = 1
     num_ctx: int | None = None  # sent as options.num_ctx in every request
     keep_alive: str = KEEP_ALIVE
+    demo: bool = False  # the server is the built-in simulator (--demo): numbers are simulated
 
     @property
     def total_requests(self) -> int:
@@ -342,6 +343,7 @@ class Runner:
             "hints": [],
             "models": [],
             "failure": None,
+            "demo": self.plan.demo,
         }
         self.sink.begin(doc)
         self.document = doc

@@ -2,8 +2,13 @@
 
 The default suite ships in the package: a greeting, a coding task, a reasoning task, a
 long-prompt summary (≈2k tokens of input, so prefill shows up in ``prompt_tps``) and a
-Traditional Chinese prompt. Every suite fixes ``seed`` and ``temperature`` 0 and caps
-``num_predict``, so two runs generate the same number of tokens and their rates compare.
+Traditional Chinese prompt. Each is its own category, named exactly as the prompt
+(``greeting``, ``coding``, ``reasoning``, ``long-summary``, ``zh-tw``): the picker, ``--prompt``,
+``--category`` and every table use one id for one thing. Category names are ids; the picker
+shows a translated description next to the built-in ones (:func:`category_label`).
+
+Every suite fixes ``seed`` and ``temperature`` 0 and caps ``num_predict``, so two runs
+generate the same number of tokens and their rates compare.
 
 The long text is generated, not stored: :func:`long_document` builds a fictional utility report
 from fixed word lists by index arithmetic (no ``random``), so it is identical on every machine
@@ -14,7 +19,9 @@ repeated prefill into a few milliseconds. :func:`marked` puts a run marker at th
 first message (``[bench 3f2a9c01 #7] ...``, like the epoch marker Ollama's own ``cmd/bench``
 prefixes), so no two requests of a run share a prefix and every request pays its full prefill.
 
-A suite can also come from a file, ``--suite my.toml`` (or ``.yaml``/``.yml``)::
+A suite can also come from a file, ``--suite my.toml`` (or ``.yaml``/``.yml``); the format is
+documented for users in ``docs/suites.md``, with ``docs/examples/suite.toml`` (loaded by a
+test)::
 
     name = "support-bot"          # optional, default: the file name
     seed = 42                     # optional
@@ -35,7 +42,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -86,6 +93,44 @@ class Suite:
         """The suite restricted to some categories (the interactive menu's choice)."""
         wanted = set(categories)
         return replace(self, prompts=tuple(p for p in self.prompts if p.category in wanted))
+
+    def prompts_in(self, category: str) -> list[str]:
+        """The ids of a category's prompts, in suite order."""
+        return [p.id for p in self.prompts if p.category == category]
+
+    def select(self, *, prompts: Sequence[str] = (), categories: Sequence[str] = ()) -> Suite:
+        """``--prompt ID`` / ``--category NAME`` (each repeatable): the prompts named by
+        either; nothing given, the whole suite. An unknown name is a :class:`UsageError`
+        that lists what the suite has.
+
+        >>> s = default_suite()
+        >>> [p.id for p in s.select(prompts=["coding"], categories=["zh-tw"]).prompts]
+        ['coding', 'zh-tw']
+        >>> s.select(prompts=["long-prompt"])
+        Traceback (most recent call last):
+        ...
+        ollamakit.errors.UsageError: --prompt long-prompt: ... greeting, coding, reasoning, ...
+        """
+        ids = [p.id for p in self.prompts]
+        for flag, given, known in (
+            ("--prompt", prompts, ids),
+            ("--category", categories, self.categories),
+        ):
+            for name in given:
+                if name not in known:
+                    key = "bench.unknown_prompt" if flag == "--prompt" else "bench.unknown_category"
+                    raise UsageError(
+                        t(key, flag=flag, value=name, suite=self.name, known=", ".join(known))
+                    )
+        if not prompts and not categories:
+            return self
+        wanted_ids, wanted_categories = set(prompts), set(categories)
+        return replace(
+            self,
+            prompts=tuple(
+                p for p in self.prompts if p.id in wanted_ids or p.category in wanted_categories
+            ),
+        )
 
     def with_overrides(self, *, num_predict: int | None = None, seed: int | None = None) -> Suite:
         """``--num-predict`` / ``--seed`` win over the suite's own values."""
@@ -225,18 +270,42 @@ def default_suite() -> Suite:
             ),
             Prompt(
                 "long-summary",
-                "long-prompt",
+                "long-summary",
                 "Summarise the following annual report in five bullet points, then name the "
                 "district with the most work orders.\n\n" + long_document(),
             ),
             Prompt(
                 "zh-tw",
-                "zh-TW",
+                "zh-tw",
                 "請用繁體中文，分三段介紹台灣的夜市文化：它的歷史、常見的小吃，以及逛夜市時"
                 "需要注意的禮儀。",
             ),
         ),
     )
+
+
+#: The built-in categories and the catalogue keys of their descriptions.
+_CATEGORY_KEYS: Final = {
+    "greeting": "bench.category_greeting",
+    "coding": "bench.category_coding",
+    "reasoning": "bench.category_reasoning",
+    "long-summary": "bench.category_long_summary",
+    "zh-tw": "bench.category_zh_tw",
+}
+BUILT_IN_CATEGORIES: Final = tuple(_CATEGORY_KEYS)
+
+
+def category_label(category: str) -> str:
+    """What the picker shows for a category: its id, and for a built-in one a description in
+    the current language (``long-summary — summary of a long report (≈2k tokens)``).
+
+    >>> category_label("support")
+    'support'
+    """
+    key = _CATEGORY_KEYS.get(category)
+    if key is None:
+        return category
+    return t("bench.category_label", id=category, text=t(key))
 
 
 # --------------------------------------------------------------------------- files
@@ -389,9 +458,11 @@ def _optional_int(data: Mapping[str, Any], key: str, path: Path, *, minimum: int
 
 
 __all__ = [
+    "BUILT_IN_CATEGORIES",
     "DEFAULT_SUITE_NAME",
     "Prompt",
     "Suite",
+    "category_label",
     "default_suite",
     "load_suite",
     "long_document",

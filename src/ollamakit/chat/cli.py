@@ -24,9 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--system", metavar="TEXT", help=t("chat.help_system"))
     parser.add_argument("--greeting", metavar="TEXT", help=t("chat.help_greeting"))
+    parser.add_argument("--demo", action="store_true", help=t("chat.help_demo"))
 
 
 def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
+    if getattr(args, "demo", False):  # the built-in simulator, in this process (sim/demo.py)
+        from ollamakit.sim.demo import demo_settings, refused_flag, start_demo
+
+        flag = refused_flag(settings, bool(getattr(args, "insecure", False)))
+        if flag is not None:
+            raise UsageError(t("chat.demo_with_server", flag=flag))
+        args.demo = False
+        with start_demo() as sim:
+            terminal.warn(t("chat.demo_banner"))
+            return run(args, demo_settings(settings, sim.url), terminal)
     models: list[str] = [m for m in (args.model or []) if m.strip()]
     if args.auto:
         from ollamakit.chat.auto import run_auto

@@ -24,7 +24,7 @@ SIGTERM/SIGHUP — :meth:`ChatApp._conclude` records it in the transcript and th
 before anything is drawn.
 
 Errors mid-chat print the same message and fix as ``doctor`` (``✘`` what happened, ``→`` what
-to do; word-wrapped on a terminal, :func:`console.print_error` otherwise) and the session goes
+to do; word-wrapped on a terminal, :meth:`Terminal.print_error` otherwise) and the session goes
 on; the message waits for ``/retry``.
 """
 

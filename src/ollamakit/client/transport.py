@@ -6,7 +6,7 @@ Ollama flushes every token as its own HTTP chunk frame. Through httpcore and h11
 becomes one event at about 11 µs in Python: a fast stream then tops out near 90,000 chunks/s
 before a line is parsed, and under load the per-frame cost shows up as delay in the arrival
 stamps the benchmark measures. This transport reads the socket in 64 KiB reads and undoes the
-chunked framing with :class:`~ollamakit._http11.ChunkedDecoder` (``bytes.find``, ~0.3 µs per
+chunked framing with :class:`~ollamakit.client.chunked.ChunkedDecoder` (``bytes.find``, ~0.3 µs per
 frame); a body delivered in one read is handed to the decoder in one piece.
 
 How
@@ -41,7 +41,7 @@ import h11
 import httpcore
 import httpx
 
-from ollamakit._http11 import ChunkedDecoder, ChunkedFramingError
+from ollamakit.client.chunked import ChunkedDecoder, ChunkedFramingError
 
 READ_SIZE: Final = 64 * 1024
 _MAX_HEAD: Final = 100 * 1024

@@ -31,14 +31,13 @@ from urllib.parse import quote
 
 import orjson
 
-from ollamakit import console
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, UsageError
 from ollamakit.i18n import t
-from ollamakit.load.cli import LoadPlan, Recorder, finish
 from ollamakit.load.dataset import Item
 from ollamakit.load.document import new_document, new_run_id, result_of
 from ollamakit.load.engine import NS_PER_S, LevelRun, LoadRequest, Outcome, Phase, Sample
+from ollamakit.load.plan import LoadPlan, Recorder, finish
 from ollamakit.ui.terminal import Terminal
 
 
@@ -69,27 +68,35 @@ def _child_env(args: argparse.Namespace, settings: Settings, plan: LoadPlan) -> 
     return env
 
 
-def run_locust(args: argparse.Namespace, settings: Settings, plan: LoadPlan) -> int:
+def run_locust(
+    args: argparse.Namespace, settings: Settings, plan: LoadPlan, terminal: Terminal
+) -> int:
     if importlib.util.find_spec("locust") is None:
         raise UsageError(t("load.no_locust"))
     if not args.model:
         raise UsageError(t("load.locust_model"))
     if args.locust_worker:
-        return _worker(args, settings, plan)
-    return _master(args, settings, plan)
+        return _worker(args, settings, plan, terminal)
+    return _master(args, settings, plan, terminal)
 
 
-def _worker(args: argparse.Namespace, settings: Settings, plan: LoadPlan) -> int:
+def _worker(
+    args: argparse.Namespace, settings: Settings, plan: LoadPlan, terminal: Terminal
+) -> int:
     cmd = [
         sys.executable, "-m", "locust", "-f", _locustfile(), "--worker",
         "--master-host", args.locust_worker, "--master-port", str(args.locust_port),
         "--loglevel", "WARNING",
     ]  # fmt: skip
-    console.info(t("load.locust_worker", host=args.locust_worker, url=settings.base_url.redacted()))
+    terminal.info(
+        t("load.locust_worker", host=args.locust_worker, url=settings.base_url.redacted())
+    )
     return subprocess.run(cmd, env=_child_env(args, settings, plan), stdout=sys.stderr).returncode
 
 
-def _master(args: argparse.Namespace, settings: Settings, plan: LoadPlan) -> int:
+def _master(
+    args: argparse.Namespace, settings: Settings, plan: LoadPlan, terminal: Terminal
+) -> int:
     if plan.sweep or not plan.levels or plan.levels[0].kind != "users":
         raise UsageError(t("load.locust_users_only"))
     duration_s = plan.schedule.duration_s + plan.schedule.ramp_s
@@ -106,7 +113,7 @@ def _master(args: argparse.Namespace, settings: Settings, plan: LoadPlan) -> int
         "--host", settings.base_url.redacted(), "--only-summary", "--loglevel", "WARNING",
         "--stop-timeout", str(int(plan.timeout_s)), "--exit-code-on-error", "0",
     ]  # fmt: skip
-    console.info(
+    terminal.info(
         t("load.locust_master", workers=args.locust_workers, port=args.locust_port,
           levels=",".join(lv.label for lv in plan.levels), duration=f"{duration_s:g}")
     )  # fmt: skip
@@ -122,7 +129,7 @@ def _master(args: argparse.Namespace, settings: Settings, plan: LoadPlan) -> int
         rows = []
     finally:
         Path(out).unlink(missing_ok=True)
-    return _report(args, settings, plan, rows, interrupted)
+    return _report(args, settings, plan, rows, interrupted, terminal)
 
 
 def runs_from_rows(plan: LoadPlan, rows: list[dict[str, Any]]) -> list[LevelRun]:
@@ -173,10 +180,11 @@ def _report(
     plan: LoadPlan,
     rows: list[dict[str, Any]],
     interrupted: bool,
+    terminal: Terminal,
 ) -> int:
     runs = runs_from_rows(plan, rows)
     if not runs and not interrupted:
-        console.warn(t("load.locust_no_rows"))
+        terminal.warn(t("load.locust_no_rows"))
         return int(ExitStatus.ERROR)
     store = None
     if not args.no_save:
@@ -204,9 +212,7 @@ def _report(
     finally:
         if store is not None:
             store.close()
-    return finish(
-        doc, plan, saved=store is not None, settings=settings, terminal=Terminal.from_env()
-    )
+    return finish(doc, plan, saved=store is not None, settings=settings, terminal=terminal)
 
 
 __all__ = ["run_locust", "runs_from_rows"]

@@ -10,8 +10,9 @@ renaming or changing units needs a new ``schema_version``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal, NotRequired, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 
@@ -52,6 +53,27 @@ class RunConfig(TypedDict, total=False):
     keep_alive: str  # sent with every request, so no model is evicted mid-run
     cold: bool  # --cold: each model unloaded before its warm-up
     cold_runs: int  # --cold-runs: loads measured per model (0 without --cold)
+
+
+def planned_requests(config: Mapping[str, Any] | None) -> int | None:
+    """Measured requests the plan held (warm-up excluded): models × prompts × runs × the sum
+    of the concurrency levels; None when the config does not say.
+
+    >>> planned_requests({"models": ["a", "b"], "prompts": ["p"] * 5, "runs": 3,
+    ...                   "concurrency": [1, 2]})
+    90
+    >>> planned_requests({}) is None
+    True
+    """
+    if not config:
+        return None
+    models, prompts = config.get("models"), config.get("prompts")
+    runs, levels = config.get("runs"), config.get("concurrency")
+    if not isinstance(models, list) or not isinstance(prompts, list) or not isinstance(runs, int):
+        return None
+    if not isinstance(levels, list) or not all(isinstance(c, int) for c in levels):
+        return None
+    return len(models) * len(prompts) * runs * sum(levels)
 
 
 class Percentiles(TypedDict):
@@ -218,6 +240,7 @@ class RunDocument(TypedDict):
     # issue 9 (absent in older runs)
     models: NotRequired[list[ModelFacts]]
     failure: NotRequired[str | None]  # status "failed": why the run ended early
+    demo: NotRequired[bool]  # true: measured against the built-in simulator (--demo)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from ollamakit.measure.schema import (
     RunDocument,
     SummaryRow,
 )
+from ollamakit.report.runstatus import doc_status
 
 DASH: Final = "—"
 
@@ -149,8 +150,32 @@ def config_items(doc: RunDocument) -> list[tuple[str, str]]:
     return items
 
 
+#: The catalogue keys of the run settings' names: English keeps the option names people type
+#: (``runs 3``, ``num_predict 256``), zh-TW names them in Chinese (the HTML chips, headers).
+_CONFIG_LABELS: Final = {
+    "runs": "report.config_runs",
+    "warmup": "report.config_warmup",
+    "concurrency": "report.config_concurrency",
+    "num_predict": "report.config_num_predict",
+    "seed": "report.config_seed",
+    "suite": "report.config_suite",
+    "timeout_s": "report.config_timeout_s",
+    "temperature": "report.config_temperature",
+}
+
+
+def config_label(key: str) -> str:
+    """A run setting's name in the current language (unknown keys as they are).
+
+    >>> config_label("runs"), config_label("think")
+    ('runs', 'think')
+    """
+    label = _CONFIG_LABELS.get(key)
+    return t(label) if label else key
+
+
 def config_text(doc: RunDocument) -> str:
-    return " · ".join(f"{k} {v}" for k, v in config_items(doc)) or DASH
+    return " · ".join(f"{config_label(k)} {v}" for k, v in config_items(doc)) or DASH
 
 
 def header_facts(doc: RunDocument) -> list[tuple[str, str]]:
@@ -165,7 +190,7 @@ def header_facts(doc: RunDocument) -> list[tuple[str, str]]:
             t("report.duration"),
             fmt_duration(duration_s(doc.get("started_at"), doc.get("finished_at"))),
         ),
-        (t("report.status"), status_text(doc.get("status", "running"))),
+        (t("report.status"), doc_status(doc).text),  # "complete, 30 failed"
         (t("report.run_id"), doc.get("run_id", DASH)),
     ]
     tool = doc.get("tool") or {}

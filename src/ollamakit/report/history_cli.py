@@ -35,7 +35,7 @@ from ollamakit.errors import ExitStatus, UsageError
 from ollamakit.i18n import t
 from ollamakit.report.common import DASH, fmt_num, fmt_pct
 from ollamakit.report.compare import ALPHA, StatComparison, Verdict, compare_stats
-from ollamakit.report.tables import runs_table
+from ollamakit.report.listing import print_history
 from ollamakit.store import HistoryStore, RunListing
 from ollamakit.ui.tables import print_table
 from ollamakit.ui.terminal import Terminal
@@ -225,5 +225,5 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
         key = "report.no_runs_model" if args.model else "report.no_runs"
         terminal.info(t(key, path=str(settings.home), model=args.model))
         return 0
-    print_table(terminal.stdout, runs_table(listings))
+    print_history(terminal.stdout, listings)
     return 0

@@ -42,6 +42,7 @@ from ollamakit.report.common import (
     concurrency_levels,
     concurrency_rows,
     config_items,
+    config_label,
     failure_groups,
     fmt_int,
     fmt_num,
@@ -53,13 +54,13 @@ from ollamakit.report.common import (
     rtt_text,
     shorten,
     skipped_models,
-    status_text,
     summary_cell,
     summary_columns,
     summary_is_computed,
     summary_rows,
     title,
 )
+from ollamakit.report.runstatus import doc_status
 
 _R = TypeVar("_R", bound=Mapping[str, Any])
 
@@ -122,9 +123,13 @@ p { margin: .4rem 0; }
   display: inline-block; padding: .05rem .6rem; border-radius: 999px; font-size: .8rem;
   font-weight: 600; border: 1px solid currentColor; vertical-align: middle;
 }
-.status-complete { color: var(--ok); }
-.status-running, .status-interrupted { color: var(--warn); }
-.status-failed { color: var(--bad); }
+.tone-ok { color: var(--ok); }
+.tone-warn { color: var(--warn); }
+.tone-bad { color: var(--bad); }
+.demo-banner {
+  margin: .8rem 0; padding: .6rem .9rem; border: 2px solid var(--warn); border-radius: 6px;
+  color: var(--warn); font-weight: 600;
+}
 .facts {
   display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr));
   gap: .5rem 1.5rem; margin: 1rem 0 .6rem;
@@ -489,19 +494,25 @@ def line_chart(
 
 
 def _header(doc: RunDocument) -> str:
-    status = doc.get("status", "running")
+    status = doc_status(doc)  # "complete, 30 failed" in amber, not a green "complete"
     shown = t("report.status")  # the badge next to the title shows it already
     facts = "".join(
         f"<div><dt>{e(label)}</dt><dd>{e(value)}</dd></div>"
         for label, value in header_facts(doc)
         if label != shown
     )
-    config = "".join(f"<code>{e(k)} {e(v)}</code> " for k, v in config_items(doc))
+    config = "".join(f"<code>{e(config_label(k))} {e(v)}</code> " for k, v in config_items(doc))
+    demo = (
+        f'<p class="demo-banner" role="note">{e(t("report.demo_banner"))}</p>'
+        if doc.get("demo")
+        else ""
+    )
     return (
         "<header>"
         f'<p class="eyebrow">ollamakit · {e(t("report.title"))}</p>'
-        f'<h1>{e(title(doc))} <span class="badge status-{e(status)}">'
-        f"{e(status_text(status))}</span></h1>"
+        f'<h1>{e(title(doc))} <span class="badge status-{e(status.status)} tone-{status.tone}">'
+        f"{e(status.text)}</span></h1>"
+        f"{demo}"
         f'<dl class="facts">{facts}</dl>'
         f'<p class="config">{e(t("report.config"))}: {config or DASH}</p>'
         "</header>"

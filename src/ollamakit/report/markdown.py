@@ -19,6 +19,7 @@ from ollamakit.report.common import (
     concurrency_levels,
     concurrency_rows,
     config_items,
+    config_label,
     failure_groups,
     fmt_num,
     header_facts,
@@ -76,12 +77,14 @@ def _table(header: list[str], rows: list[list[str]], numeric_from: int) -> list[
 
 def render_markdown(doc: RunDocument) -> str:
     out: list[str] = [f"### {text(title(doc))}", ""]
+    if doc.get("demo"):  # before anything else: these numbers are not a measurement
+        out += [f"> **{text(t('report.demo_banner'))}**", ""]
     facts = header_facts(doc)
     server_value = facts[0][1]
     parts = [f"**{text(facts[0][0])}** {code(server_value)}"]
     parts += [f"**{text(label)}** {text(value)}" for label, value in facts[1:]]
     out += [" · ".join(parts), ""]
-    config = " · ".join(f"{code(k)} {text(v)}" for k, v in config_items(doc))
+    config = " · ".join(f"{code(config_label(k))} {text(v)}" for k, v in config_items(doc))
     out += [f"**{text(t('report.config'))}** {config or DASH}", ""]
 
     swept = len(concurrency_levels(doc)) > 1

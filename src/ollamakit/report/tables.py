@@ -277,6 +277,8 @@ def already_loaded_note(doc: RunDocument) -> str | None:
 
 def print_header(doc: RunDocument, console: Console) -> None:
     print_text(console, Text(title(doc), style="bold"))
+    if doc.get("demo"):  # a --demo run: say it before any number
+        print_text(console, Text(t("report.demo_banner"), style="bold yellow"))
     for label, value in header_facts(doc):
         print_text(console, Text.assemble((f"  {label}: ", "dim"), value))
     print_text(console, Text.assemble((f"  {t('report.config')}: ", "dim"), config_text(doc)))

@@ -45,7 +45,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import parse_qs
 
 from ollamakit.sim.config import ModelSpec, SimConfig, normalize_name
@@ -166,6 +166,16 @@ def _param_count(size: str) -> int:
 Handler = Callable[[Request, Responder, RequestRecord], Awaitable[None]]
 
 
+class ExtraRoutes(Protocol):
+    """Routes mounted on a :class:`SimApp` from outside (the ``/v1`` layer)."""
+
+    handlers: dict[tuple[str, str], Handler]
+
+    async def llamacpp_dispatch(
+        self, req: Request, resp: Responder, record: RequestRecord
+    ) -> None: ...
+
+
 class SimApp:
     """The request handler behind :class:`ollamakit.sim.http.HTTPServer`."""
 
@@ -198,10 +208,15 @@ class SimApp:
             ("POST", "/api/embed"): self._embed,
             ("POST", "/api/embeddings"): self._embeddings_legacy,
         }
-        from ollamakit.sim.openai import OpenAIRoutes  # it builds on this module's core
+        #: The ``/v1`` layer (:mod:`ollamakit.sim.openai`, built on this module's core) is
+        #: mounted by whoever builds the app (:class:`ollamakit.sim.server.SimServer`), so
+        #: this module does not import its own extension.
+        self.openai: ExtraRoutes | None = None
 
-        self.openai = OpenAIRoutes(self)
-        self.handlers.update(self.openai.handlers)
+    def mount(self, routes: ExtraRoutes) -> None:
+        """Add the ``/v1`` layer's handlers (and llama-server's whole API with ``--engine``)."""
+        self.openai = routes
+        self.handlers.update(routes.handlers)
 
     # --- entry point --------------------------------------------------------------------------
 
@@ -238,7 +253,7 @@ class SimApp:
             self.log.finish(record)
 
     async def _dispatch(self, req: Request, resp: Responder, record: RequestRecord) -> None:
-        if self.config.engine == "llama.cpp":
+        if self.config.engine == "llama.cpp" and self.openai is not None:
             await self.openai.llamacpp_dispatch(req, resp, record)
             return
         # 1. CORS (gin-contrib/cors), only for requests that carry an Origin.

@@ -39,6 +39,7 @@ from ollamakit.sim.app import SimApp
 from ollamakit.sim.config import SimConfig
 from ollamakit.sim.http import HTTPServer
 from ollamakit.sim.log import RequestLog, RequestRecord
+from ollamakit.sim.openai import OpenAIRoutes
 
 LISTENING_PREFIX: Final = "listening on "
 
@@ -116,6 +117,7 @@ class SimServer:
         self.host, self.port = str(bound[0]), int(bound[1])
         # Ollama's Host check applies when the listener itself is a loopback address.
         self.app = SimApp(self.config, loopback=_is_loopback(self.host), log=self.log)
+        self.app.mount(OpenAIRoutes(self.app))
         self._http = HTTPServer(self.app, ssl_context=ssl_context)
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(_quiet_exception_handler)

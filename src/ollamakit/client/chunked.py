@@ -29,7 +29,7 @@ class ChunkedDecoder:
     >>> ChunkedDecoder().feed(b"zz\\r\\n")
     Traceback (most recent call last):
     ...
-    ollamakit._http11.ChunkedFramingError: bad chunk size line: b'zz'
+    ollamakit.client.chunked.ChunkedFramingError: bad chunk size line: b'zz'
     """
 
     __slots__ = ("_buffer", "_need_crlf", "_remaining", "_trailer", "done", "extra")

@@ -54,3 +54,12 @@ def test_a_buffered_ttft_is_not_shown_as_a_ttft() -> None:
     assert "— (buffered)" in render_html(doc)
     other = next(x for x in _terminal(doc).splitlines() if "reasoning" in x)
     assert "buffered" not in other
+
+
+def test_csv_has_the_outcome_columns() -> None:
+    from ollamakit.report.csv import render_csv
+
+    header = render_csv(_doc(end="clean_eof", buffered=True)).splitlines()[0].split(",")
+    for column in ("end", "buffered", "reads", "prompt_tps_absent", "client_overhead_ms"):
+        assert column in header
+    assert header.index("end") > header.index("started_at")  # after the version-1 columns

@@ -103,8 +103,10 @@ def test_refused() -> None:
         error,
         "refused",
         f"127.0.0.1:{port}",
-        hint=("Ollama running", "OLLAMA_HOST=0.0.0.0:11434", f"{port}/tcp", "systemctl"),
+        hint=("Ollama running on this machine", "systemctl", "uv run ollamakit sim"),
     )
+    # nothing about remote access on loopback: no firewall, no OLLAMA_HOST=0.0.0.0
+    assert "/tcp" not in (error.hint or "") and "0.0.0.0" not in (error.hint or "")
 
 
 def test_dns_failure() -> None:
@@ -158,7 +160,8 @@ def test_tls_untrusted_suggests_ca_bundle(tls_server: CannedServer) -> None:
             "--ca-bundle",
             "OLLAMA_CA_BUNDLE",
             # docs/remote.md's command; an IP address is no name for it, so the docs' example.
-            "Let's Encrypt: sudo certbot certonly --nginx -d ollama.example.com",
+            "Let's Encrypt (docs/remote.md, 4.3):\n"
+            "    sudo certbot certonly --nginx -d ollama.example.com",
         ),
     )
     set_language("zh-TW")
@@ -269,7 +272,7 @@ def test_401_without_credentials() -> None:
         error,
         "401",
         'realm "Ollama Server"',
-        hint=("requires a login", f"Test by hand: curl -u USER {server.url}/api/tags"),
+        hint=("requires a login", f"shell history):\n    curl -u USER {server.url}/api/tags"),
     )
 
 
@@ -285,7 +288,8 @@ def test_401_with_wrong_credentials() -> None:
             "The password for ollama-user was rejected (Basic auth from --base-url)",
             "htpasswd",
             # The real user name, no password: curl asks for it.
-            f"curl -u ollama-user {server.url}/api/tags   (curl asks for the password",
+            "Test by hand (curl asks for the password",
+            f":\n    curl -u ollama-user {server.url}/api/tags",
         ),
     )
     # The password travels as a Basic header, never in the request line.
@@ -335,7 +339,8 @@ def test_401_in_chinese() -> None:
         error,
         hint=(
             "ollama-user 的密碼被拒絕（Basic 認證，來自 --base-url）：",
-            f"手動測試：curl -u ollama-user {server.url}/api/tags（curl 會詢問密碼",
+            "手動測試（curl 會詢問密碼",
+            f"：\n    curl -u ollama-user {server.url}/api/tags",
         ),
     )
 

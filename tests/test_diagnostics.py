@@ -67,6 +67,7 @@ from tests.proxyish import (
 from tests.support import settings_for
 
 MS = 1_000_000
+NGINX_403 = NGINX_502.replace("502 Bad Gateway", "403 Forbidden")  # a deny rule's page
 
 
 def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
@@ -237,8 +238,28 @@ def test_tcp_refused_with_seed_fixes() -> None:
     assert result.status is Status.FAIL
     assert isinstance(result.error, ConnectionRefused)
     fix = result.fix or ""
-    assert "OLLAMA_HOST=0.0.0.0:11434" in fix
-    assert "systemctl edit" in fix and "launchctl" in fix
+    # loopback: is it running, and the simulator; no remote access, no firewall
+    assert "running on this machine" in fix and "uv run ollamakit sim" in fix
+    assert "0.0.0.0" not in fix and "/tcp" not in fix
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "present", "absent"),
+    [
+        ("localhost", 11434, ["uv run ollamakit sim"], ["/tcp", "remote access"]),
+        ("127.0.0.1", 8080, ["uv run ollamakit sim"], ["/tcp", "remote access"]),
+        ("10.0.0.5", 8080, ["is 8080 the right port", "8080/tcp"], ["11434/tcp", "remote"]),
+        ("10.0.0.5", 11434, ["remote access", "OLLAMA_HOST=0.0.0.0:11434", "11434/tcp"], []),
+    ],
+)
+def test_refused_advice_fits_where_the_refusal_came_from(
+    host: str, port: int, present: list[str], absent: list[str]
+) -> None:
+    hint = ConnectionRefused("refused", host=host, port=port).hint
+    for word in present:
+        assert word in hint, hint
+    for word in absent:
+        assert word not in hint, hint
 
 
 def test_tcp_refused_on_default_url_says_configure_it() -> None:
@@ -371,10 +392,20 @@ def test_auth_401_notes_whether_credentials_were_sent() -> None:
     assert "rejected" in (with_creds.fix or "")
 
 
-def test_auth_403_names_proxy_set_header() -> None:
-    result = _auth({"*": Canned(403)})
+def test_auth_403_from_a_proxy_page_names_proxy_set_header() -> None:
+    result = _auth({"*": Canned(403, NGINX_403, content_type="text/html")})
     assert isinstance(result.error, ForbiddenError)
     assert "proxy_set_header Host" in (result.fix or "")
+
+
+def test_auth_empty_403_is_ollamas_host_check_not_a_login_failure() -> None:
+    """Ollama's Host check answers an empty 403: the proxy let the request through."""
+    without = _auth({"*": Canned(403)})
+    assert without.status is Status.SKIP and "HTTP 403" in without.summary
+    with_login = _auth({"*": Canned(403)}, "ollama-user:pw@")
+    assert with_login.status is Status.OK
+    assert "accepted by the proxy" in with_login.summary
+    assert with_login.details["host_check"] is True
 
 
 def test_auth_ok_and_not_judged() -> None:

@@ -16,6 +16,7 @@ import pytest
 import trustme
 
 from ollamakit.diagnostics import STEPS
+from ollamakit.i18n import t
 from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, run_in_thread
 from tests.proxyish import (
     BUSY,
@@ -112,7 +113,7 @@ def test_json_of_a_failure() -> None:
     tcp = next(s for s in doc["steps"] if s["name"] == "tcp")
     assert tcp["status"] == "fail"
     assert tcp["details"]["error"] == "ConnectionRefused"
-    assert "OLLAMA_HOST=0.0.0.0:11434" in tcp["fix"]
+    assert "uv run ollamakit sim" in tcp["fix"]
 
 
 def test_no_generate(sim_url: str) -> None:
@@ -161,7 +162,19 @@ def test_buffering_proxy_warns() -> None:
 
 def test_refused() -> None:
     result = doctor("--base-url", f"http://127.0.0.1:{closed_port()}")
-    failed(result, "✘ TCP connect", "refused", "OLLAMA_HOST=0.0.0.0:11434", "/tcp")
+    # nothing on this machine: is it running, or try the simulator; no remote-access advice
+    failed(result, "✘ TCP connect", "refused", "running on this machine", "uv run ollamakit sim")
+    assert "/tcp" not in result.stdout and "remote access" not in result.stdout
+
+
+def test_other_commands_point_to_the_doctor() -> None:
+    result = run_program(["bench", "--base-url", f"http://127.0.0.1:{closed_port()}", "--auto"])
+    assert result.returncode == 2, result.output
+    assert_no_traceback(result)
+    assert "refused" in result.stderr
+    assert "ollamakit doctor" in " ".join(result.stderr.split())
+    itself = doctor("--base-url", f"http://127.0.0.1:{closed_port()}").output
+    assert t("errors.see_doctor") not in itself  # the doctor does not send you to itself
 
 
 def test_dns() -> None:
@@ -202,7 +215,8 @@ def test_https_to_plain_port() -> None:
 
 def test_http_to_tls_port(tls_server: CannedServer) -> None:
     result = doctor("--base-url", f"http://127.0.0.1:{tls_server.port}")
-    failed(result, "✘ GET /", f"https://127.0.0.1:{tls_server.port}")
+    failed(result, "✘ GET /", f"https://127.0.0.1:{tls_server.port}", "expects TLS (https://)")
+    assert "handshake" not in result.stdout  # plain http:// never attempted one
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -227,7 +241,20 @@ def test_401_with_wrong_credentials() -> None:
 
 
 def test_403_host_header() -> None:
-    failed(_proxy_answers(Canned(403)), "✘ authentication", "403", "proxy_set_header Host")
+    """Ollama's Host check (an empty 403) behind nginx: the login was accepted; GET / fails."""
+    result = _proxy_answers(Canned(403), url_userinfo=f"ollama-user:{CANARY}@")
+    failed(result, "✘ GET /", "403", "proxy_set_header Host localhost:11434;")
+    auth = next(line for line in result.stdout.splitlines() if "authentication" in line)
+    assert auth.startswith("✔") and "accepted by the proxy" in auth
+    without_login = _proxy_answers(Canned(403))
+    failed(without_login, "✘ GET /", "proxy_set_header Host")
+    assert "not judged: HTTP 403" in without_login.stdout
+
+
+def test_403_page_of_a_proxy_rule_stays_under_authentication() -> None:
+    page = NGINX_502.replace("502 Bad Gateway", "403 Forbidden")
+    result = _proxy_answers(Canned(403, page, content_type="text/html"))
+    failed(result, "✘ authentication", "403")
 
 
 @pytest.mark.parametrize(
@@ -427,3 +454,21 @@ def test_not_on_a_terminal_lines_stay_whole() -> None:
     fix = next(line for line in result.stdout.splitlines() if "→" in line)
     assert "was rejected" in fix and "htpasswd file." in fix  # one line, however long
     assert len(fix) > 120
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-TW"])
+def test_commands_to_copy_stay_whole_at_80_columns(lang: str) -> None:
+    from rich.cells import cell_len
+
+    with CannedServer({"*": Canned(403)}) as server:
+        url = server.url.replace("http://", f"http://ollama-user:{CANARY}@")
+        lines = _on_terminal(["doctor", "--base-url", url, "--lang", lang], 80)
+    lines = [line.rstrip() for line in lines if line.strip()]
+    assert max(cell_len(line) for line in lines) <= 80, lines
+    # the nginx line on a line of its own, whole, nothing else on it
+    assert "proxy_set_header Host localhost:11434;" in [line.strip() for line in lines], lines
+    with CannedServer({"*": Canned(401, headers={"WWW-Authenticate": "Basic"})}) as server:
+        url = server.url.replace("http://", f"http://ollama-user:{CANARY}@")
+        lines = _on_terminal(["doctor", "--base-url", url, "--lang", lang], 80)
+    curl = f"curl -u ollama-user {server.url}/api/tags"
+    assert curl in [line.strip() for line in lines], lines

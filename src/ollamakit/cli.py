@@ -35,7 +35,14 @@ from rich.markup import escape
 
 from ollamakit import __version__
 from ollamakit.config import Flags, Settings, load_settings
-from ollamakit.errors import ConfigError, ConnectFailed, ExitStatus, OllamakitError, UsageError
+from ollamakit.errors import (
+    ConfigError,
+    ConnectFailed,
+    ExitStatus,
+    OllamaError,
+    OllamakitError,
+    UsageError,
+)
 from ollamakit.i18n import detect_language, set_language, t
 from ollamakit.ui.terminal import Terminal
 from ollamakit.ui.wrap import wrap
@@ -325,6 +332,7 @@ def _flags(args: argparse.Namespace) -> Flags:
         debug=bool(getattr(args, "debug", False)),
         model=_single_model(args),
         timeout_s=getattr(args, "timeout", None),
+        chat_timeout_s=getattr(args, "chat_timeout", None),
     )
 
 
@@ -446,6 +454,8 @@ def main(
         ):
             # A newcomer without a server: say what was tried and the two ways forward.
             term.info(t("cli.default_url_hint", url=settings.base_url.redacted()))
+        if isinstance(exc, OllamaError) and not (spec is not None and spec.reports_warnings):
+            term.info(t("errors.see_doctor"))  # a server problem: the doctor checks each step
         return int(exc.exit_status)
     except KeyboardInterrupt:
         if debug:

@@ -34,6 +34,8 @@ DEFAULT_BASE_URL: Final = "http://localhost:11434"
 DEFAULT_PORT: Final = 11434
 DEFAULT_GREETING_TIMEOUT_S: Final = 30.0
 DEFAULT_BENCHMARK_TIMEOUT_S: Final = 300.0
+#: The chat gives up on a reply after this long without a token (loading a model included).
+DEFAULT_CHAT_TIMEOUT_S: Final = 120.0
 CONNECT_TIMEOUT_S: Final = 5.0
 #: The longest timeout accepted: a week. Larger values overflow the platform's clock types.
 MAX_TIMEOUT_S: Final = 7 * 86400.0
@@ -42,6 +44,7 @@ MAX_TIMEOUT_S: Final = 7 * 86400.0
 FLAG_NAMES: Final = {
     "OLLAMA_BASE_URL": "--base-url",
     "BENCHMARK_TIMEOUT_SECONDS": "--timeout",
+    "CHAT_TIMEOUT_SECONDS": "--timeout",
     "OLLAMA_CA_BUNDLE": "--ca-bundle",
     "OLLAMA_MODEL": "--model",
     "OLLAMAKIT_LANG": "--lang",
@@ -53,6 +56,7 @@ KEYS: Final = (
     "OLLAMA_BASE_URL",
     "GREETING_TIMEOUT_SECONDS",
     "BENCHMARK_TIMEOUT_SECONDS",
+    "CHAT_TIMEOUT_SECONDS",
     "OLLAMA_API_KEY",
     "OLLAMA_CA_BUNDLE",
     "OLLAMA_MODEL",
@@ -340,6 +344,7 @@ class Settings:
     base_url: ServerURL
     greeting_timeout_s: float = DEFAULT_GREETING_TIMEOUT_S
     benchmark_timeout_s: float = DEFAULT_BENCHMARK_TIMEOUT_S
+    chat_timeout_s: float = DEFAULT_CHAT_TIMEOUT_S
     connect_timeout_s: float = CONNECT_TIMEOUT_S
     api_key: str | None = field(default=None, repr=False)
     ca_bundle: Path | None = None
@@ -417,6 +422,7 @@ class Flags:
     model: str | None = None
     timeout_s: float | None = None  # bench --timeout
     api: str | None = None  # --api auto|ollama|openai
+    chat_timeout_s: float | None = None  # chat --timeout
 
 
 def _api_key(value: str | None) -> str | None:
@@ -490,6 +496,9 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
     bench_timeout = pick(
         "BENCHMARK_TIMEOUT_SECONDS", None if flags.timeout_s is None else str(flags.timeout_s)
     )
+    chat_timeout = pick(
+        "CHAT_TIMEOUT_SECONDS", None if flags.chat_timeout_s is None else str(flags.chat_timeout_s)
+    )
     ca = pick("OLLAMA_CA_BUNDLE", flags.ca_bundle)
     ca_path = (
         checked("OLLAMA_CA_BUNDLE", lambda v: resolve_ca_bundle(v, sources, env_path), ca)
@@ -512,6 +521,11 @@ def load_settings(flags: Flags | None = None, environ: Mapping[str, str] | None 
             )
             if bench_timeout
             else DEFAULT_BENCHMARK_TIMEOUT_S
+        ),
+        chat_timeout_s=(
+            checked("CHAT_TIMEOUT_SECONDS", _timeout_of("CHAT_TIMEOUT_SECONDS"), chat_timeout)
+            if chat_timeout
+            else DEFAULT_CHAT_TIMEOUT_S
         ),
         api_key=_api_key(pick("OLLAMA_API_KEY")),
         ca_bundle=ca_path,

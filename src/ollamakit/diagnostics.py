@@ -61,7 +61,9 @@ from ollamakit.client import (
     trust_label,
     where,
 )
+from ollamakit.client.ollama import describe_info, model_info
 from ollamakit.config import ServerURL, Settings
+from ollamakit.domain import ModelInfo
 from ollamakit.errors import (
     AuthError,
     BadRequest,
@@ -80,6 +82,7 @@ from ollamakit.errors import (
 from ollamakit.i18n import t
 from ollamakit.measure import format as fmt
 from ollamakit.measure.recorder import ReplyRecorder
+from ollamakit.selection import Catalog, kind_of, resolve, smallest_local
 from ollamakit.types import ModelEntry
 
 # Small requests (GET /, /api/version, /api/tags) answer in milliseconds on a healthy server;
@@ -555,19 +558,25 @@ def check_auth(client: OllamaClient, settings: Settings) -> CheckResult:
             result.name, result.status, result.summary, _since_ms(start), details, error=exc
         )
     details["status"] = probe.status
-    if probe.status in (401, 403):
+    # An empty 403 is Ollama's own Host-header check (a proxy's 403 is a page): the proxy let
+    # the request through, so it is no authentication finding; GET / reports it with the fix.
+    host_check = probe.status == 403 and not probe.body.strip()
+    if probe.status == 401 or (probe.status == 403 and not host_check):
         try:
             client.raise_for(probe, path)
         except (AuthError, ForbiddenError) as exc:
             note = t("doctor.auth_sent_note", kind=sent)
             return _failed("auth", exc, probe.elapsed_ms, notes=(note,), **details)
-    if has_credentials and probe.status in (502, 504) and not _from_ollama(probe.headers):
+    gateway = probe.status in (502, 504) and not _from_ollama(probe.headers)
+    if has_credentials and (gateway or host_check):
         # nginx checks auth_basic (or the key) before it proxies: a gateway error from the
-        # proxy means the login got through, and the failure lies behind it (GET / says what).
+        # proxy, or Ollama's own Host check, means the login got through, and the failure lies
+        # behind it (GET / says what).
         key = "doctor.auth_past_proxy_basic"
         if not settings.base_url.has_credentials:
             key = "doctor.auth_past_proxy_key"
         details["accepted_by_proxy"] = True
+        details["host_check"] = host_check
         summary = t(key, kind=sent, status=probe.status)
         return CheckResult("auth", Status.OK, summary, probe.elapsed_ms, details)
     if not 200 <= probe.status < 300:
@@ -703,37 +712,49 @@ def check_rtt(client: OllamaClient, samples: int = RTT_SAMPLES) -> CheckResult:
 
 
 def can_generate(model: ModelEntry) -> bool:
-    """Whether a model can answer /api/generate (embedding models, often the smallest, cannot).
+    """Whether a listed model can answer a generation: not an embedding model (often the
+    smallest) and not a cloud model (a few hundred bytes; it runs on ollama.com). The rule is
+    :func:`ollamakit.selection.kind_of`, the same in every tool.
 
     >>> can_generate({"name": "all-minilm:latest", "details": {"family": "bert"}})
     False
     >>> can_generate({"name": "x", "details": {}, "capabilities": ["completion", "tools"]})
     True
+    >>> can_generate({"name": "gpt-oss:120b-cloud", "size": 384, "remote_host": "https://o"})
+    False
     """
-    capabilities = model.get("capabilities")
-    if capabilities is not None:
-        return "completion" in capabilities
-    name = str(model.get("name", "")).lower()
-    family = str((model.get("details") or {}).get("family") or "").lower()
-    return "embed" not in name and "bert" not in family
+    return kind_of(model_info(model)) == "chat"
 
 
-def pick_models(models: Sequence[ModelEntry]) -> list[str]:
-    """Models to try for the test generation: those that can generate, smallest first.
+def pick_models(
+    models: Sequence[ModelEntry], describe: Callable[[str], ModelInfo] | None = None
+) -> list[str]:
+    """Models to try for the test generation: local models that can chat, smallest first.
 
     The smallest, because it loads fastest (a cold load of a 70B model takes minutes) and the
-    test is about the connection, not the model.
+    test is about the connection, not the model. Never a cloud or an embedding model. Where
+    the list has no capabilities (Ollama < 0.30), ``describe`` (``/api/show``) confirms each
+    candidate, smallest first, until :data:`MAX_MODEL_ATTEMPTS` are found.
 
     >>> pick_models([
-    ...     {"name": "big", "size": 9, "details": {}},
-    ...     {"name": "nomic-embed-text", "size": 1, "details": {"family": "nomic-bert"}},
-    ...     {"name": "small", "size": 5, "details": {}},
+    ...     {"name": "big", "size": 9 << 30, "details": {}},
+    ...     {"name": "nomic-embed-text", "size": 1 << 28, "details": {"family": "nomic-bert"}},
+    ...     {"name": "oss:120b-cloud", "size": 384, "remote_model": "oss:120b"},
+    ...     {"name": "small", "size": 5 << 30, "details": {}},
     ... ])
     ['small', 'big']
     """
-    usable = [m for m in models if can_generate(m)]
-    usable.sort(key=lambda m: (int(m.get("size") or 0), str(m.get("name"))))
-    return [str(m["name"]) for m in usable]
+    usable = smallest_local(model_info(m) for m in models)
+    if describe is None:
+        return [m.name for m in usable]
+    catalog = Catalog(describe)
+    picked: list[str] = []
+    for info in usable:
+        if len(picked) >= MAX_MODEL_ATTEMPTS:
+            break
+        if kind_of(catalog.info(info)) == "chat":
+            picked.append(info.name)
+    return picked
 
 
 @dataclass(frozen=True, slots=True)
@@ -1081,9 +1102,11 @@ def diagnose(
             yield from skip_rest(name)
             return
 
-    small = OllamaClient(
-        settings, read_timeout_s=min(settings.benchmark_timeout_s, SMALL_REQUEST_TIMEOUT_S)
-    )
+    # Every request has a total deadline (a trickling or endless answer cannot hold a step
+    # open): the small ones min(--timeout, 30 s), the generation --timeout
+    # (docs/security.md, "Bounded time and memory", gives the bound of a whole run).
+    small_s = min(settings.benchmark_timeout_s, SMALL_REQUEST_TIMEOUT_S)
+    small = OllamaClient(settings, read_timeout_s=small_s, deadline_s=small_s)
     with small:
         notify("auth")
         auth = check_auth(small, settings)
@@ -1120,9 +1143,13 @@ def diagnose(
         yield _skipped("streaming", t("doctor.generate_disabled"))
         yield _skipped("residency", t("doctor.generate_disabled"))
         return
-    candidates = [model] if model else pick_models(models)
     notify("generate")
-    with OllamaClient(settings) as client:
+    with OllamaClient(settings, deadline_s=settings.benchmark_timeout_s) as client:
+        if model:  # the one matching rule (selection.py): llama3.2 -> llama3.2:latest
+            match = resolve(model, [m["name"] for m in models])
+            candidates = [match.name if match is not None else model]
+        else:
+            candidates = pick_models(models, lambda name: describe_info(name, client.show(name)))
         result, generation = check_generate(client, candidates)
         yield result
         if generation is None:

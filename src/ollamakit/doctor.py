@@ -54,6 +54,8 @@ _SYMBOLS = {
     Status.SKIP: ("-", "dim"),
 }
 _TIME_WIDTH = 9  # "12345 ms" / "123.4 s" right-aligned
+#: A fix line that starts with this is a command to copy (see the catalogues' hints).
+COMMAND_INDENT = "    "
 
 
 #: The --insecure / plain-http warnings are checks of their own here; cli.main skips its copy.
@@ -109,8 +111,16 @@ def render_line(result: CheckResult, title_width: int, width: int | None = None)
             Text(indent + part, style="dim") for part in hanging(clean_line(note), width, column)
         )
     if result.fix and result.status in (Status.FAIL, Status.WARN):
-        # One arrow per fix: a hint's later lines often continue its first sentence.
+        # One arrow per fix: its lines are whole sentences, and a line indented by four spaces
+        # is a command to copy, never wrapped: moved left as far as it must be to fit.
         for index, fix_line in enumerate(clean(result.fix).splitlines()):
+            if fix_line.startswith(COMMAND_INDENT):
+                command = fix_line.strip()
+                lead = column + 2
+                if width is not None:
+                    lead = max(0, min(lead, width - cell_len(command)))
+                lines.append(Text(" " * lead + command, style="bold", no_wrap=True))
+                continue
             for part_index, part in enumerate(hanging(fix_line, width, column + 2)):
                 line = Text(indent)
                 line.append("→ " if index == 0 and part_index == 0 else "  ", style="cyan")

@@ -13,6 +13,7 @@
         │   ├── TLSVerifyFailed     the server's certificate is not trusted
         │   └── TLSMismatch         https:// to a plain-HTTP port, or http:// to a TLS port
         ├── ReadTimeout             connected, but the server stopped sending
+        │   └── DeadlineExceeded    the request's total time ran out (an endless or trickled answer)
         ├── ConnectionLost          the connection dropped mid-request
         ├── HTTPError               the server answered with an error status
         │   ├── RedirectError       3xx: the URL should be another one (often http -> https)
@@ -44,6 +45,7 @@ errors share; ``ollamakit.client.where(server, path)`` builds it.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import IntEnum
 from typing import ClassVar, TypedDict, Unpack
 
@@ -193,6 +195,41 @@ class ConnectionRefused(ConnectFailed):
     key = "errors.refused"
     hint_key = "errors.refused_hint"
 
+    @property
+    def hint(self) -> str:
+        """Advice for where the refusal came from: this machine, another port, Ollama's port.
+
+        >>> ConnectionRefused(host="localhost", port=11434).hint.splitlines()[-1].strip()
+        'uv run ollamakit sim'
+        >>> "is 8080 the right port" in ConnectionRefused(host="10.0.0.5", port=8080).hint
+        True
+        >>> "OLLAMA_HOST=0.0.0.0:11434" in ConnectionRefused(host="10.0.0.5", port=11434).hint
+        True
+        """
+        host = str(self.params.get("host", ""))
+        key = self.hint_key or "errors.refused_hint"
+        if _is_loopback(host):
+            key = "errors.refused_local_hint"  # no remote access or firewall to talk about
+        elif str(self.params.get("port", "")) != "11434":
+            key = "errors.refused_port_hint"
+        return t(key, **self.params)
+
+
+def _is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1.
+
+    >>> [_is_loopback(h) for h in ("localhost", "127.0.0.2", "::1", "10.0.0.5", "ollama")]
+    [True, True, True, False, False]
+    """
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        ".localhost"
+    ):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 class DNSFailure(ConnectFailed):
     """The host name does not resolve."""
@@ -303,6 +340,25 @@ class TLSMismatch(ConnectFailed):
         super().__init__(detail, **where)
         self.params.update(expected=expected, suggestion=suggestion, status=status)
 
+    @property
+    def _to_tls_port(self) -> bool:
+        """http:// to a TLS port: no handshake took place (only https:// to http attempts one)."""
+        return str(self.params.get("expected", "")).startswith("plain HTTP")
+
+    @property
+    def message(self) -> str:
+        """
+        >>> TLSMismatch("closed.", expected="plain HTTP (http)", address="h:443").message
+        'h:443 expects TLS (https://), but the request was plain http://: closed.'
+        """
+        key = "errors.tls_mismatch_plain" if self._to_tls_port else self.key
+        return t(key, **self.params)
+
+    @property
+    def hint(self) -> str:
+        key = "errors.tls_mismatch_plain_hint" if self._to_tls_port else self.hint_key
+        return t(key or "errors.tls_mismatch_hint", **self.params)
+
 
 class ReadTimeout(OllamaError):
     """Connected, but the server sent nothing for longer than the read timeout."""
@@ -315,6 +371,30 @@ class ReadTimeout(OllamaError):
     ) -> None:
         super().__init__(detail, **where)
         self.params["timeout_s"] = timeout_s
+
+
+class DeadlineExceeded(ReadTimeout):
+    """The request's total time (``deadline_s``) ran out while the server was still sending.
+
+    A read timeout restarts with every byte, so a server that trickles one byte a second, or
+    never ends its answer, defeats it; this bound does not. ``setting`` names what raises it
+    (for example ``--timeout / BENCHMARK_TIMEOUT_SECONDS``).
+    """
+
+    key = "errors.deadline"
+    hint_key = "errors.deadline_hint"
+
+    def __init__(
+        self,
+        detail: str = "",
+        /,
+        *,
+        timeout_s: str = "?",
+        setting: str = "--timeout",
+        **where: Unpack[Where],
+    ) -> None:
+        super().__init__(detail, timeout_s=timeout_s, **where)
+        self.params["setting"] = setting
 
 
 class ConnectionLost(OllamaError):

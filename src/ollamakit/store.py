@@ -386,6 +386,22 @@ class HistoryStore:
                 raise KeyError(f"no run {run_id!r} in the history (call begin_run first)")
             self._add_models(db, run_id, clean)
 
+    def delete_results(self, run_id: str, cells: list[tuple[str, str, int, int]]) -> int:
+        """Delete a run's results by (model, prompt_id, run_index, concurrency); rows deleted.
+
+        ``bench --resume`` drops the part of a batch that was cut short: it is measured again.
+        """
+        with self._write() as db:
+            deleted = 0
+            for model, prompt_id, run_index, concurrency in cells:
+                cursor = db.execute(
+                    """DELETE FROM results WHERE run_id = ? AND model = ? AND prompt_id = ?
+                        AND run_index = ? AND concurrency = ?""",
+                    (run_id, model, prompt_id, run_index, concurrency),
+                )
+                deleted += cursor.rowcount
+        return deleted
+
     def save_run(self, doc: RunDocument) -> None:
         """Store a complete document (header and results) in one transaction."""
         self.begin_run(doc)

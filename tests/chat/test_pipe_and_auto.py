@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.support import assert_no_traceback, run_program
 
-from .conftest import FAST_REPLY, chat_requests, only_transcript
+from .conftest import FAST_REPLY, SLOW_REPLY, chat_requests, only_transcript
 
 
 def test_piped_lines_are_messages_with_plain_replies(chat_sim: Any, isolated_env: Path) -> None:
@@ -43,6 +43,71 @@ def test_piped_commands_work_and_bye_stops(chat_sim: Any) -> None:
     assert [r.body["model"] for r in chat_requests(chat_sim)] == ["other:1b"]
 
 
+def test_piped_save_never_overwrites_unless_forced(chat_sim: Any, tmp_path: Path) -> None:
+    target = tmp_path / "chat.md"
+    target.write_text("keep me", encoding="utf-8")
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input=f"Hi\n/save {target}\n",
+    )
+    assert result.returncode == 0, result.output
+    assert target.read_text(encoding="utf-8") == "keep me"
+    assert f"Use /save! {target} to overwrite it" in " ".join(result.stderr.split())
+    assert result.stdout == f"{FAST_REPLY}\n"
+    forced = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input=f"Hi\nAgain\n/save! {target}\n",
+    )
+    assert forced.returncode == 0, forced.output
+    assert "Saved 2 exchanges" in " ".join(forced.stderr.split())
+    assert target.read_text(encoding="utf-8").startswith("# Chat transcript")
+
+
+def test_model_by_the_number_models_shows(chat_sim: Any) -> None:
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input="/models\n/model 4\nHi\n/model 99\n",
+    )
+    assert result.returncode == 0, result.output
+    row = next(line for line in result.stderr.splitlines() if line.lstrip().startswith("4 "))
+    fourth = row.split()[1]
+    assert fourth == "other:1b", result.stderr  # the fourth model of the list, by number
+    assert "● the model in use" in result.stderr  # the legend under the table
+    assert f"Now chatting with {fourth}" in result.stderr
+    assert [r.body["model"] for r in chat_requests(chat_sim)] == [fourth]
+    assert 'No model "99"' in result.stderr
+
+
+def test_piped_timeout_explains_the_silence_and_exits_1(chat_sim: Any, isolated_env: Path) -> None:
+    """A stalled server: a note after half the timeout (no token), then the timeout, exit 1."""
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "stall", "--timeout", "2"],
+        input="Hi\n",
+    )
+    assert result.returncode == 1, result.output
+    assert_no_traceback(result)
+    err = " ".join(result.stderr.split())
+    assert "No token from stall:1b for 1 s" in err
+    assert "/api/ps lists it (loading or loaded)" in err  # the watch asked the server
+    assert "gives up after 2 s without a token (--timeout, CHAT_TIMEOUT_SECONDS)" in err
+    assert "sent nothing for 2 s" in err
+    assert "CHAT_TIMEOUT_SECONDS (chat)" in err
+    assert "[" not in result.stdout and "No token" not in result.stdout  # replies only
+    assert any(r.path == "/api/ps" for r in chat_sim.requests())
+    events = only_transcript(isolated_env)
+    assert events[-2]["event"] == "error" and events[-2]["kind"] == "ReadTimeout"
+
+
+def test_timeout_from_the_environment_is_validated(chat_sim: Any) -> None:
+    result = run_program(
+        ["chat", "--base-url", chat_sim.url, "--model", "fast"],
+        input="Hi\n",
+        env={"CHAT_TIMEOUT_SECONDS": "soon"},
+    )
+    assert result.returncode == 2
+    assert "CHAT_TIMEOUT_SECONDS" in result.stderr
+
+
 def test_piped_failure_sets_exit_status_1(chat_sim: Any) -> None:
     result = run_program(
         ["chat", "--base-url", chat_sim.url, "--model", "broken"],
@@ -67,7 +132,8 @@ def test_model_from_environment_else_the_newest(chat_sim: Any) -> None:
 def test_unknown_model_and_unreachable_server_exit_2(chat_sim: Any) -> None:
     unknown = run_program(["chat", "--base-url", chat_sim.url, "--model", "nosuch"], input="Hi\n")
     assert unknown.returncode == 2
-    assert 'Model "nosuch" is not on the server' in unknown.stderr
+    assert 'No model "nosuch" on the server. Available: ' in unknown.stderr
+    assert "ollama pull nosuch" in unknown.stderr
     down = run_program(["chat", "--base-url", "http://127.0.0.1:9"], input="Hi\n")
     assert down.returncode == 2
     assert "Connection refused" in down.stderr
@@ -95,8 +161,6 @@ def test_auto_stalled_and_unknown_models(chat_sim: Any) -> None:
             "--model",
             "stall:1b",
             "--model",
-            "nosuch",
-            "--model",
             "broken",
         ],
         env={"GREETING_TIMEOUT_SECONDS": "1.5"},
@@ -111,9 +175,9 @@ def test_auto_stalled_and_unknown_models(chat_sim: Any) -> None:
     rows = {line.split()[0]: line for line in out.splitlines() if line.strip()[:1].isalpha()}
     assert "ok" in rows["fast:1b"].split()
     assert "timeout" in rows["stall:1b"].split()
-    assert "error: model 'nosuch' not found" in rows["nosuch"]
+    # (an unknown --model is exit 2 before any greeting since issue 9: test_select_cli.py)
     assert "error:" in rows["broken:1b"]
-    assert "3 of 4 models did not answer" in result.stderr
+    assert "2 of 3 models did not answer" in result.stderr
     assert "GREETING_TIMEOUT_SECONDS=1.5" in result.stderr
     greeted = chat_requests(chat_sim)
     assert all(r.body["messages"] == [{"role": "user", "content": "Hello!"}] for r in greeted)
@@ -195,11 +259,15 @@ def test_ctrl_c_with_piped_input_stops_the_run(chat_sim: Any, isolated_env: Path
             assert char, seen
             seen += char
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        rest, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    # stdout holds the (partial) reply only; the mark is on stderr
+    assert "interrupted" not in seen + rest
+    assert SLOW_REPLY.startswith((seen + rest).strip())
+    assert "[interrupted]" in err
     events = only_transcript(isolated_env)
     assert [e["event"] for e in events] == ["start", "user", "reply", "end"]
     assert events[2]["interrupted"] is True

@@ -139,11 +139,13 @@ def test_plain_view() -> None:
     view.finish("done", None)
     assert out.getvalue() == "Hello world\n"
     assert err.getvalue() == "hmm\n"
-    out2 = io.StringIO()
-    cut = PlainReplyView(out2, None, None)
+    out2, err2 = io.StringIO(), io.StringIO()
+    cut = PlainReplyView(out2, err2, None)
     cut.content("Partial")
     cut.finish("interrupted", None)
-    assert out2.getvalue() == "Partial\n[interrupted]\n"
+    # stdout holds replies only; the mark is a note, on stderr
+    assert out2.getvalue() == "Partial\n"
+    assert err2.getvalue() == "[interrupted]\n"
 
 
 @pytest.mark.parametrize(

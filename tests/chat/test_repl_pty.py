@@ -77,15 +77,33 @@ def test_save_writes_markdown(start_chat: Any, tmp_path: Path) -> None:
     chat = start_chat("--model", "fast:1b", "--system", "Be brief.")
     chat.say("What is the answer?", FAST_REPLY)
     chat.send(f"/save {target}")
-    chat.child.expect_exact("Saved 1 exchanges")
+    chat.child.expect_exact("Saved 1 exchange to")  # singular
+    chat.prompt()
+    chat.send("/system Be verbose.")
+    chat.child.expect_exact("System prompt set")
+    chat.prompt()
+    chat.say("And now?", FAST_REPLY)
+    # the file exists: asked first; "n" keeps it as it was
+    chat.send(f"/save {target}")
+    chat.child.expect_exact("Overwrite it? [y/N]")
+    chat.send("n")
+    chat.child.expect_exact("Not saved")
+    chat.prompt()
+    assert "Be verbose." not in target.read_text(encoding="utf-8")
+    chat.send(f"/save {target}")
+    chat.child.expect_exact("Overwrite it? [y/N]")
+    chat.send("y")
+    chat.child.expect_exact("Saved 2 exchanges to")
     chat.prompt()
     assert chat.bye() == 0
     text = target.read_text(encoding="utf-8")
     assert text.startswith("# Chat transcript")
     assert "- model: `fast:1b`" in text
-    assert "> **system:** Be brief." in text
     assert "## You\n\nWhat is the answer?\n" in text
     assert f"## fast:1b\n\n{FAST_REPLY}\n" in text
+    # each system prompt where it was set: the first at the top, the second between the turns
+    first, second = text.index("> **system:** Be brief."), text.index("> **system:** Be verbose.")
+    assert first < text.index("What is the answer?") < second < text.index("And now?")
 
 
 def test_ctrl_c_stops_the_reply_and_keeps_the_session(
@@ -237,3 +255,13 @@ def test_sigterm_mid_reply_still_completes_the_transcript(
     assert events[2]["interrupted"] is True
     assert events[2]["content"].startswith("alpha bravo charlie")
     assert events[3]["exit_status"] == 128 + signal.SIGTERM
+
+
+def test_a_silent_reply_gets_a_note_then_times_out(start_chat: Any) -> None:
+    chat = start_chat("--model", "stall:1b", "--timeout", "3")
+    chat.send("Hello?")
+    chat.child.expect_exact("No token from stall:1b")  # in the live region, under the text
+    chat.child.expect_exact("sent nothing for 3 s")
+    chat.child.expect_exact("/retry")
+    chat.prompt()
+    assert chat.bye() == 0

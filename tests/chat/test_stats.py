@@ -7,10 +7,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from rich.cells import cell_len
 from rich.console import Console
 
 from ollamakit.chat.repl import ChatApp
 from ollamakit.chat.session import ChatSession, Reply, ReplyStats
+from ollamakit.i18n import set_language, t
 
 HOME = Path("/home/someone/.local/share/ollamakit")
 LONG = HOME / "transcripts" / "chat-20250301-140509-llama3.2-3b.jsonl"  # 76 characters
@@ -66,3 +69,22 @@ def test_generated_tokens_say_that_interrupted_replies_are_missing() -> None:
     session.record("one", Reply("m", "a", stats=ReplyStats(total_ms=9, eval_count=5, eval_ms=8)))
     text = "\n".join(stats(session, LONG, width=200))
     assert "5 generated" in text and "not counted" not in text
+
+
+@pytest.mark.parametrize("language", ["en", "zh-TW"])
+def test_labels_stay_whole_at_80_columns_when_values_are_long(language: str) -> None:
+    set_language(language)
+    try:
+        session = session_with_an_interrupted_reply()
+        session.model = "hf.co/bartowski/Llama-3.2-3B-Instruct-GGUF:Q4_K_M"
+        session.options = {"temperature": 0.7, "num_ctx": 8192, "top_p": 0.9, "seed": 42}
+        session.set_system("Be brief.")
+        lines = stats(session, LONG)
+        labels = [t(f"chat.st_{key}") for key in ("model", "turns", "replies", "tokens")]
+        labels += [t(f"chat.st_{key}") for key in ("speed", "ttft", "time", "options")]
+        for label in labels:
+            assert any(line.startswith(f"{label}  ") for line in lines), (label, lines)
+        assert not any("…" in line for line in lines), lines
+        assert max(cell_len(line) for line in lines if line != str(LONG)) <= 80
+    finally:
+        set_language("en")

@@ -191,16 +191,9 @@ def _ttft(seen: Seen | tuple[Seen, str] | None) -> float:
     return float("inf") if seen is None or seen.ttft_ms is None else seen.ttft_ms
 
 
-REPEAT_GUARD_PENDING = pytest.mark.xfail(
-    reason="client/sync.py and client/aio.py call decoder.finish() without clean=True, so a "
-    "cleanly ended body without a done line still raises StreamCut (end 'cut')",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize(
     "model",
-    [pytest.param(m, marks=REPEAT_GUARD_PENDING) if m == "repeat" else m for m in SCRIPTS],
+    list(SCRIPTS),
 )
 def test_every_tool_measures_a_reply_the_same_way(
     server: ReplayServer, model: str, tmp_path: Path

@@ -129,7 +129,9 @@ def _api_key_is_checked() -> bool:
     reason="needs the API-key CR/LF check in config.py from the client branch",
     strict=True,
 )
-@pytest.mark.parametrize("key", [f"sk-{CANARY}\r\nX-Evil: 1", f"\rsk-{CANARY}"])
+# A line break at either end is whitespace around the value (a .env file saved with CRLF line
+# ends gives "sk-…\r") and is stripped; one inside the key cannot be sent in a header.
+@pytest.mark.parametrize("key", [f"sk-{CANARY}\r\nX-Evil: 1", f"sk-{CANARY}\rX"])
 def test_an_api_key_with_cr_or_lf_is_rejected_without_showing_it(
     key: str,
     tmp_path: Path,

@@ -5,8 +5,12 @@ error handling of its own: an :class:`OllamakitError` raised before the run star
 unreachable, TLS, 401, a bad ``--suite`` file) propagates to :func:`ollamakit.cli.main`, which
 prints the doctor-style message and exits 2. Once the run has started, failures are rows.
 
-Flow: validate flags → ``GET /api/version`` + ``/api/tags`` (the models, unless ``--model``) →
-on a terminal without ``--auto``, a menu of models and suite categories → the run, with a rich
+Flow: validate flags → ``GET /api/version`` + ``/api/tags`` → the models by
+:mod:`ollamakit.selection` (``--model`` names and globs, ``--exclude``, capabilities from the list
+or ``/api/show``: a wrong or embedding ``--model`` is exit 2 here, before anything is sent;
+embedding and cloud models not named are skipped with a notice) → on a terminal without
+``--auto``, a menu of models and suite categories → the ``think`` value per model (``--think``,
+gated on the server version) → the run, with a rich
 progress bar on a terminal or one plain line per request otherwise → the summary table, hints,
 where the run was saved, and the ``--output`` files.
 
@@ -33,13 +37,24 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from ollamakit.bench import baseline, resume
+from ollamakit.bench.eta import Eta, bench_estimate
 from ollamakit.bench.runner import BenchPlan, Event, NullSink, ResultSink, Runner, StoreSink
 from ollamakit.bench.suites import DEFAULT_SUITE_NAME, Suite, category_label, resolve_suite
-from ollamakit.client import AsyncOllamaClient
+from ollamakit.client import AsyncOllamaBackend, AsyncOllamaClient
 from ollamakit.config import Settings
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.schema import RequestResult, RunDocument
+from ollamakit.selection import (
+    AsyncCatalog,
+    Selection,
+    SelectionError,
+    ThinkMode,
+    parse_think_mode,
+    select_async,
+    think_plan,
+)
 from ollamakit.ui.sanitize import clean, clean_line
 from ollamakit.ui.terminal import Terminal
 from ollamakit.ui.wrap import WrapText
@@ -60,6 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", action="append", metavar="NAME", default=None, help=t("bench.help_model")
     )
+    parser.add_argument(
+        "--exclude", action="append", metavar="PATTERN", default=[], help=t("select.help_exclude")
+    )
+    parser.add_argument("--think", metavar="MODE", default="off", help=t("select.help_think"))
     parser.add_argument(
         "--suite", metavar="NAME|FILE", default=DEFAULT_SUITE_NAME, help=t("bench.help_suite")
     )
@@ -94,6 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--num-ctx", type=int, default=None, metavar="N", help=t("bench.help_num_ctx")
     )
     parser.add_argument("--demo", action="store_true", help=t("bench.help_demo"))
+    resume.add_arguments(parser)  # --resume RUN (bench/resume.py)
+    baseline.add_arguments(parser)  # --baseline/--fail-on-regression/--verdict (bench/baseline.py)
 
 
 # --------------------------------------------------------------------------- validation
@@ -119,6 +140,13 @@ def parse_concurrency(text: str) -> tuple[int, ...]:
             raise UsageError(t("bench.bad_concurrency", value=text, maximum=MAX_CONCURRENCY))
         levels.add(level)
     return tuple(sorted(levels))
+
+
+def _think_mode(args: argparse.Namespace) -> ThinkMode:
+    mode = parse_think_mode(args.think)
+    if mode is None:
+        raise UsageError(t("select.bad_think", value=args.think))
+    return mode
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -257,12 +285,13 @@ class PlainProgress:
         self.total = total
         self.count = 0
         self.out = out
+        self.eta = Eta(total)
 
     def __call__(self, event: Event) -> None:
         self.count += 1
-        self.out.print(
-            escape(f"[{self.count}/{self.total}] {describe(event.result, warmup=event.warmup)}")
-        )
+        self.eta.update()
+        line = f"[{self.count}/{self.total}] {describe(event.result, warmup=event.warmup)}"
+        self.out.print(escape(line + self.eta.suffix()))
 
 
 class BarProgress:
@@ -274,11 +303,13 @@ class BarProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[eta]}[/]"),
             console=out,
             transient=True,
             refresh_per_second=4,  # each refresh holds the GIL: keep it rare while measuring
         )
-        self.task = self.progress.add_task(t("bench.progress"), total=total)
+        self.task = self.progress.add_task(t("bench.progress"), total=total, eta="")
+        self.eta = Eta(total)
 
     def __enter__(self) -> BarProgress:
         self.progress.start()
@@ -288,10 +319,12 @@ class BarProgress:
         self.progress.stop()
 
     def __call__(self, event: Event) -> None:
+        self.eta.update()
         self.progress.update(
             self.task,
             advance=1,
             description=escape(clean_line(describe(event.result, warmup=event.warmup))),
+            eta=escape(self.eta.suffix().removeprefix(" · ")),
         )
 
 
@@ -322,12 +355,22 @@ def _num(value: float | None) -> str:
 # --------------------------------------------------------------------------- the command
 
 
-async def _discover(settings: Settings, want_models: bool) -> tuple[str, list[str]]:
-    """Server version and model names; raises (→ exit 2) when the server cannot be used."""
-    async with AsyncOllamaClient(settings) as client:
-        version = await client.version()
-        models = [m["name"] for m in await client.list_models()] if want_models else []
-    return version, models
+async def _discover(
+    settings: Settings, wanted: Sequence[str], exclude: Sequence[str]
+) -> tuple[str | None, int, Selection]:
+    """Server version, how many models it lists, and the models to benchmark.
+
+    Raises (→ exit 2) when the server cannot be used, and :class:`SelectionError` for a
+    ``--model`` that is not there or cannot chat: nothing has been sent to a model yet.
+    """
+    async with AsyncOllamaBackend(settings, deadline_s=settings.benchmark_timeout_s) as backend:
+        identity = await backend.connect()
+        listed = await backend.list_models()
+        if not listed:
+            return identity.version, 0, Selection(())
+        catalog = AsyncCatalog(backend.describe)
+        selection = await select_async(listed, wanted, exclude, catalog)
+    return identity.version, len(listed), selection
 
 
 async def _execute(runner: Runner, stop: OrderlyStop | None = None) -> RunDocument:
@@ -465,21 +508,33 @@ def _run(
     args: argparse.Namespace, settings: Settings, terminal: Terminal, *, demo: bool = False
 ) -> int:
     _check_args(args)
+    gate = baseline.prepare(args, settings)  # a bad --baseline fails before the run
+    resumed = resume.open_resume(args.resume, settings, args.no_save)
     levels = parse_concurrency(args.concurrency)
     suite: Suite = resolve_suite(args.suite).with_overrides(
         num_predict=args.num_predict, seed=args.seed
     )
     chosen_prompts = bool(args.prompt or args.category)
     suite = suite.select(prompts=args.prompt, categories=args.category)
+    mode = _think_mode(args)
     given: list[str] = list(dict.fromkeys(args.model or []))
-    version, available = asyncio.run(_discover(settings, want_models=not given))
-    models = given or available
-    if not models:
+    server_version, listed, selection = asyncio.run(_discover(settings, given, args.exclude))
+    version = server_version or "?"
+    for notice in selection.notices():
+        terminal.info(notice)
+    models = selection.names
+    if not listed:
         terminal.stderr.print(
             f"[bold red]✘ {escape(t('bench.no_models', url=settings.base_url.redacted()))}[/]"
         )
         terminal.stderr.print(f"  [cyan]→[/] {escape(t('bench.no_models_hint'))}")
         return int(ExitStatus.ERROR)
+    if not models:
+        skipped = ", ".join(s.name for s in selection.skipped)
+        raise SelectionError(
+            t("select.no_chat_models", url=settings.base_url.redacted(), skipped=skipped),
+            t("select.no_chat_models_hint"),
+        )
     if _interactive(args, terminal):
 
         def say(line: str) -> None:
@@ -501,6 +556,10 @@ def _run(
                 labels=category_menu_labels(suite),
             )
             suite = suite.only(categories)
+    chosen = [m for m in selection.models if m.name in models]
+    think_by_model, think_notices = think_plan(chosen, mode, server_version)
+    for notice in think_notices:
+        terminal.info(notice)
 
     plan = BenchPlan(
         models=tuple(models),
@@ -514,7 +573,11 @@ def _run(
         cold_runs=args.cold_runs,
         num_ctx=args.num_ctx,
         demo=demo,
+        think=mode,
+        think_by_model=think_by_model,
     )
+    if resumed is not None:  # same plan, same server, or nothing is sent
+        resumed.check(plan, settings.base_url.redacted(), version)
     if demo:
         _demo_banner(terminal, terminal.stderr)
     terminal.info(
@@ -532,10 +595,18 @@ def _run(
     )
     if plan.num_ctx is not None:
         terminal.info(t("bench.num_ctx_reload", num_ctx=plan.num_ctx))
+    # A long run: how long, and how to make it short (resumed: the news line says what is left).
+    estimate = bench_estimate(plan) if resumed is None else None
+    if estimate is not None:
+        terminal.info(estimate)
     sink, store = _open_sink(settings, args.no_save, terminal)
+    if resumed is not None and isinstance(sink, StoreSink):
+        sink = resume.ResumeSink(sink.store, resumed, on_error=sink.on_error)
+        terminal.info(resumed.news())
     client = AsyncOllamaClient(
         settings,
         read_timeout_s=settings.benchmark_timeout_s,
+        deadline_s=settings.benchmark_timeout_s,
         max_connections=max(64, max(levels)),
     )
     runner = Runner(
@@ -544,20 +615,24 @@ def _run(
         base_url=settings.base_url.redacted(),
         sink=sink,
         client_factory=lambda: AsyncOllamaClient(
-            settings, read_timeout_s=settings.benchmark_timeout_s, max_connections=2
+            settings,
+            read_timeout_s=settings.benchmark_timeout_s,
+            deadline_s=settings.benchmark_timeout_s,
+            max_connections=2,
         ),
     )
+    if resumed is not None:  # the same run id, what is measured skipped
+        runner.resume, runner.run_id = resumed, resumed.doc["run_id"]
+    total = plan.total_requests if resumed is None else resumed.requests_left()
     with OrderlyStop() as stop:
         try:
             try:
                 if terminal.stderr_isatty:
-                    with BarProgress(plan.total_requests, terminal.stderr) as bar:
+                    with BarProgress(total, terminal.stderr) as bar:
                         runner.listener = _quiet_when_gone(bar)
                         doc = asyncio.run(_execute(runner, stop))
                 else:
-                    runner.listener = _quiet_when_gone(
-                        PlainProgress(plan.total_requests, terminal.stderr)
-                    )
+                    runner.listener = _quiet_when_gone(PlainProgress(total, terminal.stderr))
                     doc = asyncio.run(_execute(runner, stop))
             except (KeyboardInterrupt, asyncio.CancelledError):
                 # Stopped (a signal, or Ctrl-C outside the handler): the finished part is kept
@@ -578,6 +653,8 @@ def _run(
                 with contextlib.suppress(Exception):
                     store.close()
         status = _finish(doc, args, store is not None, settings, terminal, sink)
+        if gate is not None:
+            status = baseline.check(gate, doc, terminal, status)
         if stop.signum is not None and doc["status"] == "interrupted":
             name = signal.Signals(stop.signum).name
             with contextlib.suppress(*_GONE):

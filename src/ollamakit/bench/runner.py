@@ -74,7 +74,7 @@ import math
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -84,7 +84,7 @@ from ollamakit.bench.suites import Prompt, Suite, marked
 from ollamakit.client import AsyncOllamaClient
 from ollamakit.client.ollama import residency as residency_of
 from ollamakit.client.ollama import unload_body
-from ollamakit.domain import Residency, StreamEnd
+from ollamakit.domain import Residency, StreamEnd, Think
 from ollamakit.errors import ConnectFailed, ConnectionLost, OllamakitError
 from ollamakit.i18n import t
 from ollamakit.measure.recorder import ReplyRecorder
@@ -106,6 +106,7 @@ from ollamakit.measure.stats import (
     summary_rows,
 )
 from ollamakit.report.common import FULL_GPU_SHARE, gpu_text
+from ollamakit.selection import capped_before_answer
 
 #: Round trips measured before the run (after one request that opened the connection).
 RTT_SAMPLES: Final = 5
@@ -144,6 +145,10 @@ class BenchPlan:
     num_ctx: int | None = None  # sent as options.num_ctx in every request
     keep_alive: str = KEEP_ALIVE
     demo: bool = False  # the server is the built-in simulator (--demo): numbers are simulated
+    #: ``--think``: the mode asked for, and per model the ``think`` value sent (selection.py);
+    #: a model not in the map gets no ``think`` (the server's default).
+    think: str | None = None
+    think_by_model: Mapping[str, Think | None] = field(default_factory=dict)
 
     @property
     def total_requests(self) -> int:
@@ -168,6 +173,8 @@ class BenchPlan:
             "keep_alive": self.keep_alive,
             "cold": self.cold,
             "cold_runs": self.cold_runs if self.cold else 0,
+            "think": self.think,
+            "think_sent": {m: self.think_by_model.get(m) for m in self.models},
         }
 
 
@@ -259,6 +266,18 @@ class StoreSink:
             self.complete = False
 
 
+class Resumed(Protocol):
+    """``bench --resume`` (:class:`ollamakit.bench.resume.Resume`): what is already measured."""
+
+    sequence_start: int
+
+    def document(self, fresh: RunDocument) -> RunDocument: ...
+
+    def model_done(self, model: str) -> bool: ...
+
+    def batch_done(self, model: str, prompt_id: str, run: int, level: int) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """Progress news: one request finished (``warmup`` marks the unmeasured ones).
@@ -302,6 +321,7 @@ class Runner:
     listener: Listener | None = None
     client_factory: Callable[[], AsyncOllamaClient] | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    resume: Resumed | None = None  # bench --resume: continue this saved run
 
     def __post_init__(self) -> None:
         self._sequence = 0
@@ -345,12 +365,21 @@ class Runner:
             "failure": None,
             "demo": self.plan.demo,
         }
+        if self.resume is not None:  # the interrupted run goes on (bench/resume.py)
+            doc = self.resume.document(doc)
+            self._results = list(doc["results"])
+            self._cold_loads = list(doc["cold_loads"])
+            self._levels = list(doc["concurrency_summary"])
+            self._sequence = self.resume.sequence_start  # markers unlike the first session's
         self.sink.begin(doc)
         self.document = doc
         interrupted = False
         try:
+            earlier = {m.get("model"): m for m in doc.get("models") or []}  # --resume
             for model in self.plan.models:
                 facts: ModelFacts = {"model": model, "skipped": None}
+                if self.resume is not None and self.resume.model_done(model):
+                    facts = earlier.get(model) or facts  # measured before: keep its facts
                 self._models.append(facts)
                 try:
                     await self._model(model, facts)
@@ -386,6 +415,7 @@ class Runner:
         doc["models"] = list(self._models)
         doc["hints"] = (
             buffering_hints(self._results)
+            + thinking_cap_hints(self._results, self.plan)
             + residency_hints(self._models)
             + throughput_hints(self._levels)
         )
@@ -404,6 +434,8 @@ class Runner:
 
     async def _model(self, model: str, facts: ModelFacts) -> None:
         prompts = self.plan.suite.prompts
+        if self.resume is not None and self.resume.model_done(model):
+            return
         load: LoadInfo = {"model": model, "load_ms": None}
         warmups = self.plan.warmup
         if self.plan.cold:
@@ -437,6 +469,8 @@ class Runner:
             try:
                 for prompt in prompts:
                     for run in range(self.plan.runs):
+                        if self.resume and self.resume.batch_done(model, prompt.id, run, level):
+                            continue
                         started_ns = time.perf_counter_ns()
                         batch = await self._batch(model, prompt, run, level)
                         wall_ns += time.perf_counter_ns() - started_ns
@@ -548,6 +582,7 @@ class Runner:
             marked(prompt, marker),
             options=self._options,
             keep_alive=self.plan.keep_alive,
+            think=self.plan.think_by_model.get(identity.model),
         )
         recorder: ReplyRecorder | None = None
         error: str | None = None
@@ -683,6 +718,24 @@ def buffering_hints(results: Sequence[RequestResult]) -> list[str]:
     return [t("bench.hint_buffered", count=count, total=len(results))] if count else []
 
 
+def thinking_cap_hints(results: Sequence[RequestResult], plan: BenchPlan) -> list[str]:
+    """Per model, when replies hit the ``num_predict`` cap before any answer text.
+
+    Such a reply is "ok" with an empty TTFT cell: the budget went to thinking. gpt-oss (sent a
+    level because it cannot turn thinking off) can only be given a larger budget.
+    """
+    totals: dict[str, int] = {}
+    for r in results:
+        if r["ok"]:
+            totals[r["model"]] = totals.get(r["model"], 0) + 1
+    hints: list[str] = []
+    for model, count in capped_before_answer(results).items():
+        cannot_off = plan.think == "off" and isinstance(plan.think_by_model.get(model), str)
+        key = "select.hint_capped_oss" if cannot_off else "select.hint_capped"
+        hints.append(t(key, model=model, count=count, total=totals.get(model, count)))
+    return hints
+
+
 def throughput_hints(rows: Sequence[ConcurrencyRow]) -> list[str]:
     """Hints about where aggregate throughput stops growing, per model.
 
@@ -726,9 +779,11 @@ __all__ = [
     "Event",
     "NullSink",
     "ResultSink",
+    "Resumed",
     "Runner",
     "StoreSink",
     "buffering_hints",
     "residency_hints",
+    "thinking_cap_hints",
     "throughput_hints",
 ]

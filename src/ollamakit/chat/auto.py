@@ -10,8 +10,9 @@ closes the connection, which makes Ollama stop generating.
 
 The server's model list is fetched first, also with ``--model``: when the server cannot be
 reached that request raises, and ``cli.main`` turns it into exit status 2 before any greeting.
-After that, a model that fails (unknown name, 503, error line, cut stream) is a row in the
-table, not the end of the run.
+The models are chosen by :mod:`ollamakit.selection` (a ``--model`` that is not there or cannot
+chat is exit 2, with the list and close names). After that, a model that fails (503, error
+line, cut stream) is a row in the table, not the end of the run.
 
 Exit status: 0 when every model answered, 1 when at least one did not.
 """
@@ -31,15 +32,16 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ollamakit.chat.models import resolve_model
 from ollamakit.chat.render import GUTTER, THINK_STYLE
 from ollamakit.chat.session import format_ms
 from ollamakit.client import AsyncChunkStream, AsyncOllamaClient
+from ollamakit.client.ollama import describe_info, model_info
 from ollamakit.config import Settings
-from ollamakit.domain import StreamEnd
+from ollamakit.domain import ModelInfo, StreamEnd
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.recorder import ReplyRecorder
+from ollamakit.selection import AsyncCatalog, SelectionError, select_async
 from ollamakit.types import Message
 from ollamakit.ui.tables import (
     first_fitting,
@@ -273,12 +275,28 @@ async def greet_all(
     # The read timeout only backs up the deadline below, which always fires first.
     async with AsyncOllamaClient(settings, read_timeout_s=timeout_s + 5) as client:
         listed = await client.list_models()  # an unreachable server raises here: exit 2
-        # A typed name is matched like in the interactive chat (llama3.2 -> llama3.2:latest);
-        # one that matches nothing is sent as typed, and the server's 404 becomes its row.
-        names = [resolve_model(m, listed) or m for m in models] if models else []
-        names = names or [m["name"] for m in listed]
-        if not names:
+        if not listed:
             raise UsageError(t("chat.no_models"))
+
+        async def describe(name: str) -> ModelInfo:
+            return describe_info(name, await client.show(name))
+
+        # The one matching rule (selection.py): a name that matches nothing, or an embedding
+        # model named, is exit 2 before any greeting; without names, embedding and cloud
+        # models are left out, each with a one-line notice.
+        selection = await select_async(
+            [model_info(m) for m in listed], list(models or ()), (), AsyncCatalog(describe)
+        )
+        names = selection.names
+        if not names:
+            raise SelectionError(
+                t(
+                    "select.no_chat_models",
+                    url=settings.base_url.redacted(),
+                    skipped=", ".join(s.name for s in selection.skipped),
+                ),
+                t("select.no_chat_models_hint"),
+            )
         header = t(
             "chat.auto_header",
             count=len(names),
@@ -287,6 +305,8 @@ async def greet_all(
             timeout=f"{timeout_s:g}",
         )
         print_text(out, Text(header, style="dim"))
+        for notice in selection.notices():  # after the header: what was expanded or skipped
+            print_text(out, Text(notice, style="dim"))
         messages: list[Message] = []
         if system:
             messages.append({"role": "system", "content": system})
@@ -373,6 +393,8 @@ def run_auto(
         return int(ExitStatus.OK)
     summary = t("chat.auto_summary_some", failed=len(failed), total=len(results))
     if any(r.status == "timeout" for r in failed):
-        summary += " " + t("chat.auto_timeout_hint", seconds=f"{settings.greeting_timeout_s:g}")
+        hint = t("chat.auto_timeout_hint", seconds=f"{settings.greeting_timeout_s:g}")
+        # Chinese sentences follow each other without a space (after "。")
+        summary += ("" if summary.endswith(("。", "！", "？")) else " ") + hint
     print_text(terminal.console(stderr=True), Text(summary, style="yellow"))
     return int(ExitStatus.FAILURES)

@@ -25,6 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", metavar="TEXT", help=t("chat.help_system"))
     parser.add_argument("--greeting", metavar="TEXT", help=t("chat.help_greeting"))
     parser.add_argument("--demo", action="store_true", help=t("chat.help_demo"))
+    parser.add_argument(
+        "--timeout",
+        dest="chat_timeout",  # read by config.py as CHAT_TIMEOUT_SECONDS (bench's is another key)
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=t("chat.help_timeout"),
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:

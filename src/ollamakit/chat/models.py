@@ -1,8 +1,10 @@
 """The server's model list as the chat shows it: matching a typed name, sizes, a table.
 
-Name matching follows Ollama's own rule that a name without a tag means ``:latest``, and
-adds two conveniences for typing: case does not matter, and a unique prefix is enough
-(``/model qwen`` when only ``qwen3:8b`` starts with it).
+Name matching is :func:`ollamakit.selection.resolve`, the rule every tool uses: exact name,
+then ``:latest``, ignoring case, then a unique prefix (``/model qwen`` when only ``qwen3:8b``
+starts with it), which the chat says in one line. Which models can chat (not embedding models,
+and not cloud models unless named) is :mod:`ollamakit.selection` too; this module only adapts
+the chat's wire entries (``/api/tags`` dicts) to it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from collections.abc import Sequence
 from rich.markup import escape
 from rich.table import Table
 
+from ollamakit.client import OllamaClient
+from ollamakit.client.ollama import describe_info, model_info
+from ollamakit.domain import ModelInfo
 from ollamakit.measure import format as fmt
+from ollamakit.selection import Catalog, Match, resolve
 from ollamakit.types import ModelEntry
 
 
@@ -25,18 +31,30 @@ def resolve_model(name: str, models: Sequence[ModelEntry]) -> str | None:
     >>> resolve_model("qwen3", ms) is None, resolve_model("mistral", ms) is None
     (True, True)
     """
-    wanted = name.strip()
-    names = [m["name"] for m in models]
-    for candidate in (wanted, f"{wanted}:latest"):
-        if candidate in names:
-            return candidate
-    lowered = wanted.lower()
-    for candidate in (lowered, f"{lowered}:latest"):
-        for real in names:
-            if real.lower() == candidate:
-                return real
-    prefixed = [real for real in names if real.lower().startswith(lowered)]
-    return prefixed[0] if len(prefixed) == 1 else None
+    match = match_model(name, models)
+    return None if match is None else match.name
+
+
+def match_model(name: str, models: Sequence[ModelEntry]) -> Match | None:
+    """:func:`ollamakit.selection.resolve` over the chat's entries (``expanded`` to be said)."""
+    return resolve(name, [m["name"] for m in models])
+
+
+def infos(models: Sequence[ModelEntry]) -> list[ModelInfo]:
+    """The entries as :class:`ModelInfo` values (capabilities as the list says)."""
+    return [model_info(m) for m in models]
+
+
+def catalog_for(client: OllamaClient) -> Catalog:
+    """A per-session cache of ``/api/show`` answers (capabilities on servers before 0.30)."""
+    return Catalog(lambda name: describe_info(name, client.show(name)))
+
+
+def info_of(name: str, models: Sequence[ModelEntry], catalog: Catalog | None) -> ModelInfo:
+    """What is known about ``name``: its list entry, completed by ``/api/show`` when needed."""
+    entry = next((m for m in models if m["name"] == name), None)
+    info = model_info(entry) if entry is not None else ModelInfo(name)
+    return catalog.info(info) if catalog is not None else info
 
 
 format_size = fmt.size  # the one bytes formatter (measure/format.py), as ``ollama list``

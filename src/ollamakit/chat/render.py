@@ -346,6 +346,10 @@ class ReplyView(Protocol):
 
     def finish(self, outcome: Outcome, stats: ReplyStats | None) -> None: ...
 
+    def slow(self, text: str) -> None:
+        """No token for a while: ``text`` says what may be going on (called from a thread)."""
+        ...
+
 
 class RichReplyView:
     """Live Markdown for a terminal (see the module docstring)."""
@@ -359,6 +363,7 @@ class RichReplyView:
         self._phase: Literal["wait", "thinking", "answer"] = "wait"
         self._printed = False  # something permanent was printed in the current section
         self._started_at = time.monotonic()
+        self._slow: str | None = None  # set by the chat's slow-reply watch (another thread)
         self._live = Live(
             console=console,
             auto_refresh=False,
@@ -392,16 +397,20 @@ class RichReplyView:
         if self._phase == "wait":
             elapsed = time.monotonic() - self._started_at
             label = t("chat.waiting", model=self.model, seconds=f"{elapsed:.1f}")
-            return Spinner("dots", text=Text(label, style="dim"), style="dim")
+            spinner = Spinner("dots", text=Text(label, style="dim"), style="dim")
+            if self._slow is None:
+                return spinner
+            return Group(spinner, _Width(Text(self._slow, style="yellow"), self.width))
+        note = "" if self._slow is None else _Width(Text(self._slow, style="yellow"), self.width)
         if self._phase == "thinking":
-            return (
-                BottomLines(thinking_line(self._think.tail), max_lines) if self._think.tail else ""
-            )
-        tail = self._md.tail
-        if not tail.strip():
-            return ""
-        view = _Width(BottomLines(markdown(tail), max_lines), self.width)
-        return Group("", view) if self._printed else view  # the blank line a block will get
+            tail = self._think.tail
+            return Group(BottomLines(thinking_line(tail), max_lines) if tail else "", note)
+        answer = self._md.tail
+        if not answer.strip():
+            return note
+        view = _Width(BottomLines(markdown(answer), max_lines), self.width)
+        # the blank line a block will get
+        return Group("", view, note) if self._printed else Group(view, note)
 
     # -- permanent output
 
@@ -426,6 +435,9 @@ class RichReplyView:
 
     # -- ReplyView
 
+    def slow(self, text: str) -> None:
+        self._slow = text  # the spinner shows it while the reply waits for its first token
+
     def start(self) -> None:
         self._started_at = time.monotonic()
         with self._lock:
@@ -434,6 +446,7 @@ class RichReplyView:
 
     def thinking(self, text: str) -> None:
         text = clean(text)
+        self._slow = None if text else self._slow  # tokens again: the note is out of date
         if not text or self._phase == "answer":
             if text:  # thinking after the answer began: rare; keep it, dimmed, in the flow
                 self._print(thinking_line(text.strip()))
@@ -446,6 +459,7 @@ class RichReplyView:
         text = clean(text)
         if not text:
             return
+        self._slow = None  # tokens again: the note is out of date
         if self._phase != "answer":
             if not text.strip() and not self._md.tail:
                 return  # leading whitespace between thinking and answer
@@ -505,6 +519,15 @@ class PlainReplyView:
     def start(self) -> None:
         pass
 
+    def slow(self, text: str) -> None:
+        # a note, so stderr (stdout holds replies only); on a line of its own
+        note = self.thinking_out
+        if self._thought and not self._thought_last.endswith("\n"):
+            note.write("\n")
+            self._thought_last = "\n"
+        note.write(f"[{text}]\n")
+        note.flush()
+
     def thinking(self, text: str) -> None:
         text = clean(text)
         if text and self.thinking_out is not None:
@@ -537,8 +560,11 @@ class PlainReplyView:
             self.thinking_out.flush()
         if self._wrote and not self._last.endswith("\n"):
             self.out.write("\n")
-        if outcome == "interrupted":
-            self.out.write(f"[{t('chat.interrupted_mark')}]\n")
         self.out.flush()
+        if outcome == "interrupted":
+            # stdout holds replies only: the mark goes with the other notes, to stderr
+            note = self.thinking_out if self.thinking_out is not None else sys.stderr
+            note.write(f"[{t('chat.interrupted_mark')}]\n")
+            note.flush()
         if stats is not None and self.stats_out is not None and outcome != "failed":
             self.stats_out.print(Text(stats_line(stats, outcome), style="dim"))

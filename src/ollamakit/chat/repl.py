@@ -34,6 +34,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -46,7 +47,15 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ollamakit.chat.models import format_size, model_table, resolve_model
+from ollamakit.chat.models import (
+    catalog_for,
+    format_size,
+    info_of,
+    infos,
+    match_model,
+    model_table,
+    resolve_model,
+)
 from ollamakit.chat.render import (
     Outcome,
     PlainReplyView,
@@ -65,15 +74,26 @@ from ollamakit.chat.session import (
     format_ms,
     message_text,
     parse_command,
-    parse_think,
 )
 from ollamakit.chat.transcript import Transcript
 from ollamakit.client import Chunk, OllamaClient
 from ollamakit.config import Settings
 from ollamakit.domain import StreamEnd
-from ollamakit.errors import ExitStatus, OllamakitError, UsageError
+from ollamakit.errors import ConnectFailed, ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.recorder import ReplyRecorder
+from ollamakit.selection import (
+    Catalog,
+    SelectionError,
+    can_think,
+    check_think_version,
+    classify,
+    kind_of,
+    levels_only,
+    parse_think_mode,
+    think_for,
+    unknown_model,
+)
 from ollamakit.types import ModelEntry
 from ollamakit.ui.tables import print_table
 from ollamakit.ui.terminal import Terminal
@@ -82,6 +102,8 @@ if TYPE_CHECKING:
     from ollamakit.chat.prompt import PromptInput
 
 HISTORY_FILE: Final = "chat_history"
+#: Silence (no token) after which the chat says what may be going on; at most half the timeout.
+SLOW_AFTER_S: Final = 10.0
 
 
 # --------------------------------------------------------------------------- terminal plumbing
@@ -239,6 +261,70 @@ class _Collector:
         return ReplyStats.from_measurement(measurement, elapsed_ms=elapsed_ms)
 
 
+class SlowReplyWatch:
+    """Says what may be going on when a reply stays silent (no token) for a while.
+
+    A thread started with the request; :meth:`touch` on every chunk re-arms it. After
+    ``after_s`` of silence it asks ``/api/ps`` (on a connection of its own: the streaming one
+    is busy) whether the server lists the model. Ollama lists a model from the moment it starts
+    loading, so: not listed, the request waits its turn (a queue, memory to free); listed, it is
+    loading or busy with others. One sentence goes to ``say``, once per silence.
+    The read timeout (``--timeout``) still ends the wait; this only explains it.
+    """
+
+    def __init__(
+        self,
+        *,
+        after_s: float,
+        loaded: Callable[[], bool | None],
+        say: Callable[[str], None],
+        model: str,
+        timeout_s: float,
+    ) -> None:
+        self._after_s = after_s
+        self._loaded = loaded
+        self._say = say
+        self._model = model
+        self._timeout_s = timeout_s
+        self._last = time.monotonic()
+        self._warned = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chat-slow", daemon=True)
+
+    def __enter__(self) -> SlowReplyWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def touch(self) -> None:
+        self._last, self._warned = time.monotonic(), False
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            silent_s = time.monotonic() - self._last
+            if self._warned or silent_s < self._after_s:
+                continue
+            self._warned = True
+            loaded = self._loaded()
+            if self._stop.is_set():
+                return
+            key = {
+                None: "chat.slow_unknown",
+                True: "chat.slow_listed",
+                False: "chat.slow_not_listed",
+            }
+            self._say(
+                t(
+                    key[loaded],
+                    model=self._model,
+                    seconds=f"{silent_s:.0f}",
+                    timeout=f"{self._timeout_s:g}",
+                )
+            )
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -256,7 +342,10 @@ class ChatApp:
         out: Console,
         view_factory: Callable[[str], ReplyView],
         terminal: Terminal | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
+        self.catalog = catalog  # /api/show answers, asked once per model (selection.py)
+        self._server_version: str | None = None
         self.settings = settings
         self.client = client
         self.session = session
@@ -267,6 +356,7 @@ class ChatApp:
         self.terminal = terminal
         self.guard = SigintGuard()
         self.interactive = False
+        self.source: Input | None = None
 
     # -- output helpers
 
@@ -282,16 +372,25 @@ class ChatApp:
     def error(self, exc: OllamakitError) -> None:
         """The doctor-style message (``✘`` what happened, ``→`` what to do), word-wrapped."""
         if not self.interactive:
-            (self.terminal or Terminal.from_env()).print_error(exc)
+            terminal = self.terminal or Terminal.from_env()
+            terminal.print_error(exc)
+            if isinstance(exc, ConnectFailed):  # the server went away: the doctor says why
+                terminal.info(t("errors.see_doctor"))
             return
         self.out.print(Text(f"✘ {exc.message}", style="bold red"))
         for line in (exc.hint or "").splitlines():
+            if line.startswith("    "):  # a command to copy: whole, on its own line, no arrow
+                self.out.print(Text("    " + line.strip(), style="bold"), soft_wrap=True)
+                continue
             self.out.print(Padding(Text.assemble(("→ ", "cyan"), line), (0, 0, 0, 2)))
+        if isinstance(exc, ConnectFailed):  # the server went away: the doctor says why
+            self.info(t("errors.see_doctor"))
 
     # -- the loop
 
     def run(self, source: Input) -> int:
         self.interactive = source.interactive
+        self.source = source
         with _exit_on_signals():
             while True:
                 try:
@@ -328,9 +427,16 @@ class ChatApp:
         outcome: Outcome = "interrupted"  # whatever escapes below (Ctrl-C, SIGTERM) cuts it short
         error: OllamakitError | None = None
         guard = self.guard
+        watch = SlowReplyWatch(
+            after_s=min(SLOW_AFTER_S, self.settings.chat_timeout_s / 2),
+            loaded=lambda: self._model_loaded(session.model),
+            say=view.slow,
+            model=session.model,
+            timeout_s=self.settings.chat_timeout_s,
+        )
         with guard.active():
             try:
-                with quiet_tty() if self.interactive else contextlib.nullcontext():
+                with quiet_tty() if self.interactive else contextlib.nullcontext(), watch:
                     view.start()
                     with self.client.stream_chat(
                         session.model,
@@ -340,6 +446,7 @@ class ChatApp:
                     ) as stream:
                         collected.start(stream.sent_ns)
                         for chunk in stream:
+                            watch.touch()
                             with guard.shield():
                                 thinking, content = collected.add(chunk)
                                 view.thinking(thinking)
@@ -356,6 +463,15 @@ class ChatApp:
         if outcome == "interrupted" and not self.interactive:
             # Ctrl-C with piped input stops the whole run (exit 130), not just this reply.
             raise KeyboardInterrupt
+
+    def _model_loaded(self, model: str) -> bool | None:
+        """Whether ``/api/ps`` lists ``model`` (None: it could not be asked in a few seconds)."""
+        try:
+            with OllamaClient(self.settings, read_timeout_s=5.0) as probe:
+                running = probe.running_models()
+        except OllamakitError:
+            return None
+        return any(m.get("name") == model or m.get("model") == model for m in running)
 
     def _conclude(
         self,
@@ -424,6 +540,9 @@ class ChatApp:
             else:
                 self.hint(t("chat.unknown_command", name=command.name))
             return None
+        if command.spec.name == "save":
+            self.cmd_save(command.arg, force=command.force)
+            return None
         handler = getattr(self, f"cmd_{command.spec.name}")
         result: str | None = handler(command.arg)
         return result
@@ -454,6 +573,7 @@ class ChatApp:
             self.hint(t("chat.no_models"))
             return
         self.out.print(model_table(self.models, current=self.session.model, headers=_headers()))
+        self.info(t("chat.models_legend"))
 
     def cmd_model(self, arg: str) -> None:
         if not arg:
@@ -462,10 +582,22 @@ class ChatApp:
             return
         if not self._refresh_models():
             return
-        name = resolve_model(arg, self.models)
-        if name is None:
+        match = match_model(_numbered(arg, self.models), self.models)
+        if match is None:
             self.hint(t("chat.model_not_here", model=arg))
             return
+        name = match.name
+        if match.expanded:
+            self.info(t("select.expanded", wanted=arg, model=name))
+        info = info_of(name, self.models, self.catalog)
+        if kind_of(info) == "embedding":
+            self.hint(t("select.cannot_chat", model=name))
+            return
+        if kind_of(info) == "cloud":
+            self.info(t("select.cloud_named", model=name))
+        if self.session.think not in (None, False) and can_think(info) is False:
+            self.session.think = None  # a thinking request to this model would be a 400
+            self.info(t("select.think_reset", model=name))
         self.session.model = name
         self.transcript.write("model", model=name)
         self.note(t("chat.model_switched", model=name, turns=len(self.session.turns)))
@@ -475,7 +607,7 @@ class ChatApp:
             current = self.session.system
             self.note(t("chat.system_current", text=current) if current else t("chat.system_none"))
             return
-        self.session.system = arg
+        self.session.set_system(arg)
         self.transcript.write("system", content=arg)
         self.note(t("chat.system_set"))
 
@@ -484,11 +616,33 @@ class ChatApp:
         self.transcript.write("clear")
         self.note(t("chat.cleared"))
 
-    def cmd_save(self, arg: str) -> None:
+    def _confirm(self, question: str) -> bool:
+        """A yes/no question at the prompt (interactive only); anything but yes is no."""
+        ask = getattr(self.source, "ask", None)
+        if not self.interactive or ask is None:
+            return False
+        try:
+            answer = str(ask(f"{question} ", ["y", "n"]))
+        except (EOFError, KeyboardInterrupt):
+            return False
+        return answer.strip().lower() in {"y", "yes", "是", "對"}
+
+    def cmd_save(self, arg: str, *, force: bool = False) -> None:
         if not arg:
             self.hint(t("chat.save_usage"))
             return
         path = Path(arg).expanduser()
+        if path.exists() and not force:
+            if path.is_dir():
+                self.hint(t("chat.save_failed", path=str(path), error=t("chat.save_is_dir")))
+                return
+            # Interactive: ask. Piped: never overwrite silently; ``/save!`` says it is wanted.
+            if not self.interactive:
+                self.hint(t("chat.save_exists_piped", path=str(path)))
+                return
+            if not self._confirm(t("chat.save_overwrite", path=path.name)):  # path just typed
+                self.info(t("chat.save_kept", path=str(path)))
+                return
         text = self.session.to_markdown(
             server=self.settings.base_url.redacted(),
             title=t("chat.md_title"),
@@ -501,13 +655,11 @@ class ChatApp:
             self.hint(t("chat.save_failed", path=str(path), error=exc.strerror or str(exc)))
             return
         self.transcript.write("save", path=str(path.resolve()))
-        self.note(t("chat.saved", path=str(path), turns=len(self.session.turns)))
+        turns = len(self.session.turns)
+        self.note(t("chat.saved_one" if turns == 1 else "chat.saved", path=str(path), turns=turns))
 
     def cmd_stats(self, arg: str) -> None:
         session, totals = self.session, self.session.totals
-        table = Table(box=None, show_header=False, pad_edge=False)
-        table.add_column(style="dim", no_wrap=True)
-        table.add_column(overflow="fold")
         tps = totals.eval_tps
         # The server counts tokens only in a reply's last chunk, which an interrupted reply
         # never gets: say that its tokens are missing rather than pass the sum off as a total.
@@ -537,7 +689,13 @@ class ChatApp:
         labels = [label for label, _ in rows] + [t("chat.st_transcript")]
         # The path in one piece, to copy: in the table when it fits on the line, else on a
         # line of its own (where a terminal soft-wraps it, which copies as one line).
-        inline = max(map(cell_len, labels)) + 2 + cell_len(path) <= self.out.width
+        label_width = max(map(cell_len, labels))
+        inline = label_width + 2 + cell_len(path) <= self.out.width
+        table = Table(box=None, show_header=False, pad_edge=False)
+        # Labels whole (rich would otherwise shrink them to "exchanges…" when a value is long):
+        # the values fold instead, unless the screen is too narrow for even that.
+        table.add_column(style="dim", no_wrap=True, min_width=min(label_width, self.out.width // 2))
+        table.add_column(overflow="fold")
         for label, value in rows:
             table.add_row(label, Text(value))
         if inline:
@@ -564,16 +722,56 @@ class ChatApp:
         else:
             self.note(f"{name.lower()} = {result}")
 
+    def _version(self) -> str | None:
+        """The server's version, asked once (``/think`` levels depend on it)."""
+        if self._server_version is None:
+            try:
+                self._server_version = self.client.version()
+            except OllamakitError:
+                return None
+        return self._server_version
+
     def cmd_think(self, arg: str) -> None:
-        value = parse_think(arg) if arg else None
-        if value is None:
-            state = {None: t("chat.think_default"), True: "on", False: "off"}[self.session.think]
+        """``/think on|off|low|medium|high|max``, checked against the model and the server
+        before anything is sent: a model that cannot think, gpt-oss and ``off``, a level
+        this Ollama version would answer with a 400 (selection.py) each get a message."""
+        mode = parse_think_mode(arg) if arg else None
+        if mode is None:
+            current = self.session.think
+            state = (
+                t("chat.think_default")
+                if current is None
+                else current
+                if isinstance(current, str)
+                else "on"
+                if current
+                else "off"
+            )
             self.note(t("chat.think_current", state=state))
-            self.info(t("chat.think_usage"))
+            self.info(t("select.think_usage"))
             return
+        model = self.session.model
+        info = info_of(model, self.models, self.catalog)
+        if mode != "off" and can_think(info) is False:
+            self.hint(t("select.think_cannot", model=model))
+            return
+        if mode == "off" and levels_only(info):
+            self.hint(t("select.think_cannot_off_chat", model=model))
+            return
+        try:
+            check_think_version(mode, self._version(), any_plain=not levels_only(info))
+        except SelectionError as exc:
+            self.hint(exc.message)
+            if exc.hint:
+                self.info(exc.hint)
+            return
+        value = think_for(info, mode).value
         self.session.think = value
         self.transcript.write("think", value=value)
-        self.note(t("chat.think_on" if value else "chat.think_off"))
+        if isinstance(value, str):
+            self.note(t("select.think_level", level=value))
+        else:
+            self.note(t("chat.think_on" if value else "chat.think_off"))
 
     def cmd_retry(self, arg: str) -> None:
         text = self.session.take_retry()
@@ -589,6 +787,19 @@ class ChatApp:
         return "bye"
 
 
+def _numbered(arg: str, models: list[ModelEntry]) -> str:
+    """``/model 2``: the name numbered 2 in ``/models`` and the start picker; else ``arg``.
+
+    >>> ms = [{"name": "a:1b"}, {"name": "b:2b"}]
+    >>> _numbered("2", ms), _numbered("3", ms), _numbered("b", ms)
+    ('b:2b', '3', 'b')
+    """
+    number = arg.strip()
+    if number.isdigit() and 1 <= int(number) <= len(models):
+        return models[int(number) - 1]["name"]
+    return arg
+
+
 def _headers() -> list[str]:
     return [t("chat.col_model"), t("chat.col_params"), t("chat.col_quant"), t("chat.col_size")]
 
@@ -596,7 +807,8 @@ def _headers() -> list[str]:
 def _options_text(session: ChatSession) -> str:
     parts = [f"{k}={v}" for k, v in session.options.items()]
     if session.think is not None:
-        parts.append(f"think={'on' if session.think else 'off'}")
+        think = session.think
+        parts.append(f"think={think if isinstance(think, str) else 'on' if think else 'off'}")
     if session.system:
         parts.append(t("chat.st_system_set"))
     return ", ".join(parts) or t("chat.st_defaults")
@@ -611,23 +823,50 @@ def choose_model(
     *,
     ask: Callable[[list[ModelEntry]], str | None] | None,
     out: Console,
+    catalog: Catalog | None = None,
+    server: str = "",
 ) -> str | None:
-    """The model to chat with; raises UsageError when it cannot be decided."""
+    """The model to chat with; raises UsageError (exit 2) when it cannot be decided.
+
+    A typed name follows the one matching rule (an expansion is said in one line); an
+    embedding model cannot chat. Without a name, embedding and cloud models are left out of
+    the choice, each with a one-line notice (selection.py).
+    """
     if wanted:
-        name = resolve_model(wanted, models)
-        if name is None:
-            available = ", ".join(m["name"] for m in models) or t("chat.none")
-            raise UsageError(t("chat.model_unknown", model=wanted, available=available))
-        return name
+        match = match_model(wanted, models)
+        if match is None:
+            raise unknown_model(wanted, [m["name"] for m in models])
+        if match.expanded:
+            out.print(Text(t("select.expanded", wanted=wanted, model=match.name), style="dim"))
+        kind = kind_of(info_of(match.name, models, catalog))
+        if kind == "embedding":
+            raise SelectionError(
+                t("select.cannot_chat", model=match.name), t("select.cannot_chat_hint")
+            )
+        if kind == "cloud":
+            out.print(Text(t("select.cloud_named", model=match.name), style="dim"))
+        return match.name
     if not models:
         raise UsageError(t("chat.no_models"))
-    if len(models) == 1:
-        return models[0]["name"]
+    listed = infos(models)
+    kept, skipped = classify(
+        catalog.complete(listed) if catalog is not None else listed, [False] * len(listed)
+    )
+    for skip in skipped:
+        out.print(Text(skip.notice(), style="dim"))
+    usable = [m for m in models if m["name"] in {k.name for k in kept}]
+    if not usable:
+        raise SelectionError(
+            t("select.no_chat_models", url=server, skipped=", ".join(s.name for s in skipped)),
+            t("select.no_chat_models_hint"),
+        )
+    if len(usable) == 1:
+        return usable[0]["name"]
     if ask is None:
-        name = models[0]["name"]
-        out.print(Text(t("chat.picked_newest", model=name, count=len(models)), style="dim"))
+        name = usable[0]["name"]
+        out.print(Text(t("chat.picked_newest", model=name, count=len(usable)), style="dim"))
         return name
-    return ask(models)
+    return ask(usable)
 
 
 def _picker(prompt_input: PromptInput, out: Console) -> Callable[[list[ModelEntry]], str | None]:
@@ -658,7 +897,15 @@ def run_chat(
     """The interactive (or piped) chat; see the module docstring."""
     interactive = terminal.interactive
     out = terminal.console(stderr=not interactive, soft_wrap=False)
-    with OllamaClient(settings, read_timeout_s=settings.benchmark_timeout_s) as client:
+    # The read timeout is the longest silence a reply may have (--timeout, CHAT_TIMEOUT_SECONDS).
+    # Piped, every request (the model list, each reply) also ends within a total deadline; at
+    # a terminal Ctrl-C stops a reply, and a long one must not be cut.
+    with OllamaClient(
+        settings,
+        read_timeout_s=settings.chat_timeout_s,
+        deadline_s=None if interactive else settings.benchmark_timeout_s,
+        deadline_setting="BENCHMARK_TIMEOUT_SECONDS",
+    ) as client:
         models = client.list_models()
         app_ref: list[ChatApp] = []
 
@@ -671,7 +918,10 @@ def run_chat(
 
             prompt_input = PromptInput(settings.home / HISTORY_FILE, known_models)
         ask = _picker(prompt_input, out) if prompt_input is not None else None
-        chosen = choose_model(model, models, ask=ask, out=out)
+        catalog = catalog_for(client)
+        chosen = choose_model(
+            model, models, ask=ask, out=out, catalog=catalog, server=settings.base_url.redacted()
+        )
         if chosen is None:
             return int(ExitStatus.OK)
         session = ChatSession(model=chosen, system=system)
@@ -705,6 +955,7 @@ def run_chat(
             out=out,
             view_factory=view_factory,
             terminal=terminal,
+            catalog=catalog,
         )
         app_ref.append(app)
         status = int(ExitStatus.ERROR)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast
 
+from ollamakit.domain import Think
 from ollamakit.measure import format as fmt
 from ollamakit.measure.recorder import ReplyMeasurement, rate_per_s
 from ollamakit.types import Message, Options
@@ -249,11 +250,34 @@ class ChatSession:
     model: str
     system: str | None = None
     options: dict[str, float | int] = field(default_factory=dict)
-    think: bool | None = None  # None: not sent (the model's default)
+    think: Think | None = None  # None: not sent (the model's default); a level since /think low
     turns: list[Turn] = field(default_factory=list)
     pending: str | None = None  # a message that got no (usable) reply: what /retry sends
     totals: Totals = field(default_factory=Totals)
     started_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    # (number of turns before it, text) for each system prompt, for the Markdown export: a
+    # prompt set mid-chat is shown where it was set, not as if it applied from the start
+    system_changes: list[tuple[int, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.system and not self.system_changes:
+            self.system_changes.append((0, self.system))
+
+    def set_system(self, text: str) -> None:
+        """``/system TEXT``: used by every later request; remembered where it was set.
+
+        >>> s = ChatSession("m", system="A")
+        >>> s.record("Hi", Reply("m", "Hello"))
+        >>> s.set_system("B"); s.set_system("C")
+        >>> s.system, s.system_changes
+        ('C', [(0, 'A'), (1, 'C')])
+        """
+        self.system = text
+        at = len(self.turns)
+        if self.system_changes and self.system_changes[-1][0] == at:
+            self.system_changes[-1] = (at, text)  # replaced before anything was said
+        else:
+            self.system_changes.append((at, text))
 
     # -- what is sent
 
@@ -316,6 +340,7 @@ class ChatSession:
         """Forget the conversation; keep model, system prompt and options."""
         self.turns.clear()
         self.pending = None
+        self.system_changes = [(0, self.system)] if self.system else []
 
     def set_option(self, name: str, raw: str) -> float | int | None:
         """``/set NAME VALUE``; ``off``/``default`` removes the option (server default)."""
@@ -362,9 +387,16 @@ class ChatSession:
             f"- started: {self.started_at:%Y-%m-%d %H:%M:%S}",
             "",
         ]
-        if self.system:
-            out += [f"> **system:** {self.system}", ""]
-        for turn in self.turns:
+        # a prompt set after turn n is shown before turn n + 1 (a /retry may have taken turns
+        # back: such a prompt then shows after the last turn kept)
+        changes: dict[int, str] = {}
+        for at, prompt in self.system_changes:
+            changes[min(at, len(self.turns))] = prompt
+        for index, turn in enumerate([*self.turns, None]):
+            if index in changes:
+                out += [f"> **system:** {changes[index]}", ""]
+            if turn is None:
+                break
             reply = turn.reply
             out += [f"## {you}", "", _user_markdown(turn.user), "", f"## {reply.model}", ""]
             if reply.thinking.strip():
@@ -419,12 +451,13 @@ COMMANDS: Final = (
     CommandSpec("save", "FILE", "chat.cmd_save"),
     CommandSpec("stats", "", "chat.cmd_stats"),
     CommandSpec("set", "NAME VALUE", "chat.cmd_set"),
-    CommandSpec("think", "on|off", "chat.cmd_think"),
+    CommandSpec("think", "on|off|low|medium|high|max", "chat.cmd_think"),
     CommandSpec("retry", "", "chat.cmd_retry"),
     CommandSpec("bye", "", "chat.cmd_bye", ("exit", "quit")),
 )
 
 _BY_NAME: Final = {alias: c for c in COMMANDS for alias in (c.name, *c.aliases)}
+_FORCEABLE: Final = frozenset({"save"})  # ``/save!``: overwrite an existing file
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,13 +468,16 @@ class Command:
     arg: str
     spec: CommandSpec | None
     suggestion: str | None = None
+    force: bool = False  # ``/save! FILE``: overwrite without asking
 
 
 def parse_command(line: str) -> Command | None:
     """A ``/command argument`` line, or None when the line is a message.
 
     >>> parse_command("/model  qwen3:8b ")
-    Command(name='model', arg='qwen3:8b', spec=CommandSpec(name='model', ...), suggestion=None)
+    Command(name='model', arg='qwen3:8b', spec=CommandSpec(name='model', ...), ...)
+    >>> parse_command("/save! chat.md").force, parse_command("/save! chat.md").spec.name
+    (True, 'save')
     >>> parse_command("/?").spec.name
     'help'
     >>> parse_command("/modle x").suggestion
@@ -454,12 +490,13 @@ def parse_command(line: str) -> Command | None:
         return None  # a message (commands are one line; a pasted block is always a message)
     head, _, arg = stripped[1:].partition(" ")
     name = head.lower()
-    spec = _BY_NAME.get(name)
+    force = name.endswith("!") and name[:-1] in _FORCEABLE
+    spec = _BY_NAME.get(name[:-1] if force else name)
     suggestion = None
     if spec is None:
         close = difflib.get_close_matches(name, list(_BY_NAME), n=1, cutoff=0.6)
         suggestion = _BY_NAME[close[0]].name if close else None
-    return Command(name, arg.strip(), spec, suggestion)
+    return Command(name, arg.strip(), spec, suggestion, force)
 
 
 def message_text(line: str) -> str:

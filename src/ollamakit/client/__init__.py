@@ -23,11 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ollamakit.client.advice import curl_command
 from ollamakit.client.aio import AsyncChunkStream, AsyncOllamaClient
 from ollamakit.client.backend import AsyncBackend, AsyncReplyStream, Backend, ReplyStream
-from ollamakit.client.core import USER_AGENT, Probe, StreamReused, trust_context
+from ollamakit.client.core import (
+    DEFAULT_DEADLINE_SETTING,
+    MAX_BODY_BYTES,
+    USER_AGENT,
+    Deadline,
+    Probe,
+    StreamReused,
+    trust_context,
+)
 from ollamakit.client.judge import first_line, raise_for_response, translate, where
 from ollamakit.client.ndjson import MAX_LINE_BYTES, NDJSONDecoder, final_stats
 from ollamakit.client.ollama import AsyncOllamaBackend, OllamaBackend
@@ -56,11 +65,22 @@ Chunk = StreamChunk
 
 
 @dataclass(frozen=True, slots=True)
+class Bounds:
+    """How long a backend's requests may take: the read timeout (per wait; None: the
+    settings' ``BENCHMARK_TIMEOUT_SECONDS``) and the total deadline of each request (None:
+    none), with the setting its error names (see :mod:`ollamakit.client.core`)."""
+
+    read_timeout_s: float | None = None
+    deadline_s: float | None = None
+    deadline_setting: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BackendFactory:
     """How to open one API's backends (sync and async) from the settings."""
 
-    sync: Callable[[Settings, float | None], Backend]
-    async_: Callable[[Settings, float | None], AsyncBackend]
+    sync: Callable[[Settings, Bounds], Backend]
+    async_: Callable[[Settings, Bounds], AsyncBackend]
 
 
 _REGISTRY: dict[str, BackendFactory] = {}
@@ -68,8 +88,8 @@ _REGISTRY: dict[str, BackendFactory] = {}
 
 def register_backend(
     api: str,
-    sync: Callable[[Settings, float | None], Backend],
-    async_: Callable[[Settings, float | None], AsyncBackend],
+    sync: Callable[[Settings, Bounds], Backend],
+    async_: Callable[[Settings, Bounds], AsyncBackend],
 ) -> None:
     """Make ``api`` available to :func:`open_backend` (``client/openai.py`` adds "openai")."""
     _REGISTRY[api] = BackendFactory(sync, async_)
@@ -86,38 +106,64 @@ def _factory(api: str) -> BackendFactory:
 
 
 def open_backend(
-    settings: Settings, api: str | None = None, *, read_timeout_s: float | None = None
+    settings: Settings,
+    api: str | None = None,
+    *,
+    read_timeout_s: float | None = None,
+    deadline_s: float | None = None,
+    deadline_setting: str | None = None,
 ) -> Backend:
     """The synchronous backend for ``api`` ("auto", "ollama", "openai"; default: the
-    settings' ``--api``/``OLLAMAKIT_API``). With "auto", ``connect()`` detects the API."""
-    return _factory(api or settings.api).sync(settings, read_timeout_s)
+    settings' ``--api``/``OLLAMAKIT_API``). With "auto", ``connect()`` detects the API.
+
+    ``deadline_s`` bounds the total time of each request, streams included (a trickling or
+    endless answer raises :class:`~ollamakit.errors.DeadlineExceeded`); ``deadline_setting``
+    is the setting its message tells the user to raise."""
+    bounds = Bounds(read_timeout_s, deadline_s, deadline_setting)
+    return _factory(api or settings.api).sync(settings, bounds)
 
 
 def open_async_backend(
-    settings: Settings, api: str | None = None, *, read_timeout_s: float | None = None
+    settings: Settings,
+    api: str | None = None,
+    *,
+    read_timeout_s: float | None = None,
+    deadline_s: float | None = None,
+    deadline_setting: str | None = None,
 ) -> AsyncBackend:
     """The asynchronous backend for ``api`` (as :func:`open_backend`)."""
-    return _factory(api or settings.api).async_(settings, read_timeout_s)
+    bounds = Bounds(read_timeout_s, deadline_s, deadline_setting)
+    return _factory(api or settings.api).async_(settings, bounds)
+
+
+def _kw(bounds: Bounds) -> dict[str, Any]:
+    return {
+        "read_timeout_s": bounds.read_timeout_s,
+        "deadline_s": bounds.deadline_s,
+        "deadline_setting": bounds.deadline_setting,
+    }
 
 
 register_backend(
     "ollama",
-    lambda s, timeout: OllamaBackend(s, read_timeout_s=timeout),
-    lambda s, timeout: AsyncOllamaBackend(s, read_timeout_s=timeout),
+    lambda s, b: OllamaBackend(s, **_kw(b)),
+    lambda s, b: AsyncOllamaBackend(s, **_kw(b)),
 )
 register_backend(
     "openai",
-    lambda s, timeout: OpenAIBackend(s, read_timeout_s=timeout),
-    lambda s, timeout: AsyncOpenAIBackend(s, read_timeout_s=timeout),
+    lambda s, b: OpenAIBackend(s, **_kw(b)),
+    lambda s, b: AsyncOpenAIBackend(s, **_kw(b)),
 )
 register_backend(
     "auto",
-    lambda s, timeout: AutoBackend(s, read_timeout_s=timeout),
-    lambda s, timeout: AsyncAutoBackend(s, read_timeout_s=timeout),
+    lambda s, b: AutoBackend(s, **_kw(b)),
+    lambda s, b: AsyncAutoBackend(s, **_kw(b)),
 )
 
 __all__ = [
     "CERT_PROBE_TIMEOUT_S",
+    "DEFAULT_DEADLINE_SETTING",
+    "MAX_BODY_BYTES",
     "MAX_LINE_BYTES",
     "USER_AGENT",
     "AsyncAutoBackend",
@@ -129,9 +175,11 @@ __all__ = [
     "AsyncReplyStream",
     "AutoBackend",
     "Backend",
+    "Bounds",
     "CertificateInfo",
     "Chunk",
     "ChunkStream",
+    "Deadline",
     "HTTPError",
     "NDJSONDecoder",
     "OllamaBackend",

@@ -13,11 +13,11 @@ from typing import Any, Self, cast
 import httpx
 import orjson
 
-from ollamakit.client.core import Core, chat_body, generate_body
+from ollamakit.client.core import MAX_BODY_BYTES, Core, Deadline, chat_body, generate_body
 from ollamakit.client.judge import ERROR_BODY_LIMIT
 from ollamakit.client.log import log, log_answer, log_no_answer
 from ollamakit.client.stream import StreamState
-from ollamakit.client.sync import _models, client_kwargs, translate_for
+from ollamakit.client.sync import _models, build, client_kwargs, too_large, translate_for
 from ollamakit.client.transport import AsyncFastTransport
 from ollamakit.config import Settings
 from ollamakit.domain import StreamChunk, StreamEnd
@@ -54,9 +54,13 @@ class AsyncChunkStream:
     async def __aenter__(self) -> Self:
         state = self._state
         core = state.core
-        request = self._http.build_request(
+        state.deadline = deadline = core.deadline()
+        request = build(
+            core,
+            self._http,
             "POST",
             state.url,
+            deadline,
             content=orjson.dumps(state.body),
             headers={"Content-Type": "application/json"},
         )
@@ -66,7 +70,7 @@ class AsyncChunkStream:
         except httpx.HTTPError as exc:
             log_no_answer("POST", state.url, exc, state.sent_ns)
             state.end = "error"
-            raise translate_for(core, exc, state.path) from None
+            raise translate_for(core, exc, state.path, deadline) from None
         state.headers_ns = time.perf_counter_ns()
         self._response = response
         log.debug(
@@ -77,14 +81,10 @@ class AsyncChunkStream:
         )
         content_type = response.headers.get("content-type", "json")
         if not 200 <= response.status_code < 300 or "json" not in content_type:
-            body = b""
             try:
-                async for data in response.aiter_raw():
-                    body += data
-                    if len(body) > ERROR_BODY_LIMIT:
-                        break
+                body = await aread_limited(response, deadline)
             except httpx.HTTPError:
-                pass
+                body = b""
             finally:
                 await response.aclose()
             state.end = "error"
@@ -101,17 +101,21 @@ class AsyncChunkStream:
         state = self._state
         feed = state.decoder.feed
         clock = time.perf_counter_ns
+        deadline = state.deadline
         try:
             # Each item is one socket read's payload (client/transport.py): stamped once. A
             # body cut short raises from httpx; reaching the end means it ended cleanly, with
             # or without a done line (without: Ollama's token-repeat guard, end="clean_eof").
             async for data in response.aiter_bytes():
-                for chunk in feed(data, clock()):
+                now = clock()
+                if deadline is not None and now >= deadline.end_ns:
+                    raise state.core.deadline_error(deadline, state.path)
+                for chunk in feed(data, now):
                     yield chunk
             for chunk in state.decoder.finish(clean=True):
                 yield chunk
         except httpx.HTTPError as exc:
-            error = translate_for(state.core, exc, state.path)
+            error = translate_for(state.core, exc, state.path, deadline)
             state.failed(error)
             raise error from None
         except BaseException as exc:
@@ -130,6 +134,35 @@ class AsyncChunkStream:
         await self.aclose()
 
 
+async def aread_limited(response: httpx.Response, deadline: Deadline | None = None) -> bytes:
+    """Async twin of :func:`ollamakit.client.sync.read_limited` (the start of an error body)."""
+    body = b""
+    async for data in response.aiter_raw():
+        body += data
+        if len(body) > ERROR_BODY_LIMIT or (deadline is not None and deadline.expired()):
+            break
+    return body
+
+
+async def aread_body(
+    core: Core, response: httpx.Response, deadline: Deadline | None, path: str
+) -> bytes:
+    """Async twin of :func:`ollamakit.client.sync.read_body`; closes ``response``."""
+    parts: list[bytes] = []
+    size = 0
+    clock = time.perf_counter_ns
+    try:
+        async for data in response.aiter_bytes():
+            size += len(data)
+            if size > MAX_BODY_BYTES:
+                raise too_large(core, path)
+            parts.append(data)
+            core.check_deadline(deadline, path, clock())
+    finally:
+        await response.aclose()
+    return b"".join(parts)
+
+
 class AsyncOllamaClient:
     """Asynchronous client for one server; ``async with AsyncOllamaClient(settings) as c``."""
 
@@ -138,10 +171,18 @@ class AsyncOllamaClient:
         settings: Settings,
         *,
         read_timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        deadline_setting: str | None = None,
         max_connections: int = 64,
         fast: bool = True,
     ) -> None:
-        self._core = Core(settings, read_timeout_s or settings.benchmark_timeout_s)
+        """``deadline_s``/``deadline_setting``: as :class:`~ollamakit.client.OllamaClient`."""
+        self._core = Core(
+            settings,
+            read_timeout_s or settings.benchmark_timeout_s,
+            deadline_s=deadline_s,
+            deadline_setting=deadline_setting,
+        )
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -164,18 +205,26 @@ class AsyncOllamaClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @property
+    def deadline_s(self) -> float | None:
+        """The total time one request may take (None: unbounded but for the read timeout)."""
+        return self._core.deadline_s
+
     async def _get(
         self, path: str, *, method: str = "GET", json: Any = None, model: str | None = None
     ) -> tuple[int, str, bytes]:
+        core = self._core
         url = self.server.url(path)
+        deadline = core.deadline()
+        request = build(core, self._http, method, url, deadline, json=json)
         start = time.perf_counter_ns()
         try:
-            response = await self._http.request(method, url, json=json)
+            response = await self._http.send(request, stream=True)
+            body = await aread_body(core, response, deadline, path)
         except httpx.HTTPError as exc:
             log_no_answer(method, url, exc, start)
-            raise translate_for(self._core, exc, path) from None
+            raise translate_for(core, exc, path, deadline) from None
         log_answer(method, url, response.status_code, start)
-        body = response.content
         self._core.check(response.status_code, response.headers, body, path, model)
         return response.status_code, response.headers.get("content-type", "?"), body
 

@@ -104,8 +104,20 @@ def unload_body(model: str) -> dict[str, Any]:
 class OllamaBackend:
     """The synchronous Ollama backend (chat REPL, doctor)."""
 
-    def __init__(self, settings: Settings, *, read_timeout_s: float | None = None) -> None:
-        self.client = OllamaClient(settings, read_timeout_s=read_timeout_s)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        read_timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        deadline_setting: str | None = None,
+    ) -> None:
+        self.client = OllamaClient(
+            settings,
+            read_timeout_s=read_timeout_s,
+            deadline_s=deadline_s,
+            deadline_setting=deadline_setting,
+        )
         self.identity = UNKNOWN
 
     def __enter__(self) -> OllamaBackend:
@@ -143,10 +155,20 @@ class AsyncOllamaBackend:
     """The asynchronous Ollama backend (benchmark, ``chat --auto``)."""
 
     def __init__(
-        self, settings: Settings, *, read_timeout_s: float | None = None, max_connections: int = 64
+        self,
+        settings: Settings,
+        *,
+        read_timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        deadline_setting: str | None = None,
+        max_connections: int = 64,
     ) -> None:
         self.client = AsyncOllamaClient(
-            settings, read_timeout_s=read_timeout_s, max_connections=max_connections
+            settings,
+            read_timeout_s=read_timeout_s,
+            deadline_s=deadline_s,
+            deadline_setting=deadline_setting,
+            max_connections=max_connections,
         )
         self.identity = UNKNOWN
 

@@ -43,9 +43,10 @@ from typing import Any, Final, Self
 import httpx
 import orjson
 
+from ollamakit.client.aio import aread_body, aread_limited
 from ollamakit.client.backend import AsyncBackend, AsyncReplyStream, Backend, ReplyStream
-from ollamakit.client.core import Core, StreamReused
-from ollamakit.client.judge import ERROR_BODY_LIMIT, first_line
+from ollamakit.client.core import Core, Deadline, StreamReused
+from ollamakit.client.judge import first_line
 from ollamakit.client.log import log, log_answer, log_no_answer, log_stream_end
 from ollamakit.client.ollama import AsyncOllamaBackend, OllamaBackend
 from ollamakit.client.openai_wire import (
@@ -56,7 +57,7 @@ from ollamakit.client.openai_wire import (
     version_from_props,
 )
 from ollamakit.client.stream import end_of
-from ollamakit.client.sync import client_kwargs, read_limited, translate_for
+from ollamakit.client.sync import build, client_kwargs, read_body, read_limited, translate_for
 from ollamakit.config import Settings
 from ollamakit.domain import (
     ChatRequest,
@@ -174,6 +175,7 @@ class _SSEState:
         self.decoder = ChatStreamDecoder(self.url)
         self.sent_ns = 0
         self.headers_ns = 0
+        self.deadline: Deadline | None = None  # set when the request is sent
         self.end: StreamEnd | None = None
         self._iterated = False
         self._end_logged = False
@@ -247,8 +249,15 @@ class OpenAIChunkStream:
 
     def __enter__(self) -> Self:
         state = self._state
-        request = self._http.build_request(
-            "POST", state.url, content=orjson.dumps(dict(state.body)), headers=SSE_ACCEPT
+        state.deadline = deadline = state.core.deadline()
+        request = build(
+            state.core,
+            self._http,
+            "POST",
+            state.url,
+            deadline,
+            content=orjson.dumps(dict(state.body)),
+            headers=SSE_ACCEPT,
         )
         state.sent_ns = time.perf_counter_ns()
         try:
@@ -256,7 +265,7 @@ class OpenAIChunkStream:
         except httpx.HTTPError as exc:
             log_no_answer("POST", state.url, exc, state.sent_ns)
             state.end = "error"
-            raise translate_for(state.core, exc, state.path) from None
+            raise translate_for(state.core, exc, state.path, deadline) from None
         state.headers_ns = time.perf_counter_ns()
         self._response = response
         log.debug(
@@ -267,7 +276,7 @@ class OpenAIChunkStream:
         )
         if not _is_event_stream(response):
             try:
-                body = read_limited(response)
+                body = read_limited(response, deadline)
             except httpx.HTTPError:
                 body = b""
             finally:
@@ -284,13 +293,17 @@ class OpenAIChunkStream:
         state = self._state
         decoder = state.decoder
         clock = time.perf_counter_ns
+        deadline = state.deadline
         try:
             # Each item is one socket read's payload (client/transport.py), stamped once.
             for data in response.iter_bytes():
-                yield from decoder.feed(data, clock())
+                now = clock()
+                if deadline is not None and now >= deadline.end_ns:
+                    raise state.core.deadline_error(deadline, state.path)
+                yield from decoder.feed(data, now)
             yield from decoder.finish(clock())
         except httpx.HTTPError as exc:
-            error = translate_for(state.core, exc, state.path)
+            error = translate_for(state.core, exc, state.path, deadline)
             state.failed(error)
             raise error from None
         except BaseException as exc:
@@ -342,8 +355,15 @@ class AsyncOpenAIChunkStream:
 
     async def __aenter__(self) -> Self:
         state = self._state
-        request = self._http.build_request(
-            "POST", state.url, content=orjson.dumps(dict(state.body)), headers=SSE_ACCEPT
+        state.deadline = deadline = state.core.deadline()
+        request = build(
+            state.core,
+            self._http,
+            "POST",
+            state.url,
+            deadline,
+            content=orjson.dumps(dict(state.body)),
+            headers=SSE_ACCEPT,
         )
         state.sent_ns = time.perf_counter_ns()
         try:
@@ -351,7 +371,7 @@ class AsyncOpenAIChunkStream:
         except httpx.HTTPError as exc:
             log_no_answer("POST", state.url, exc, state.sent_ns)
             state.end = "error"
-            raise translate_for(state.core, exc, state.path) from None
+            raise translate_for(state.core, exc, state.path, deadline) from None
         state.headers_ns = time.perf_counter_ns()
         self._response = response
         log.debug(
@@ -361,14 +381,10 @@ class AsyncOpenAIChunkStream:
             (state.headers_ns - state.sent_ns) / 1e6,
         )
         if not _is_event_stream(response):
-            body = b""
             try:
-                async for data in response.aiter_raw():
-                    body += data
-                    if len(body) > ERROR_BODY_LIMIT:
-                        break
+                body = await aread_limited(response, deadline)
             except httpx.HTTPError:
-                pass
+                body = b""
             finally:
                 await response.aclose()
             state.judge_head(response.status_code, response.headers, body)
@@ -383,14 +399,18 @@ class AsyncOpenAIChunkStream:
         state = self._state
         decoder = state.decoder
         clock = time.perf_counter_ns
+        deadline = state.deadline
         try:
             async for data in response.aiter_bytes():
-                for chunk in decoder.feed(data, clock()):
+                now = clock()
+                if deadline is not None and now >= deadline.end_ns:
+                    raise state.core.deadline_error(deadline, state.path)
+                for chunk in decoder.feed(data, now):
                     yield chunk
             for chunk in decoder.finish(clock()):
                 yield chunk
         except httpx.HTTPError as exc:
-            error = translate_for(state.core, exc, state.path)
+            error = translate_for(state.core, exc, state.path, deadline)
             state.failed(error)
             raise error from None
         except BaseException as exc:
@@ -423,9 +443,16 @@ class OpenAIBackend:
         settings: Settings,
         *,
         read_timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        deadline_setting: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        self.core = Core(settings, read_timeout_s or settings.benchmark_timeout_s)
+        self.core = Core(
+            settings,
+            read_timeout_s or settings.benchmark_timeout_s,
+            deadline_s=deadline_s,
+            deadline_setting=deadline_setting,
+        )
         self._http = httpx.Client(**client_kwargs(self.core))
         self.extra = dict(extra or {})
         self.identity = UNKNOWN
@@ -440,14 +467,17 @@ class OpenAIBackend:
         """GET ``path``; the status and body, judging nothing (transport errors translated)."""
         path = _api_path(self.core, path)
         url = self.core.url(path)
+        deadline = self.core.deadline()
+        request = build(self.core, self._http, "GET", url, deadline)
         start = time.perf_counter_ns()
         try:
-            response = self._http.get(url)
+            response = self._http.send(request, stream=True)
+            body = read_body(self.core, response, deadline, path)
         except httpx.HTTPError as exc:
             log_no_answer("GET", url, exc, start)
-            raise translate_for(self.core, exc, path) from None
+            raise translate_for(self.core, exc, path, deadline) from None
         log_answer("GET", url, response.status_code, start)
-        return response.status_code, response.content
+        return response.status_code, body
 
     def _models_body(self) -> Any:
         path = _api_path(self.core, MODELS_PATH)
@@ -502,10 +532,17 @@ class AsyncOpenAIBackend:
         settings: Settings,
         *,
         read_timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        deadline_setting: str | None = None,
         max_connections: int = 64,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        self.core = Core(settings, read_timeout_s or settings.benchmark_timeout_s)
+        self.core = Core(
+            settings,
+            read_timeout_s or settings.benchmark_timeout_s,
+            deadline_s=deadline_s,
+            deadline_setting=deadline_setting,
+        )
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -522,14 +559,17 @@ class AsyncOpenAIBackend:
     async def _send(self, path: str) -> tuple[int, bytes]:
         path = _api_path(self.core, path)
         url = self.core.url(path)
+        deadline = self.core.deadline()
+        request = build(self.core, self._http, "GET", url, deadline)
         start = time.perf_counter_ns()
         try:
-            response = await self._http.get(url)
+            response = await self._http.send(request, stream=True)
+            body = await aread_body(self.core, response, deadline, path)
         except httpx.HTTPError as exc:
             log_no_answer("GET", url, exc, start)
-            raise translate_for(self.core, exc, path) from None
+            raise translate_for(self.core, exc, path, deadline) from None
         log_answer("GET", url, response.status_code, start)
-        return response.status_code, response.content
+        return response.status_code, body
 
     async def _models_body(self) -> Any:
         path = _api_path(self.core, MODELS_PATH)
@@ -586,9 +626,20 @@ class AutoBackend:
     it, every call goes to the chosen backend, available as :attr:`chosen`.
     """
 
-    def __init__(self, settings: Settings, *, read_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        read_timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        deadline_setting: str | None = None,
+    ) -> None:
         self._settings = settings
-        self._timeout = read_timeout_s
+        self._bounds: dict[str, Any] = {
+            "read_timeout_s": read_timeout_s,
+            "deadline_s": deadline_s,
+            "deadline_setting": deadline_setting,
+        }
         self.chosen: Backend | None = None
         self.identity = ServerIdentity(api="ollama", engine="ollama", version=None)
 
@@ -602,7 +653,7 @@ class AutoBackend:
         if self.chosen is not None:
             self.identity = self.chosen.connect()
             return self.identity
-        ollama = OllamaBackend(self._settings, read_timeout_s=self._timeout)
+        ollama = OllamaBackend(self._settings, **self._bounds)
         try:
             identity = ollama.connect()
             if identity.version is not None:
@@ -615,7 +666,7 @@ class AutoBackend:
             ollama.close()
             raise
         ollama.close()
-        openai = OpenAIBackend(self._settings, read_timeout_s=self._timeout)
+        openai = OpenAIBackend(self._settings, **self._bounds)
         try:
             self.identity = openai.connect()
         except OllamaError:
@@ -692,11 +743,21 @@ class AsyncAutoBackend:
     """Async twin of :class:`AutoBackend`."""
 
     def __init__(
-        self, settings: Settings, *, read_timeout_s: float | None = None, max_connections: int = 64
+        self,
+        settings: Settings,
+        *,
+        read_timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        deadline_setting: str | None = None,
+        max_connections: int = 64,
     ) -> None:
         self._settings = settings
-        self._timeout = read_timeout_s
-        self._max_connections = max_connections
+        self._bounds: dict[str, Any] = {
+            "read_timeout_s": read_timeout_s,
+            "deadline_s": deadline_s,
+            "deadline_setting": deadline_setting,
+            "max_connections": max_connections,
+        }
         self.chosen: AsyncBackend | None = None
         self.identity = ServerIdentity(api="ollama", engine="ollama", version=None)
 
@@ -710,9 +771,7 @@ class AsyncAutoBackend:
         if self.chosen is not None:
             self.identity = await self.chosen.connect()
             return self.identity
-        ollama = AsyncOllamaBackend(
-            self._settings, read_timeout_s=self._timeout, max_connections=self._max_connections
-        )
+        ollama = AsyncOllamaBackend(self._settings, **self._bounds)
         try:
             identity = await ollama.connect()
             if identity.version is not None:
@@ -725,9 +784,7 @@ class AsyncAutoBackend:
             await ollama.aclose()
             raise
         await ollama.aclose()
-        openai = AsyncOpenAIBackend(
-            self._settings, read_timeout_s=self._timeout, max_connections=self._max_connections
-        )
+        openai = AsyncOpenAIBackend(self._settings, **self._bounds)
         try:
             self.identity = await openai.connect()
         except OllamaError:

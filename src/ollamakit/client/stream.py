@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ollamakit.client.core import Core, StreamReused
+from ollamakit.client.core import Core, Deadline, StreamReused
 from ollamakit.client.log import log_stream_end
 from ollamakit.client.ndjson import NDJSONDecoder
 from ollamakit.domain import StreamEnd
@@ -47,6 +47,7 @@ class StreamState:
         self.decoder = NDJSONDecoder(self.url)
         self.sent_ns = 0
         self.headers_ns = 0
+        self.deadline: Deadline | None = None  # set when the request is sent
         self.end: StreamEnd | None = None
         self._iterated = False
         self._end_logged = False

@@ -16,15 +16,16 @@ from typing import Any, Self, cast
 import httpx
 import orjson
 
-from ollamakit.client.core import Core, Probe, chat_body, generate_body
-from ollamakit.client.judge import ERROR_BODY_LIMIT, raise_for_response, translate
+from ollamakit.client.core import MAX_BODY_BYTES, Core, Deadline, Probe, chat_body, generate_body
+from ollamakit.client.judge import ERROR_BODY_LIMIT, raise_for_response, translate, walk_causes
 from ollamakit.client.log import log, log_answer, log_no_answer
 from ollamakit.client.stream import StreamState
 from ollamakit.client.tls import trust_label
-from ollamakit.client.transport import FastTransport
+from ollamakit.client.transport import DeadlineReached, FastTransport
 from ollamakit.config import Settings
 from ollamakit.domain import StreamChunk, StreamEnd
-from ollamakit.errors import OllamaError
+from ollamakit.errors import OllamaError, ProtocolError
+from ollamakit.i18n import t
 from ollamakit.types import ChatChunk, GenerateChunk, Message, ModelEntry, Options, RunningModel
 
 
@@ -49,10 +50,81 @@ def sync_transport(verify: ssl.SSLContext | bool, *, fast: bool) -> httpx.BaseTr
     return FastTransport(verify=verify, fallback=own) if fast else own
 
 
-def translate_for(core: Core, exc: httpx.HTTPError, path: str) -> OllamaError:
+def translate_for(
+    core: Core, exc: httpx.HTTPError, path: str, deadline: Deadline | None = None
+) -> OllamaError:
+    """The error an httpx exception means; a timeout at ``deadline`` is the deadline's."""
+    if deadline is not None and _is_deadline(core, exc, deadline):
+        return core.deadline_error(deadline, path)
     return translate(
         exc, core.server, core.url(path), core.timeouts, trust=trust_label(core.settings)
     )
+
+
+def _is_deadline(core: Core, exc: httpx.HTTPError, deadline: Deadline) -> bool:
+    """Whether a timeout is the deadline's: the fast transport says so (a wait it cut); on
+    httpx's own, a timeout at the deadline when the deadline is shorter than the read
+    timeout. A server silent for the whole read timeout stays a read timeout ("sent
+    nothing for N s"), also when the deadline is as long."""
+    if not isinstance(exc, httpx.TimeoutException):
+        return False
+    if any(isinstance(cause, DeadlineReached) for cause in walk_causes(exc)):
+        return True
+    read_s = core.timeouts.read_s
+    shorter = read_s is None or deadline.seconds < read_s - 0.05
+    return shorter and core.deadline_passed(deadline)
+
+
+def request_timeout(core: Core, deadline: Deadline | None) -> httpx.Timeout | None:
+    """A request's own timeouts: each wait cut to the whole deadline (for httpx's own
+    transport, which cannot know the deadline; the fast one cuts them to the time left).
+    None: the client's defaults."""
+    if deadline is None:
+        return None
+    bound = deadline.seconds
+    connect, read = core.timeouts.connect_s, core.timeouts.read_s
+    read = bound if read is None else min(read, bound)
+    connect = bound if connect is None else min(connect, bound)
+    return httpx.Timeout(connect=connect, read=read, write=read, pool=read)
+
+
+def build(
+    core: Core,
+    http: httpx.Client | httpx.AsyncClient,
+    method: str,
+    url: str,
+    deadline: Deadline | None,
+    **kwargs: Any,
+) -> httpx.Request:
+    """``http.build_request`` with the deadline's timeouts and extension."""
+    timeout = request_timeout(core, deadline)
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+        kwargs["extensions"] = core.extensions(deadline)
+    return http.build_request(method, url, **kwargs)
+
+
+def too_large(core: Core, path: str) -> ProtocolError:
+    return ProtocolError(t("client.body_too_large", limit=MAX_BODY_BYTES), **core.where(path))
+
+
+def read_body(core: Core, response: httpx.Response, deadline: Deadline | None, path: str) -> bytes:
+    """A whole (non-streamed) body, bounded in size and by the deadline; closes ``response``.
+
+    httpx errors propagate (the caller translates them)."""
+    parts: list[bytes] = []
+    size = 0
+    clock = time.perf_counter_ns
+    try:
+        for data in response.iter_bytes():
+            size += len(data)
+            if size > MAX_BODY_BYTES:
+                raise too_large(core, path)
+            parts.append(data)
+            core.check_deadline(deadline, path, clock())
+    finally:
+        response.close()
+    return b"".join(parts)
 
 
 class ChunkStream:
@@ -88,9 +160,13 @@ class ChunkStream:
     def __enter__(self) -> Self:
         state = self._state
         core = state.core
-        request = self._http.build_request(
+        state.deadline = deadline = core.deadline()
+        request = build(
+            core,
+            self._http,
             "POST",
             state.url,
+            deadline,
             content=orjson.dumps(state.body),
             headers={"Content-Type": "application/json"},
         )
@@ -100,7 +176,7 @@ class ChunkStream:
         except httpx.HTTPError as exc:
             log_no_answer("POST", state.url, exc, state.sent_ns)
             state.end = "error"
-            raise translate_for(core, exc, state.path) from None
+            raise translate_for(core, exc, state.path, deadline) from None
         state.headers_ns = time.perf_counter_ns()
         self._response = response
         log.debug(
@@ -112,7 +188,7 @@ class ChunkStream:
         content_type = response.headers.get("content-type", "json")
         if not 200 <= response.status_code < 300 or "json" not in content_type:
             try:
-                body = read_limited(response)
+                body = read_limited(response, deadline)
             except httpx.HTTPError:
                 body = b""
             finally:
@@ -131,15 +207,19 @@ class ChunkStream:
         state = self._state
         feed = state.decoder.feed
         clock = time.perf_counter_ns
+        deadline = state.deadline
         try:
             # Each item is one socket read's payload (client/transport.py): stamped once. A
             # body cut short raises from httpx; reaching the end means it ended cleanly, with
             # or without a done line (without: Ollama's token-repeat guard, end="clean_eof").
             for data in response.iter_bytes():
-                yield from feed(data, clock())
+                now = clock()
+                if deadline is not None and now >= deadline.end_ns:
+                    raise state.core.deadline_error(deadline, state.path)
+                yield from feed(data, now)
             yield from state.decoder.finish(clean=True)
         except httpx.HTTPError as exc:
-            error = translate_for(state.core, exc, state.path)
+            error = translate_for(state.core, exc, state.path, deadline)
             state.failed(error)
             raise error from None
         except BaseException as exc:
@@ -163,11 +243,13 @@ class ChunkStream:
         self.close()
 
 
-def read_limited(response: httpx.Response) -> bytes:
+def read_limited(response: httpx.Response, deadline: Deadline | None = None) -> bytes:
+    """The start of an error body: at most :data:`ERROR_BODY_LIMIT` bytes, read until the
+    deadline at the latest (it is only quoted in a message)."""
     body = b""
     for data in response.iter_raw():
         body += data
-        if len(body) > ERROR_BODY_LIMIT:
+        if len(body) > ERROR_BODY_LIMIT or (deadline is not None and deadline.expired()):
             break
     return body
 
@@ -176,9 +258,23 @@ class OllamaClient:
     """Synchronous client for one server; use as a context manager."""
 
     def __init__(
-        self, settings: Settings, *, read_timeout_s: float | None = None, fast: bool = True
+        self,
+        settings: Settings,
+        *,
+        read_timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        deadline_setting: str | None = None,
+        fast: bool = True,
     ) -> None:
-        self._core = Core(settings, read_timeout_s or settings.benchmark_timeout_s)
+        """``deadline_s``: the total time one request may take, streams included (None: no
+        bound beyond the read timeout); ``deadline_setting`` names the setting that raises
+        it, for the error message (see :mod:`ollamakit.client.core`)."""
+        self._core = Core(
+            settings,
+            read_timeout_s or settings.benchmark_timeout_s,
+            deadline_s=deadline_s,
+            deadline_setting=deadline_setting,
+        )
         kwargs = client_kwargs(self._core)
         #: The transport streams go through (:mod:`ollamakit.client.transport`).
         self.transport = sync_transport(kwargs["verify"], fast=fast)
@@ -194,22 +290,31 @@ class OllamaClient:
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, json: Any) -> httpx.Response:
+    @property
+    def deadline_s(self) -> float | None:
+        """The total time one request may take (None: unbounded but for the read timeout)."""
+        return self._core.deadline_s
+
+    def _request(self, method: str, path: str, json: Any) -> tuple[httpx.Response, bytes]:
+        """Send, and read the whole body (bounded in size and time); the body's bytes."""
+        core = self._core
         url = self.server.url(path)
+        deadline = core.deadline()
+        request = build(core, self._http, method, url, deadline, json=json)
         start = time.perf_counter_ns()
         try:
-            response = self._http.request(method, url, json=json)
+            response = self._http.send(request, stream=True)
+            body = read_body(core, response, deadline, path)
         except httpx.HTTPError as exc:
             log_no_answer(method, url, exc, start)
-            raise translate_for(self._core, exc, path) from None
+            raise translate_for(core, exc, path, deadline) from None
         log_answer(method, url, response.status_code, start)
-        return response
+        return response, body
 
     def _get(
         self, path: str, *, method: str = "GET", json: Any = None, model: str | None = None
     ) -> tuple[int, str, bytes]:
-        response = self._request(method, path, json)
-        body = response.content
+        response, body = self._request(method, path, json)
         self._core.check(response.status_code, response.headers, body, path, model)
         return response.status_code, response.headers.get("content-type", "?"), body
 
@@ -222,12 +327,12 @@ class OllamaClient:
     def probe(self, method: str, path: str, *, json: Any = None) -> Probe:
         """Send one request and return what came back, judging nothing (for ``doctor``)."""
         start = time.perf_counter_ns()
-        response = self._request(method, path, json)
+        response, body = self._request(method, path, json)
         elapsed_ms = (time.perf_counter_ns() - start) / 1e6
         return Probe(
             response.status_code,
             response.headers,
-            response.content,
+            body,
             elapsed_ms,
             response.http_version,
         )

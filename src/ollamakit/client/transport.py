@@ -28,12 +28,17 @@ How
   httpx's own; ``fast=False`` on the clients uses that for everything (tests compare both).
 * Errors are raised as the httpx exceptions httpx would raise, with the OS error as cause,
   so :func:`ollamakit.client.judge.translate` treats both paths alike.
+* A request's total deadline (the ``ollamakit.deadline_ns`` extension, see
+  :mod:`ollamakit.client.core`) cuts every wait (connect, write, each read of the head and
+  the body) to the time left, and a read that would start after it raises ``ReadTimeout``:
+  a trickling server cannot stretch a request past it.
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Final
 
@@ -77,6 +82,80 @@ def as_httpx(exc: Exception, request: httpx.Request) -> Exception:
 def _timeouts(request: httpx.Request) -> dict[str, float | None]:
     value = request.extensions.get("timeout")
     return value if isinstance(value, dict) else {}
+
+
+#: The extension :class:`ollamakit.client.core.Core` sets (``DEADLINE_EXTENSION`` there).
+_DEADLINE: Final = "ollamakit.deadline_ns"
+
+
+def _deadline_ns(request: httpx.Request) -> int | None:
+    value = request.extensions.get(_DEADLINE)
+    return value if isinstance(value, int) else None
+
+
+class DeadlineReached(httpcore.ReadTimeout):
+    """A wait was cut short by the request's total deadline (not a read timeout of its own):
+    the cause of the ``httpx.ReadTimeout`` raised, so the client can tell the two apart."""
+
+
+#: A wait cut by less than this is still the read timeout's own (the deadline started a
+#: moment before the read): the message then says "sent nothing for N s".
+_CUT_S: Final = 0.05
+
+
+def _cut(timeout_s: float | None, wait: float | None) -> bool:
+    return wait is not None and (timeout_s is None or wait < timeout_s - _CUT_S)
+
+
+def _read(sock: httpcore.NetworkStream, read_s: float | None, end_ns: int | None) -> bytes:
+    """One read of at most :data:`READ_SIZE`, waiting until the deadline at the latest."""
+    if end_ns is None:
+        return sock.read(READ_SIZE, read_s)
+    wait = _wait(read_s, end_ns)
+    try:
+        return sock.read(READ_SIZE, wait)
+    except httpcore.ReadTimeout:
+        if _cut(read_s, wait):
+            raise DeadlineReached(_PASSED) from None
+        raise
+
+
+async def _aread(
+    sock: httpcore.AsyncNetworkStream, read_s: float | None, end_ns: int | None
+) -> bytes:
+    """Async twin of :func:`_read`."""
+    if end_ns is None:
+        return await sock.read(READ_SIZE, read_s)
+    wait = _wait(read_s, end_ns)
+    try:
+        return await sock.read(READ_SIZE, wait)
+    except httpcore.ReadTimeout:
+        if _cut(read_s, wait):
+            raise DeadlineReached(_PASSED) from None
+        raise
+
+
+_PASSED: Final = "the request's total deadline passed"
+
+
+def _wait(timeout_s: float | None, end_ns: int | None) -> float | None:
+    """The timeout of the next wait: ``timeout_s`` cut to the time left before ``end_ns``.
+
+    >>> _wait(5.0, None), _wait(None, None)
+    (5.0, None)
+    >>> 0 < _wait(5.0, time.perf_counter_ns() + 10**9) <= 1.0
+    True
+    >>> _wait(5.0, 0)
+    Traceback (most recent call last):
+    ...
+    ollamakit.client.transport.DeadlineReached: the request's total deadline passed
+    """
+    if end_ns is None:
+        return timeout_s
+    left = (end_ns - time.perf_counter_ns()) / 1e9
+    if left <= 0:  # (a timeout of 0 would make the socket non-blocking, not wait)
+        raise DeadlineReached(_PASSED)
+    return left if timeout_s is None else min(timeout_s, left)
 
 
 def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
@@ -210,14 +289,15 @@ class _Body(httpx.SyncByteStream):
         sock: httpcore.NetworkStream,
         exchange: Exchange,
         read_s: float | None,
+        end_ns: int | None,
     ) -> None:
         self._owner, self._origin, self._sock = owner, origin, sock
-        self._exchange, self._read_s = exchange, read_s
+        self._exchange, self._read_s, self._end_ns = exchange, read_s, end_ns
         self._complete = False
         self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
-        exchange, sock, read_s = self._exchange, self._sock, self._read_s
+        exchange, sock, read_s, end_ns = self._exchange, self._sock, self._read_s, self._end_ns
         decoder = exchange.decoder
         try:
             if decoder is not None:
@@ -225,7 +305,7 @@ class _Body(httpx.SyncByteStream):
                 if first:
                     yield first
                 while not decoder.done:
-                    data = sock.read(READ_SIZE, read_s)
+                    data = _read(sock, read_s, end_ns)
                     if not data:
                         raise h11.RemoteProtocolError(_CUT)
                     payload = decoder.feed(data)
@@ -236,7 +316,8 @@ class _Body(httpx.SyncByteStream):
                 pieces, done = exchange.h11_body(None)
                 yield from pieces
                 while not done:
-                    pieces, done = exchange.h11_body(sock.read(READ_SIZE, read_s))
+                    data = _read(sock, read_s, end_ns)
+                    pieces, done = exchange.h11_body(data)
                     yield from pieces
                 self._complete = True
         except Exception as exc:
@@ -289,13 +370,16 @@ class FastTransport(httpx.BaseTransport):
                 return
         sock.close()
 
-    def _connect(self, origin: Origin, timeouts: dict[str, float | None]) -> httpcore.NetworkStream:
+    def _connect(
+        self, origin: Origin, timeouts: dict[str, float | None], end_ns: int | None
+    ) -> httpcore.NetworkStream:
         scheme, host, port = origin
-        sock = self._backend.connect_tcp(host, port, timeout=timeouts.get("connect"))
+        connect_s = timeouts.get("connect")
+        sock = self._backend.connect_tcp(host, port, timeout=_wait(connect_s, end_ns))
         if scheme == "https":
             try:
                 sock = sock.start_tls(
-                    self._ssl, server_hostname=host, timeout=timeouts.get("connect")
+                    self._ssl, server_hostname=host, timeout=_wait(connect_s, end_ns)
                 )
             except Exception:
                 sock.close()
@@ -307,15 +391,18 @@ class FastTransport(httpx.BaseTransport):
             return self._fallback.handle_request(request)
         origin = _origin(request.url)
         timeouts = _timeouts(request)
+        end_ns = _deadline_ns(request)
         body = request.read()
         try:
             reused = self._acquire(origin)
             try:
-                sock = reused or self._connect(origin, timeouts)
-                return self._send(origin, sock, request, body, timeouts, fresh=reused is None)
+                sock = reused or self._connect(origin, timeouts, end_ns)
+                return self._send(
+                    origin, sock, request, body, timeouts, end_ns, fresh=reused is None
+                )
             except _Retry:
-                sock = self._connect(origin, timeouts)
-                return self._send(origin, sock, request, body, timeouts, fresh=True)
+                sock = self._connect(origin, timeouts, end_ns)
+                return self._send(origin, sock, request, body, timeouts, end_ns, fresh=True)
         except Exception as exc:
             raise as_httpx(exc, request) from exc
 
@@ -326,23 +413,24 @@ class FastTransport(httpx.BaseTransport):
         request: httpx.Request,
         body: bytes,
         timeouts: dict[str, float | None],
+        end_ns: int | None,
         *,
         fresh: bool,
     ) -> httpx.Response:
         exchange = Exchange(request)
         read_s = timeouts.get("read")
         try:
-            sock.write(exchange.request_bytes(body), timeouts.get("write"))
+            sock.write(exchange.request_bytes(body), _wait(timeouts.get("write"), end_ns))
             head = None
             while head is None:
-                head = exchange.feed_head(sock.read(READ_SIZE, read_s))
+                head = exchange.feed_head(_read(sock, read_s, end_ns))
         except BaseException as exc:
             sock.close()
             retry = isinstance(exc, h11.RemoteProtocolError | OSError | httpcore.NetworkError)
             if retry and not exchange.got_bytes and not fresh:
                 raise _Retry from exc
             raise
-        return exchange.response(_Body(self, origin, sock, exchange, read_s))
+        return exchange.response(_Body(self, origin, sock, exchange, read_s, end_ns))
 
     def close(self) -> None:
         with self._lock:
@@ -368,14 +456,15 @@ class _AsyncBody(httpx.AsyncByteStream):
         sock: httpcore.AsyncNetworkStream,
         exchange: Exchange,
         read_s: float | None,
+        end_ns: int | None,
     ) -> None:
         self._owner, self._origin, self._sock = owner, origin, sock
-        self._exchange, self._read_s = exchange, read_s
+        self._exchange, self._read_s, self._end_ns = exchange, read_s, end_ns
         self._complete = False
         self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        exchange, sock, read_s = self._exchange, self._sock, self._read_s
+        exchange, sock, read_s, end_ns = self._exchange, self._sock, self._read_s, self._end_ns
         decoder = exchange.decoder
         try:
             if decoder is not None:
@@ -383,7 +472,7 @@ class _AsyncBody(httpx.AsyncByteStream):
                 if first:
                     yield first
                 while not decoder.done:
-                    data = await sock.read(READ_SIZE, read_s)
+                    data = await _aread(sock, read_s, end_ns)
                     if not data:
                         raise h11.RemoteProtocolError(_CUT)
                     payload = decoder.feed(data)
@@ -395,7 +484,8 @@ class _AsyncBody(httpx.AsyncByteStream):
                 for piece in pieces:
                     yield piece
                 while not done:
-                    pieces, done = exchange.h11_body(await sock.read(READ_SIZE, read_s))
+                    data = await _aread(sock, read_s, end_ns)
+                    pieces, done = exchange.h11_body(data)
                     for piece in pieces:
                         yield piece
                 self._complete = True
@@ -450,14 +540,15 @@ class AsyncFastTransport(httpx.AsyncBaseTransport):
             await sock.aclose()
 
     async def _connect(
-        self, origin: Origin, timeouts: dict[str, float | None]
+        self, origin: Origin, timeouts: dict[str, float | None], end_ns: int | None
     ) -> httpcore.AsyncNetworkStream:
         scheme, host, port = origin
-        sock = await self._backend.connect_tcp(host, port, timeout=timeouts.get("connect"))
+        connect_s = timeouts.get("connect")
+        sock = await self._backend.connect_tcp(host, port, timeout=_wait(connect_s, end_ns))
         if scheme == "https":
             try:
                 sock = await sock.start_tls(
-                    self._ssl, server_hostname=host, timeout=timeouts.get("connect")
+                    self._ssl, server_hostname=host, timeout=_wait(connect_s, end_ns)
                 )
             except BaseException:
                 await sock.aclose()
@@ -469,15 +560,18 @@ class AsyncFastTransport(httpx.AsyncBaseTransport):
             return await self._fallback.handle_async_request(request)
         origin = _origin(request.url)
         timeouts = _timeouts(request)
+        end_ns = _deadline_ns(request)
         body = await request.aread()
         try:
             reused = await self._acquire(origin)
             try:
-                sock = reused or await self._connect(origin, timeouts)
-                return await self._send(origin, sock, request, body, timeouts, fresh=reused is None)
+                sock = reused or await self._connect(origin, timeouts, end_ns)
+                return await self._send(
+                    origin, sock, request, body, timeouts, end_ns, fresh=reused is None
+                )
             except _Retry:
-                sock = await self._connect(origin, timeouts)
-                return await self._send(origin, sock, request, body, timeouts, fresh=True)
+                sock = await self._connect(origin, timeouts, end_ns)
+                return await self._send(origin, sock, request, body, timeouts, end_ns, fresh=True)
         except Exception as exc:
             raise as_httpx(exc, request) from exc
 
@@ -488,23 +582,24 @@ class AsyncFastTransport(httpx.AsyncBaseTransport):
         request: httpx.Request,
         body: bytes,
         timeouts: dict[str, float | None],
+        end_ns: int | None,
         *,
         fresh: bool,
     ) -> httpx.Response:
         exchange = Exchange(request)
         read_s = timeouts.get("read")
         try:
-            await sock.write(exchange.request_bytes(body), timeouts.get("write"))
+            await sock.write(exchange.request_bytes(body), _wait(timeouts.get("write"), end_ns))
             head = None
             while head is None:
-                head = exchange.feed_head(await sock.read(READ_SIZE, read_s))
+                head = exchange.feed_head(await _aread(sock, read_s, end_ns))
         except BaseException as exc:
             await sock.aclose()
             retry = isinstance(exc, h11.RemoteProtocolError | OSError | httpcore.NetworkError)
             if retry and not exchange.got_bytes and not fresh:
                 raise _Retry from exc
             raise
-        return exchange.response(_AsyncBody(self, origin, sock, exchange, read_s))
+        return exchange.response(_AsyncBody(self, origin, sock, exchange, read_s, end_ns))
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}

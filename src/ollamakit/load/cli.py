@@ -35,6 +35,7 @@ from typing import Any, Final
 from rich.console import Console
 from rich.markup import escape
 
+from ollamakit.bench.eta import load_estimate, load_suffix
 from ollamakit.config import Settings
 from ollamakit.errors import UsageError
 from ollamakit.i18n import t
@@ -93,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-save", action="store_true", help=t("load.help_no_save"))
     parser.add_argument("--label", metavar="TEXT", default=None, help=t("load.help_label"))
+    from ollamakit.bench import baseline
+
+    baseline.add_arguments(parser)  # --baseline/--fail-on-regression/--verdict, level by level
     locust = parser.add_argument_group(t("load.locust_group"))
     where = locust.add_mutually_exclusive_group()
     where.add_argument("--locust-master", action="store_true", help=t("load.help_locust_master"))
@@ -185,6 +189,11 @@ class ProgressLine:
             rps=f"{p.done / elapsed_s:.2f}" if p.done else "0",
             ttft="—" if p95 is None else f"{p95:.0f}",
             errors=p.errors,
+        ) + load_suffix(
+            left_s,
+            p.levels - p.level_index - 1,
+            self.engine.schedule.ramp_s,
+            self.engine.schedule.duration_s,
         )
 
     async def run(self) -> None:
@@ -275,7 +284,10 @@ async def _connect(
 
 def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int:
     """``ollamakit load``; errors before the run propagate to ``cli.main`` (exit 2)."""
+    from ollamakit.bench import baseline
+
     plan = plan_from(args, settings)
+    gate = baseline.prepare(args, settings)  # a bad --baseline fails before the run
     if args.locust_master or args.locust_worker:
         from ollamakit.load.locust_cli import run_locust
 
@@ -308,6 +320,10 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             items=len(plan.dataset.items),
         )
     )
+    if plan.levels:  # a sweep has no fixed length
+        terminal.info(
+            load_estimate(len(plan.levels), plan.schedule.ramp_s, plan.schedule.duration_s)
+        )
     store = None
     if not args.no_save:
         from ollamakit.store import HistoryStore
@@ -338,7 +354,8 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
     finally:
         if store is not None:
             store.close()
-    return finish(doc, plan, saved=store is not None, settings=settings, terminal=terminal)
+    status = finish(doc, plan, saved=store is not None, settings=settings, terminal=terminal)
+    return status if gate is None else baseline.check(gate, doc, terminal, status)
 
 
 __all__ = ["LoadPlan", "add_arguments", "execute", "finish", "plan_from", "run"]

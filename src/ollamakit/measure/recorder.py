@@ -80,6 +80,13 @@ Client overhead on loopback (issue 9, item 12)
     transfer time of the body: on loopback it is negligible, and through a proxy it is part of
     what the user waits for. Without an RTT the field is ``None``.
 
+Reasoning inside the content (Ollama 0.12.0–0.12.4)
+    Before thinking became a separate field by default, a thinking model asked without
+    ``think`` streamed its reasoning as content between ``<think>`` and ``</think>``. Such
+    content is not an answer: :func:`think_tag_chunks` finds the content chunks of a reply
+    that *starts* with ``<think>`` up to the closing tag, and they count as thinking
+    (``ttft_thinking_ms``, ``thinking_chunks``), so ``ttft_ms`` is still the first answer text.
+
 Outcome
     ``end`` is how the stream ended (:data:`ollamakit.domain.StreamEnd`). When the caller does
     not know, it is inferred: a final chunk → ``"done"``, an error → ``"error"``, otherwise
@@ -91,7 +98,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -104,6 +111,8 @@ NS_PER_MS: Final = 1_000_000
 MIN_RATE_DURATION_MS: Final = 0.001
 #: Without a cached-token count, prefill rates are reported only from this prompt length on.
 PROMPT_TPS_MIN_TOKENS: Final = 512
+OPEN_THINK_TAG: Final = "<think>"
+CLOSE_THINK_TAG: Final = "</think>"
 #: Buffering-proxy rule (module docstring).
 BUFFERED_MIN_TOKEN_CHUNKS: Final = 4
 BUFFERED_MAX_READS: Final = 2
@@ -339,11 +348,14 @@ class ReplyRecorder:
         arrivals: list[int] = []
         created: list[int] = []
         final: FinalStats | None = None
-        for chunk in chunks:
+        tagged = think_tag_chunks(chunks)
+        for index, chunk in enumerate(chunks):
             stamp = chunk.arrival_ns
             if stamp != last_read_ns:
                 reads += 1
                 last_read_ns = stamp
+            if index in tagged:  # reasoning sent as content in <think> tags (Ollama < 0.12.5)
+                chunk = StreamChunk(stamp, thinking=chunk.content, final=chunk.final)
             if chunk.content:
                 if first_content_ns is None:
                     first_content_ns = stamp
@@ -412,6 +424,44 @@ class ReplyRecorder:
         )
 
 
+def think_tag_chunks(chunks: Sequence[StreamChunk]) -> frozenset[int]:
+    """Indices of the content chunks inside a leading ``<think>…</think>`` block.
+
+    Empty unless the reply's content starts (after white space) with the opening tag. The chunk
+    holding the closing tag belongs to the block unless answer text follows the tag in it.
+
+    >>> C = lambda text: StreamChunk(0, content=text)
+    >>> sorted(think_tag_chunks([C("<think>"), C("hm"), C("</think> "), C("Hi")]))
+    [0, 1, 2]
+    >>> sorted(think_tag_chunks([C("<thi"), C("nk>hm</think> Hi")])), think_tag_chunks([C("Hi")])
+    ([0], frozenset())
+    >>> think_tag_chunks([C("<b>bold</b>")])
+    frozenset()
+    """
+    seen = ""
+    inside: set[int] = set()
+    for index, chunk in enumerate(chunks):
+        if not chunk.content:
+            continue
+        start = len(seen)
+        seen += chunk.content
+        head = seen.lstrip()
+        if not head.startswith(OPEN_THINK_TAG):
+            if not OPEN_THINK_TAG.startswith(head):
+                return frozenset()  # the answer does not start with a tag
+            inside.add(index)  # white space, or the tag still arriving ("<thi")
+            continue
+        close = seen.find(CLOSE_THINK_TAG, max(0, start - len(CLOSE_THINK_TAG)))
+        if close < 0:
+            inside.add(index)
+            continue
+        if seen[close + len(CLOSE_THINK_TAG) :].strip():
+            return frozenset(inside)  # this chunk starts the answer
+        inside.add(index)
+        return frozenset(inside)
+    return frozenset(inside)
+
+
 def _buffered(
     arrivals: list[int], created: list[int], reads: int, final: FinalStats | None
 ) -> bool:
@@ -446,5 +496,6 @@ __all__ = [
     "ReplyRecorder",
     "prompt_rate",
     "rate_per_s",
+    "think_tag_chunks",
     "tpot",
 ]

@@ -53,6 +53,8 @@ class RunConfig(TypedDict, total=False):
     keep_alive: str  # sent with every request, so no model is evicted mid-run
     cold: bool  # --cold: each model unloaded before its warm-up
     cold_runs: int  # --cold-runs: loads measured per model (0 without --cold)
+    think: str | None  # --think as asked: off, on, low, medium, high, max (None: not sent)
+    think_sent: dict[str, bool | str | None]  # per model, the think value sent
 
 
 def planned_requests(config: Mapping[str, Any] | None) -> int | None:

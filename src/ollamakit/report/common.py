@@ -138,6 +138,11 @@ def config_items(doc: RunDocument) -> list[tuple[str, str]]:
             continue
         if isinstance(value, list):
             text = ",".join(str(v) for v in value)
+        elif isinstance(value, dict):  # per model (think_sent): "gpt-oss:20b=low, qwen3=false"
+            text = ", ".join(
+                f"{k}={str(v).lower() if isinstance(v, bool) or v is None else v}"
+                for k, v in value.items()
+            )
         elif value is None:
             text = DASH
         elif isinstance(value, bool):

@@ -319,3 +319,77 @@ def compare_stats(run_a: RunDocument, run_b: RunDocument, alpha: float = ALPHA) 
                 )
             )
     return StatComparison(run_a, run_b, rows, alpha)
+
+
+# ---------------------------------------------------------------------------------------------
+# The regression gate (``bench/load --baseline RUN --fail-on-regression 10%``).
+#
+# A cell fails the gate when two things hold at once: the change is statistically significant
+# (Mann-Whitney p < alpha, verdict WORSE) and it is large enough to matter: the median moved in
+# the bad direction by more than the threshold. Significance alone would fail a CI job over a
+# real but irrelevant 1 % shift measured on many samples; size alone would fail it over noise.
+
+
+def parse_percent(text: str) -> float:
+    """``--fail-on-regression 10%`` (or ``10``, ``2.5%``): the threshold in percent.
+
+    >>> parse_percent("10%"), parse_percent(" 2.5 "), parse_percent("0%")
+    (10.0, 2.5, 0.0)
+    >>> parse_percent("ten")
+    Traceback (most recent call last):
+    ...
+    ValueError: ten
+    """
+    cleaned = text.strip().removesuffix("%").strip()
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise ValueError(text) from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(text)
+    return value
+
+
+def worse_by_pct(row: StatRow) -> float | None:
+    """How far the median moved in the bad direction, in percent (negative: it improved).
+
+    >>> def row(metric, a, b):
+    ...     return StatRow("c", metric, 5, 5, a, b, None, None, change(a, b), None, None)
+    >>> worse_by_pct(row("ttft_ms", 100.0, 130.0)), worse_by_pct(row("eval_tps", 50.0, 40.0))
+    (30.0, 20.0)
+    >>> worse_by_pct(row("eval_tps", 50.0, 60.0))
+    -20.0
+    """
+    if row.change is None:
+        return None
+    higher_is_better = dict(STAT_METRICS).get(row.metric, False)
+    pct = row.change * 100
+    return round(-pct if higher_is_better else pct, 6)
+
+
+def gate_failures(comparison: StatComparison, threshold_pct: float) -> list[StatRow]:
+    """The rows that fail the gate: significantly worse, and worse by more than the threshold."""
+    failing: list[StatRow] = []
+    for row in comparison.regressions:
+        worse = worse_by_pct(row)
+        if worse is not None and worse > threshold_pct:
+            failing.append(row)
+    return failing
+
+
+def min_possible_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p a Mann-Whitney test of samples this small can reach.
+
+    With 3 requests a side no difference, however large, is significant at 0.05:
+
+    >>> round(min_possible_p(3, 3), 3), round(min_possible_p(4, 4), 3)
+    (0.1, 0.029)
+    """
+    if n_a < 1 or n_b < 1:
+        return 1.0
+    return min(1.0, 2 / math.comb(n_a + n_b, n_a))
+
+
+def underpowered(comparison: StatComparison) -> bool:
+    """True when no cell has enough samples for a significant result at ``alpha``."""
+    return not any(min_possible_p(r.n_a, r.n_b) < comparison.alpha for r in comparison.rows)

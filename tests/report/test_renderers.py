@@ -134,7 +134,7 @@ def test_markdown_escapes_untrusted_text(doc_factory: Callable[..., RunDocument]
 def test_markdown_in_traditional_chinese(doc: RunDocument) -> None:
     set_language("zh-TW")
     text = render(doc, "md")
-    assert "| 模型 | 提示 |" in text and "伺服器" in text
+    assert "| 模型 | 提示詞 |" in text and "伺服器" in text
 
 
 def test_a_run_without_summary_gets_one_computed(doc: RunDocument) -> None:

@@ -373,3 +373,27 @@ def test_the_repeat_guard_ending_is_its_own_outcome(
     header = next(line for line in result.stdout.splitlines() if "OK/n" in line)
     assert "Repeat guard" in header
     assert "not a proxy problem" in result.stdout and "proxy_buffering" not in result.stdout
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_thinking_time_has_its_own_column_apart_from_the_answer_ttft(
+    start_sim: Any, tmp_path: Path, version: str
+) -> None:
+    oss = ModelSpec(
+        "gpt-oss:20b", family="gptoss", thinking=True, think_levels_only=True, load_ms=10,
+        warm_load_ms=1, eval_tps=2000, reply_tokens=8, thinking_tokens=20,
+    )  # fmt: skip
+    sim = start_sim(SimConfig(models=(oss, FAST), version=version))
+    out = tmp_path / "run.json"
+    result = bench(
+        sim.url, "--auto", "--runs", "1", "--no-save", "--suite", one_prompt(tmp_path),
+        "--output", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "OK/n" in line)
+    assert "Thinking ms" in header and header.index("TTFT ms") < header.index("Thinking ms")
+    rows = {r["model"]: r for r in json.loads(out.read_text("utf-8"))["summary"]}
+    thinking = rows["gpt-oss:20b"]["thinking_ms"]["median"]
+    assert thinking is not None and thinking > 0
+    assert rows["gpt-oss:20b"]["ttft_ms"]["median"] > thinking  # the answer came after it
+    assert rows["fast:1b"]["thinking_ms"]["median"] is None

@@ -178,6 +178,7 @@ class SummaryRow(TypedDict, total=False):
     # issue 9 / 11 (absent in older runs: readers compute them from the results or show —)
     eval_count: MetricSummary  # output tokens per reply
     client_overhead_ms: MetricSummary  # network_ms minus one round trip
+    thinking_ms: MetricSummary  # first thinking chunk -> first answer chunk (thinking models)
     buffered: int  # ok replies a buffering proxy held back (TTFT not a TTFT)
     clean_eof: int  # ok replies ended by the repeat guard (no done line, no server figures)
     prompt_tps_absent: str | None  # why prompt_tps is empty: the commonest reason of the cell

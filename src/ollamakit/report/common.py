@@ -406,6 +406,9 @@ SUMMARY_COLUMNS: Final = (
     SummaryColumn("overhead", "report.col_overhead_ms", detail=True),
     SummaryColumn("gpu", "report.col_gpu", detail=True),
 )
+#: Shown only when some model thought before answering: the thinking apart from the answer's
+#: TTFT (which stays the time to the first *answer* text).
+THINKING_COLUMN: Final = SummaryColumn("thinking", "report.col_thinking_ms")
 #: Shown only when some reply ended by Ollama's repeat guard (its own outcome, issue 9 #10).
 CLEAN_EOF_COLUMN: Final = SummaryColumn("clean_eof", "report.col_clean_eof", detail=True)
 
@@ -413,7 +416,10 @@ CLEAN_EOF_COLUMN: Final = SummaryColumn("clean_eof", "report.col_clean_eof", det
 def summary_columns(doc: RunDocument) -> list[SummaryColumn]:
     """The summary's number columns for this run (every renderer uses exactly these)."""
     columns = list(SUMMARY_COLUMNS)
-    if any(int(row.get("clean_eof") or 0) for row in summary_rows(doc)):
+    rows = summary_rows(doc)
+    if any(metric(row, "thinking_ms") is not None for row in rows):
+        columns.insert(1, THINKING_COLUMN)  # right after the answer's TTFT
+    if any(int(row.get("clean_eof") or 0) for row in rows):
         columns.append(CLEAN_EOF_COLUMN)
     return columns
 
@@ -441,6 +447,8 @@ def summary_cell(doc: RunDocument, row: Mapping[str, Any], column: SummaryColumn
         if value is None and int(row.get("buffered") or 0):
             return t("report.cell_buffered")
         return fmt_num(value)
+    if key == "thinking":
+        return fmt_num(metric(row, "thinking_ms"))
     if key == "total":
         return fmt_num(metric(row, "total_ms"))
     if key == "tokens":

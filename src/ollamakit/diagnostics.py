@@ -998,7 +998,6 @@ def check_residency(client: OllamaClient, model: str) -> CheckResult:
     cause of slow tokens, is a warning with what to do; no ``/api/ps`` or no entry is a skip.
     """
     from ollamakit.client.ollama import residency as residency_of
-    from ollamakit.report.common import FULL_GPU_SHARE, gpu_text
 
     start = time.perf_counter_ns()
     try:
@@ -1011,7 +1010,7 @@ def check_residency(client: OllamaClient, model: str) -> CheckResult:
     if match is None:
         return _skipped("residency", t("doctor.residency_unknown"))
     share = match.gpu_share
-    where = gpu_text(share)
+    where = fmt.gpu(share)
     details = {
         "model": match.model,
         "size": match.size_bytes,
@@ -1028,7 +1027,7 @@ def check_residency(client: OllamaClient, model: str) -> CheckResult:
         size=fmt.size(match.size_bytes),
         num_ctx=context,
     )
-    if share is not None and share < FULL_GPU_SHARE:
+    if share is not None and share < fmt.FULL_GPU_SHARE:
         fix = t("bench.hint_offload", model=match.model, where=where, num_ctx=context)
         return CheckResult("residency", Status.WARN, summary, _since_ms(start), details, fix)
     return CheckResult("residency", Status.OK, summary, _since_ms(start), details)

@@ -356,23 +356,9 @@ def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-#: GPU share from which a model counts as fully on the GPU (``ollama ps`` rounds to percents).
-FULL_GPU_SHARE: Final = 0.995
-
-
-def gpu_text(share: float | None) -> str:
-    """``ollama ps``'s PROCESSOR column: "100% GPU", "63% GPU", "CPU"; None: "—".
-
-    >>> gpu_text(1.0), gpu_text(0.6349), gpu_text(0.0), gpu_text(None)
-    ('100% GPU', '63% GPU', 'CPU', '—')
-    """
-    if share is None:
-        return "—"
-    if share <= 0:
-        return "CPU"
-    if share >= FULL_GPU_SHARE:
-        return "100% GPU"
-    return f"{round(share * 100)}% GPU"
+#: Where a model runs, as ``ollama ps`` says it: one formatter, in :mod:`ollamakit.measure.format`.
+FULL_GPU_SHARE = fmt.FULL_GPU_SHARE
+gpu_text = fmt.gpu
 
 
 # ---------------------------------------------------------------------------------------------

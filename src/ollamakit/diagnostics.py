@@ -12,7 +12,7 @@ walks the layers bottom-up, one ``check_*`` function per layer, each returning a
 Order, and why::
 
     configuration → warnings → DNS → TCP → TLS → authentication → GET / → /api/version
-        → /api/tags → round trip → generation → streaming
+        → /api/tags → round trip → generation → streaming → residency (/api/ps)
 
 * Each step assumes the ones before it passed, so after the first failure the rest are
   *skipped*: a refused connection must not be followed by ten confusing HTTP errors.
@@ -994,6 +994,48 @@ def check_streaming(generation: Generation) -> CheckResult:
     )
 
 
+def check_residency(client: OllamaClient, model: str) -> CheckResult:
+    """Where the generation's model runs (``/api/ps``, as ``ollama ps`` shows it).
+
+    "100% GPU" is OK; part of the model in CPU memory (``size_vram < size``), the commonest
+    cause of slow tokens, is a warning with what to do; no ``/api/ps`` or no entry is a skip.
+    """
+    from ollamakit.client.ollama import residency as residency_of
+
+    start = time.perf_counter_ns()
+    try:
+        entries = client.running_models()
+    except OllamaError:
+        return _skipped("residency", t("doctor.residency_unknown"))
+    names = {model, f"{model}:latest"}
+    found = [r for r in (residency_of(e) for e in entries) if r is not None]
+    match = next((r for r in found if r.model in names), None)
+    if match is None:
+        return _skipped("residency", t("doctor.residency_unknown"))
+    share = match.gpu_share
+    where = fmt.gpu(share)
+    details = {
+        "model": match.model,
+        "size": match.size_bytes,
+        "size_vram": match.vram_bytes,
+        "gpu_share": None if share is None else round(share, 4),
+        "context_length": match.context_length,
+        "expires_at": match.expires_at,
+    }
+    context = match.context_length if match.context_length else "?"
+    summary = t(
+        "doctor.residency_ok",
+        model=match.model,
+        where=where,
+        size=fmt.size(match.size_bytes),
+        num_ctx=context,
+    )
+    if share is not None and share < fmt.FULL_GPU_SHARE:
+        fix = t("bench.hint_offload", model=match.model, where=where, num_ctx=context)
+        return CheckResult("residency", Status.WARN, summary, _since_ms(start), details, fix)
+    return CheckResult("residency", Status.OK, summary, _since_ms(start), details)
+
+
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -1013,6 +1055,7 @@ STEPS: Final = (
     "rtt",
     "generate",
     "streaming",
+    "residency",
 )
 
 
@@ -1130,6 +1173,7 @@ def diagnose(
     if not generate:
         yield _skipped("generate", t("doctor.generate_disabled"))
         yield _skipped("streaming", t("doctor.generate_disabled"))
+        yield _skipped("residency", t("doctor.generate_disabled"))
         return
     notify("generate")
     with OllamaClient(settings, deadline_s=settings.benchmark_timeout_s) as client:
@@ -1139,11 +1183,14 @@ def diagnose(
         else:
             candidates = pick_models(models, lambda name: describe_info(name, client.show(name)))
         result, generation = check_generate(client, candidates)
-    yield result
-    if generation is None:
-        yield _skipped("streaming")
-        return
-    yield check_streaming(generation)
+        yield result
+        if generation is None:
+            yield _skipped("streaming")
+            yield _skipped("residency")
+            return
+        yield check_streaming(generation)
+        notify("residency")
+        yield check_residency(client, generation.model)
 
 
 def config_failure(error: OllamakitError) -> list[CheckResult]:
@@ -1169,6 +1216,7 @@ __all__ = [
     "check_config",
     "check_dns",
     "check_generate",
+    "check_residency",
     "check_rtt",
     "check_streaming",
     "check_tags",

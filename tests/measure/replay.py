@@ -148,6 +148,14 @@ class ReplayServer:
                 + payload
             )
             return True
+        if method == "GET" and path == "/api/ps":  # the bench reads residency: none known
+            payload = b'{"models": []}'
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
+            return True
         request = json.loads(body or b"{}")
         model = str(request.get("model", ""))
         script = self.scripts[model]

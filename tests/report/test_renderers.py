@@ -91,8 +91,11 @@ def test_markdown_tables_are_well_formed(doc: RunDocument) -> None:
     summary = tables[0]
     assert summary[0][:2] == ["Model", "Prompt"]
     assert len(summary) == 2 + len(doc["summary"])
-    assert summary[2][0] == "`llama3.2:3b`" and summary[2][-1] == "3/3"
-    assert any(row[-1] == "2/3" for row in summary)
+    ok = summary[0].index("OK/n")
+    assert summary[2][0] == "`llama3.2:3b`" and summary[2][ok] == "3/3"
+    assert any(row[ok] == "2/3" for row in summary)
+    for header in ("E2E ms", "Out tokens", "Eval rate tok/s", "Client decode tok/s", "GPU"):
+        assert header in summary[0]  # the terminal's columns (issue 11)
     assert "**Server** `https://ollama-user:***@gpu.example.com`" in text
     assert "Ollama version** 0.6.2" in text and "1.84 ms (p95 3.10 ms)" in text
     assert "HTTP 503" in text  # the failure, with its error text
@@ -131,7 +134,7 @@ def test_markdown_escapes_untrusted_text(doc_factory: Callable[..., RunDocument]
 def test_markdown_in_traditional_chinese(doc: RunDocument) -> None:
     set_language("zh-TW")
     text = render(doc, "md")
-    assert "| 模型 | 提示 |" in text and "伺服器" in text
+    assert "| 模型 | 提示詞 |" in text and "伺服器" in text
 
 
 def test_a_run_without_summary_gets_one_computed(doc: RunDocument) -> None:

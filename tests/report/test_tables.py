@@ -33,9 +33,12 @@ def test_summary_table_has_a_row_per_cell(doc: RunDocument) -> None:
     table = summary_table(doc)
     assert table.row_count == len(doc["summary"])
     text = text_of(table)
-    for header in ("Model", "Prompt", "Conc.", "TTFT ms", "Eval tok/s", "Prompt tok/s"):
+    for header in ("Model", "Prompt", "Conc.", "TTFT ms", "Eval rate tok/s", "Prefill tok/s"):
         assert header in text
-    assert "Network ms" in text and "OK/n" in text
+    headers = [str(column.header) for column in table.columns]
+    for header in ("E2E ms", "Out tokens", "Client decode tok/s", "Overhead ms", "GPU"):
+        assert header in headers  # the same columns as Markdown and HTML (issue 11)
+    assert "Network ms" not in text and "OK/n" in text
     assert "llama3.2:3b" in text and "qwen2.5-coder:7b" in text
     assert "2/3" in text  # the failed request's cell
     assert text.count("llama3.2:3b") == 2  # model named once per block (sweep: second block)
@@ -73,8 +76,9 @@ def test_markup_in_names_is_printed_as_is(doc_factory: Callable[..., RunDocument
 
 def test_summary_in_traditional_chinese(doc: RunDocument) -> None:
     set_language("zh-TW")
-    text = text_of(summary_table(doc))
-    assert "模型" in text and "生成 tok/s" in text
+    table = summary_table(doc)
+    headers = [str(column.header) for column in table.columns]
+    assert "模型" in headers and "生成速率 tok/s" in headers and "用戶端解碼 tok/s" in headers
 
 
 def test_compare_faster_run(doc_factory: Callable[..., RunDocument]) -> None:
@@ -166,24 +170,25 @@ def test_names_never_break_at_80_columns(
         assert prompt in text
     assert "…" not in text  # no header or number cut short ("Netwo…")
     summary = "\n".join(body_lines(lines, "Summary"))
-    assert "Network" in summary  # it fits: no second table
-    assert "Network ms (median" not in text
+    assert "E2E" in summary and "Out" in summary  # the main columns in the first table
+    details = "\n".join(body_lines(lines, "Details"))
+    assert "Prefill" in details and "Overhead" in details and "GPU" in details
     row = next(line for line in lines if "long-summary" in line)
     cell = next(r for r in doc["summary"] if r["prompt_id"] == "long-summary")
     assert fmt_num(cell["ttft_ms"]["median"]) in row  # the numbers stay on the name's line
-    assert fmt_num(cell["network_ms"]["median"]) in row
+    assert fmt_num(cell["total_ms"]["median"]) in row
 
 
-def test_a_narrower_terminal_moves_network_to_a_second_table(
+def test_a_narrower_terminal_moves_the_details_to_a_second_table(
     doc_factory: Callable[..., RunDocument],
 ) -> None:
     doc = small_models_doc(doc_factory, sweep=False, failed=False)
-    lines = on_terminal(lambda c: print_summary(doc, c), width=64)
+    lines = on_terminal(lambda c: print_summary(doc, c), width=76)
     text = "\n".join(lines)
-    assert all(len(line) <= 64 for line in lines)
-    assert "Network" not in "\n".join(body_lines(lines, "Summary"))
-    network = body_lines(lines, "Network ms (median per model and prompt)")
-    assert any("deepseek-r1:1.5b" in line and "greeting" in line for line in network)
+    assert all(len(line) <= 76 for line in lines)
+    assert "Overhead" not in "\n".join(body_lines(lines, "Summary"))
+    details = body_lines(lines, "Details")
+    assert any("deepseek-r1:1.5b" in line and "greeting" in line for line in details)
     assert "long-summary" in text and "…" not in text
 
 
@@ -192,11 +197,13 @@ def test_long_names_fold_only_as_a_last_resort(doc_factory: Callable[..., RunDoc
     doc = doc_factory(models=[name], sweep=False, failed=False)
     lines = on_terminal(lambda c: print_summary(doc, c), width=60)
     assert all(len(line) <= 60 for line in lines)
+    assert name in lines  # too long for a column: it names its own table, whole (issue 11)
+    assert "…" not in "\n".join(body_lines(lines, name))
+    lines = on_terminal(lambda c: print_summary(doc, c), width=44)
     summary = body_lines(lines, "Summary")
     assert "".join(line.split("  ")[0].strip() for line in summary if line.strip()).count(
         name[:20]
-    )  # folded over several lines, but all there
-    assert "…" not in "\n".join(summary)
+    )  # folded over several lines (the last resort), but all there
 
 
 def test_no_trailing_spaces_on_a_terminal_or_in_a_pipe(
@@ -215,7 +222,7 @@ def test_a_pipe_gets_whole_lines(doc_factory: Callable[..., RunDocument]) -> Non
     doc = small_models_doc(doc_factory)
     lines = into_pipe(lambda c: print_summary(doc, c))
     header = next(line for line in lines if "Model" in line and "OK/n" in line)
-    assert "Network ms" in header and "Prompt tok/s" in header  # not wrapped at 80 columns
+    assert "Overhead ms" in header and "Prefill tok/s" in header  # not wrapped at 80 columns
     hint = next(line for line in lines if line.startswith("→"))
     assert hint.endswith("OLLAMA_NUM_PARALLEL=2.")  # one line, however long
 

@@ -37,12 +37,14 @@ def chat_request(
     messages: Sequence[Message],
     options: Mapping[str, object],
     think: Think | None = None,
+    *,
+    keep_alive: str | float | None = None,
 ) -> ChatRequest:
     """The suite's messages and Ollama options as a :class:`ChatRequest` (an OpenAI backend
     maps ``num_predict``/``temperature``/``seed`` and leaves out the rest)."""
     kept = {k: v for k, v in options.items() if isinstance(v, int | float | str | list)}
     turns = tuple({"role": m["role"], "content": m["content"]} for m in messages)
-    return ChatRequest(model, turns, kept, think=think)
+    return ChatRequest(model, turns, kept, think=think, keep_alive=keep_alive)
 
 
 def open_bench_backend(

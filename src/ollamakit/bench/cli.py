@@ -112,6 +112,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-save", action="store_true", help=t("bench.help_no_save"))
     parser.add_argument("--label", metavar="TEXT", default=None, help=t("bench.help_label"))
+    parser.add_argument("--cold", action="store_true", help=t("bench.help_cold"))
+    parser.add_argument(
+        "--cold-runs", type=int, default=1, metavar="K", help=t("bench.help_cold_runs")
+    )
+    parser.add_argument(
+        "--num-ctx", type=int, default=None, metavar="N", help=t("bench.help_num_ctx")
+    )
     parser.add_argument("--demo", action="store_true", help=t("bench.help_demo"))
     resume.add_arguments(parser)  # --resume RUN (bench/resume.py)
     baseline.add_arguments(parser)  # --baseline/--fail-on-regression/--verdict (bench/baseline.py)
@@ -156,6 +163,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(t("bench.bad_number", flag="--warmup", value=args.warmup, minimum=0))
     if args.num_predict is not None and (args.num_predict == 0 or args.num_predict < -1):
         raise UsageError(t("bench.bad_num_predict", value=args.num_predict))
+    if args.cold_runs < 1:
+        raise UsageError(t("bench.bad_number", flag="--cold-runs", value=args.cold_runs, minimum=1))
+    if args.num_ctx is not None and args.num_ctx < 1:
+        raise UsageError(t("bench.bad_number", flag="--num-ctx", value=args.num_ctx, minimum=1))
     if args.seed is not None and args.seed < 0:
         raise UsageError(t("bench.bad_number", flag="--seed", value=args.seed, minimum=0))
     for flag, value in (
@@ -163,6 +174,7 @@ def _check_args(args: argparse.Namespace) -> None:
         ("--warmup", args.warmup),
         ("--num-predict", args.num_predict),
         ("--seed", args.seed),
+        ("--num-ctx", args.num_ctx),
     ):
         if value is not None and value > INT64_MAX:  # Ollama's options are Go int64
             raise UsageError(t("files.number_too_large", flag=flag, value=value, maximum=INT64_MAX))
@@ -330,6 +342,8 @@ def describe(result: RequestResult, *, warmup: bool = False) -> str:
         where = f"{result['model']} · {t('bench.warmup')}"
     if not result["ok"]:
         return t("bench.line_failed", where=where, error=result["error"] or "?")
+    if result.get("end") == "clean_eof":  # the repeat guard: usable, no server figures
+        return t("bench.line_clean_eof", where=where, ttft=_num(result["ttft_ms"]))
     if result.get("buffered"):  # its TTFT is not a time to first token
         total = _num(result["total_ms"])
         return t("bench.line_buffered", where=where, total=total, tps=_num(result["eval_tps"]))
@@ -577,6 +591,9 @@ def _run(
         concurrency=levels,
         timeout_s=settings.benchmark_timeout_s,
         label=args.label,
+        cold=args.cold,
+        cold_runs=args.cold_runs,
+        num_ctx=args.num_ctx,
         demo=demo,
         think=mode,
         think_by_model=think_by_model,
@@ -598,6 +615,8 @@ def _run(
             requests=plan.total_requests * len(targets),
         )
     )
+    if plan.num_ctx is not None:
+        terminal.info(t("bench.num_ctx_reload", num_ctx=plan.num_ctx))
     # A long run: how long, and how to make it short (resumed: the news line says what is left).
     estimate = bench_estimate(plan) if resumed is None else None
     if estimate is not None:
@@ -704,7 +723,12 @@ def _finish(
         with contextlib.suppress(*_GONE):
             terminal.warn(t("bench.interrupted", count=len(results)))
         return int(ExitStatus.INTERRUPTED)
-    failed = write_failed or not results or any(not r["ok"] for r in results)
+    if doc["status"] == "failed":
+        with contextlib.suppress(*_GONE):
+            terminal.warn(t("bench.run_failed", reason=doc.get("failure") or "?"))
+        return int(ExitStatus.ERROR)
+    skipped = any(m.get("skipped") for m in doc.get("models") or [])
+    failed = write_failed or skipped or not results or any(not r["ok"] for r in results)
     return int(ExitStatus.FAILURES if failed else ExitStatus.OK)
 
 

@@ -35,11 +35,29 @@ collects chunks, and keeps other work out of the windows in which streams are be
   ``sent_ns`` and the wire, counted as TTFT. With lanes the same burst took 10–14 ms
   (docs/performance.md, "Measurement fidelity").
 
-Failures
---------
+Residency, cold loads, keep-alive (issue 9, items 6, 7, 13)
+-------------------------------------------------------------
+Every request carries ``keep_alive`` (:data:`KEEP_ALIVE`, "30m") so the server does not evict a
+model in the middle of its measurements (Ollama's default is 5 minutes, and another model's
+load may evict it sooner), and ``num_ctx`` when ``--num-ctx`` is given (a different ``num_ctx``
+than the loaded one reloads the model, ``sched.go:201``, so it is sent on every request, warm-up
+included). After a model's warm-up, ``/api/ps`` says where it runs (``size_vram`` of ``size``:
+"100% GPU", "63% GPU", "CPU") and with what context; that goes into the document's ``models``
+section. With ``cold`` each of ``cold_runs`` loads is made on purpose: unload
+(``keep_alive: 0``), then one warm-up request whose ``load_duration`` is the load; without it,
+the first warm-up's load is what it is, and a load under ``report.common.WARM_LOAD_MS`` means
+the model was already in memory (``state: "already_loaded"`` in ``cold_loads``).
+
+Failures: fail fast, keep everything (issue 9, item 4)
+------------------------------------------------------
 Every request runs under ``asyncio.timeout(timeout_s)``, end to end (connect, queue, prefill,
 decode). Timeout, HTTP errors (503, 404 unknown model, 500), an ``{"error"}`` line mid-stream and
-a cut stream become ``ok: false`` rows with the error's one-line ``short`` text; the run goes on.
+a cut stream become ``ok: false`` rows with the error's one-line ``short`` text. But a model
+whose warm-up fails, or whose measured requests fail :data:`MAX_FAILURES_IN_A_ROW` times in a
+row, is skipped for the rest of the run, with its reason in ``models`` (one stalled model
+costs one timeout, not one per prompt and run); and :data:`MAX_CONNECTION_FAILURES` failed
+connections in a row (the server went away) end the run: the results so far are kept, the
+run is marked ``failed`` and the command exits 2.
 
 Ctrl-C
 ------
@@ -65,8 +83,8 @@ from ollamakit import __version__
 from ollamakit.bench.backends import chat_request, round_trip_ms, server_info
 from ollamakit.bench.suites import Prompt, Suite, marked
 from ollamakit.client import AsyncBackend
-from ollamakit.domain import StreamEnd, Think
-from ollamakit.errors import OllamakitError
+from ollamakit.domain import Residency, StreamEnd, Think
+from ollamakit.errors import ConnectFailed, ConnectionLost, OllamakitError
 from ollamakit.i18n import t
 from ollamakit.measure.recorder import ReplyRecorder
 from ollamakit.measure.schema import (
@@ -74,6 +92,7 @@ from ollamakit.measure.schema import (
     ConcurrencyRow,
     Identity,
     LoadInfo,
+    ModelFacts,
     RequestResult,
     RunConfig,
     RunDocument,
@@ -85,10 +104,28 @@ from ollamakit.measure.stats import (
     saturation_level,
     summary_rows,
 )
+from ollamakit.report.common import FULL_GPU_SHARE, gpu_text
 from ollamakit.selection import capped_before_answer
 
 #: Round trips measured before the run (after one request that opened the connection).
 RTT_SAMPLES: Final = 5
+#: ``keep_alive`` sent with every request of a run: long enough that no model is evicted
+#: between its warm-up and its last measurement.
+KEEP_ALIVE: Final = "30m"
+#: Measured requests of one model that fail in a row before the model is skipped.
+MAX_FAILURES_IN_A_ROW: Final = 3
+#: Failed connections in a row (any model) that end the run: the server is gone.
+MAX_CONNECTION_FAILURES: Final = 3
+#: Below this load time a model's first request found it in memory (``report.common`` too).
+WARM_LOAD_MS: Final = 50.0
+
+
+class _SkipModel(Exception):
+    """The current model is skipped for the rest of the run (its reason in ``args[0]``)."""
+
+
+class _ServerGone(Exception):
+    """Too many failed connections in a row: the run ends, marked ``failed``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +139,10 @@ class BenchPlan:
     concurrency: tuple[int, ...] = (1,)
     timeout_s: float = 300.0
     label: str | None = None
+    cold: bool = False  # unload each model before its warm-up, measure cold_runs loads
+    cold_runs: int = 1
+    num_ctx: int | None = None  # sent as options.num_ctx in every request
+    keep_alive: str = KEEP_ALIVE
     demo: bool = False  # the server is the built-in simulator (--demo): numbers are simulated
     #: ``--think``: the mode asked for, and per model the ``think`` value sent (selection.py);
     #: a model not in the map gets no ``think`` (the server's default).
@@ -111,9 +152,8 @@ class BenchPlan:
     @property
     def total_requests(self) -> int:
         """Requests the plan sends, warm-up included (for the progress bar)."""
-        per_model = self.warmup + sum(c * self.runs for c in self.concurrency) * len(
-            self.suite.prompts
-        )
+        warmup = max(self.warmup - 1, 0) + self.cold_runs if self.cold else self.warmup
+        per_model = warmup + sum(c * self.runs for c in self.concurrency) * len(self.suite.prompts)
         return per_model * len(self.models)
 
     def config(self) -> RunConfig:
@@ -128,6 +168,10 @@ class BenchPlan:
             "prompts": [p.id for p in self.suite.prompts],
             "timeout_s": self.timeout_s,
             "temperature": self.suite.temperature,
+            "num_ctx": self.num_ctx,
+            "keep_alive": self.keep_alive,
+            "cold": self.cold,
+            "cold_runs": self.cold_runs if self.cold else 0,
             "think": self.think,
             "think_sent": {m: self.think_by_model.get(m) for m in self.models},
         }
@@ -285,6 +329,11 @@ class Runner:
         self._levels: list[ConcurrencyRow] = []
         self._cold_loads: list[LoadInfo] = []
         self._options = self.plan.suite.options()
+        if self.plan.num_ctx is not None:
+            self._options["num_ctx"] = self.plan.num_ctx
+        self._models: list[ModelFacts] = []
+        self._connection_failures = 0  # in a row, any model
+        self._failure: str | None = None  # why the run ended early (status "failed")
         self.document: RunDocument | None = None  # set once the run has started
         self._lanes: list[AsyncBackend] = []
         self.server_name = ""  # the "server" of each result row (bench/compare.py)
@@ -313,6 +362,8 @@ class Runner:
             "cold_loads": [],
             "concurrency_summary": [],
             "hints": [],
+            "models": [],
+            "failure": None,
             "demo": self.plan.demo,
         }
         doc["servers"] = [doc["server"]]
@@ -327,8 +378,18 @@ class Runner:
         self.document = doc
         interrupted = False
         try:
+            earlier = {m.get("model"): m for m in doc.get("models") or []}  # --resume
             for model in self.plan.models:
-                await self._model(model)
+                facts: ModelFacts = {"model": model, "skipped": None}
+                if self.resume is not None and self.resume.model_done(model):
+                    facts = earlier.get(model) or facts  # measured before: keep its facts
+                self._models.append(facts)
+                try:
+                    await self._model(model, facts)
+                except _SkipModel as skip:
+                    facts["skipped"] = str(skip)
+        except _ServerGone as gone:
+            self._failure = str(gone)
         except asyncio.CancelledError:
             # First Ctrl-C (asyncio.run cancels the main task). Undo the cancellation request
             # so the clean-up below, and asyncio.run's own, proceed normally.
@@ -354,29 +415,56 @@ class Runner:
         doc["summary"] = summary_rows(self._results)
         doc["cold_loads"] = list(self._cold_loads)
         doc["concurrency_summary"] = list(self._levels)
+        doc["models"] = list(self._models)
         doc["hints"] = (
             buffering_hints(self._results)
             + thinking_cap_hints(self._results, self.plan)
+            + residency_hints(self._models)
             + throughput_hints(self._levels)
         )
-        doc["status"] = "interrupted" if interrupted else "complete"
+        if interrupted:
+            doc["status"] = "interrupted"
+        elif self._failure is not None:
+            doc["status"] = "failed"
+            doc["failure"] = self._failure
+        else:
+            doc["status"] = "complete"
         doc["finished_at"] = now_iso()
         self.sink.finish(doc)
         return doc
 
     # ------------------------------------------------------------------ per model
 
-    async def _model(self, model: str) -> None:
+    async def _model(self, model: str, facts: ModelFacts) -> None:
         prompts = self.plan.suite.prompts
         if self.resume is not None and self.resume.model_done(model):
             return
         load: LoadInfo = {"model": model, "load_ms": None}
-        for i in range(self.plan.warmup):
+        warmups = self.plan.warmup
+        if self.plan.cold:
+            loads: list[float] = []
+            for k in range(self.plan.cold_runs):
+                await self._unload(model)
+                identity = Identity(model, prompts[0].id, prompts[0].category, k, 1)
+                result = await self._warmup(identity, prompts[0])
+                if result["load_ms"] is not None:
+                    loads.append(result["load_ms"])
+            load["load_ms"] = round(statistics.median(loads), 6) if loads else None
+            load["load_runs_ms"] = loads
+            load["state"] = "cold"
+            self._cold_loads.append(load)
+            warmups = max(warmups - 1, 0)  # the cold loads were warm-ups too
+        for i in range(warmups):
             identity = Identity(model, prompts[0].id, prompts[0].category, i, 1)
-            result = await self._request(identity, prompts[0], warmup=True)
-            if i == 0:
+            result = await self._warmup(identity, prompts[0])
+            if i == 0 and not self.plan.cold:
                 load["load_ms"] = result["load_ms"]
+                load["state"] = _load_state(result["load_ms"])
                 self._cold_loads.append(load)
+        resident_known = warmups > 0 or self.plan.cold
+        if resident_known:
+            await self._residency(model, facts)
+        in_a_row = 0
         for level in self.plan.concurrency:
             await self._prepare_lanes(level)
             level_results: list[RequestResult] = []
@@ -391,9 +479,67 @@ class Runner:
                         wall_ns += time.perf_counter_ns() - started_ns
                         level_results.extend(batch)
                         self._flush()
+                        self._check_server()
+                        if not resident_known and any(r["ok"] for r in batch):
+                            resident_known = True  # no warm-up: the first reply loaded it
+                            await self._residency(model, facts)
+                        for result in batch:
+                            in_a_row = 0 if result["ok"] else in_a_row + 1
+                        if in_a_row >= MAX_FAILURES_IN_A_ROW:
+                            error = batch[-1]["error"] or t("report.unknown_error")
+                            raise _SkipModel(
+                                t("bench.skipped_failures", count=in_a_row, error=error)
+                            )
             finally:
                 if level_results:
                     self._levels.append(concurrency_row(model, level, level_results, wall_ns / 1e9))
+
+    async def _warmup(self, identity: Identity, prompt: Prompt) -> RequestResult:
+        """One unmeasured request; a failed one skips the model (or ends the run)."""
+        result = await self._request(identity, prompt, warmup=True)
+        self._check_server()
+        if not result["ok"]:
+            error = result["error"] or t("report.unknown_error")
+            raise _SkipModel(t("bench.skipped_warmup", error=error))
+        return result
+
+    async def _unload(self, model: str) -> None:
+        """``keep_alive: 0`` with no prompt: the model leaves memory (``--cold``)."""
+        try:
+            if not await self.client.unload(model):  # the API cannot unload (OpenAI-compatible)
+                return
+        except OllamakitError as exc:
+            self._count_connection(exc)
+            self._check_server()
+            raise _SkipModel(t("bench.skipped_unload", error=exc.short)) from None
+
+    async def _residency(self, model: str, facts: ModelFacts) -> None:
+        """Where the model runs now (``/api/ps``), into ``facts``; nothing when unknown."""
+        try:
+            found = await self.client.residency()
+        except OllamakitError:
+            return  # no /api/ps (an old proxy rule): residency unknown
+        if found is None:  # the API has no /api/ps (another engine)
+            return
+        match = _find_residency(model, found)
+        if match is None:
+            return
+        share = match.gpu_share
+        facts["size"] = match.size_bytes
+        facts["size_vram"] = match.vram_bytes
+        facts["gpu_share"] = None if share is None else round(share, 4)
+        facts["context_length"] = match.context_length
+        facts["expires_at"] = match.expires_at
+
+    def _count_connection(self, error: OllamakitError | None) -> None:
+        if isinstance(error, ConnectFailed | ConnectionLost):
+            self._connection_failures += 1
+        else:
+            self._connection_failures = 0
+
+    def _check_server(self) -> None:
+        if self._connection_failures >= MAX_CONNECTION_FAILURES:
+            raise _ServerGone(t("bench.server_gone", count=self._connection_failures))
 
     async def _batch(self, model: str, prompt: Prompt, run: int, level: int) -> list[RequestResult]:
         """``level`` identical streams at once; each result is kept as soon as it ends."""
@@ -441,10 +587,12 @@ class Runner:
             marked(prompt, marker),
             self._options,
             self.plan.think_by_model.get(identity.model),
+            keep_alive=self.plan.keep_alive,
         )
         stream = client.stream_chat(request)
         recorder: ReplyRecorder | None = None
         error: str | None = None
+        failure: OllamakitError | None = None
         end: StreamEnd | None = None  # the stream's own unless the deadline ended it
         started_at = now_iso()
         async with contextlib.AsyncExitStack() as closing:
@@ -460,6 +608,7 @@ class Runner:
                 end = "timeout"
             except OllamakitError as exc:
                 error = exc.short
+                failure = exc
             if gate is not None:
                 await gate.pass_when_all_arrived()
         if recorder is None:  # failed before the request was sent
@@ -467,6 +616,7 @@ class Runner:
         result = recorder.finish(end or stream.end, error).to_result(identity)
         result["started_at"] = started_at
         result["server"] = self.server_name
+        self._count_connection(failure)
         if not warmup:
             self._results.append(result)
             self._unsaved.append(result)
@@ -509,6 +659,59 @@ class _Gate:
         await self._open.wait()
 
 
+def _load_state(load_ms: float | None) -> str | None:
+    """``"already_loaded"`` below :data:`WARM_LOAD_MS`, ``"cold"`` above, None when unknown.
+
+    >>> _load_state(2.3), _load_state(1843.0), _load_state(None)
+    ('already_loaded', 'cold', None)
+    """
+    if load_ms is None:
+        return None
+    return "already_loaded" if load_ms < WARM_LOAD_MS else "cold"
+
+
+def _find_residency(model: str, found: Sequence[Residency]) -> Residency | None:
+    """The ``/api/ps`` entry of ``model`` (``llama3.2`` is ``llama3.2:latest`` there).
+
+    >>> ps = [Residency("llama3.2:latest", 10, 10), Residency("qwen3:8b", 10, 5)]
+    >>> _find_residency("llama3.2", ps).model, _find_residency("qwen3:8b", ps).vram_bytes
+    ('llama3.2:latest', 5)
+    >>> _find_residency("gemma3", ps) is None
+    True
+    """
+
+    def full(name: str) -> str:
+        return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+    return next((r for r in found if full(r.model) == full(model)), None)
+
+
+def residency_hints(models: Sequence[ModelFacts]) -> list[str]:
+    """One warning per partly offloaded (or CPU-only) model, with what to do about it.
+
+    >>> residency_hints([{"model": "m", "skipped": None, "gpu_share": 1.0}])
+    []
+    >>> "OLLAMA_FLASH_ATTENTION=1" in residency_hints(
+    ...     [{"model": "m", "skipped": None, "gpu_share": 0.63, "context_length": 8192}])[0]
+    True
+    """
+    hints: list[str] = []
+    for facts in models:
+        share = facts.get("gpu_share")
+        if share is None or share >= FULL_GPU_SHARE:
+            continue
+        context = facts.get("context_length")
+        hints.append(
+            t(
+                "bench.hint_offload",
+                model=facts["model"],
+                where=gpu_text(share),
+                num_ctx=context if context else "?",
+            )
+        )
+    return hints
+
+
 def buffering_hints(results: Sequence[RequestResult]) -> list[str]:
     """One hint when a buffering proxy held replies back (their TTFT is not a TTFT).
 
@@ -547,6 +750,9 @@ def throughput_hints(rows: Sequence[ConcurrencyRow]) -> list[str]:
     ...         {"model": "m", "concurrency": 4, "output_tps": 51.0}]
     >>> "OLLAMA_NUM_PARALLEL" in throughput_hints(flat)[0]
     True
+    >>> two = flat + [{**row, "model": "n"} for row in flat]
+    >>> [h.count("OLLAMA_NUM_PARALLEL") > 0 for h in throughput_hints(two)]  # said once
+    [True]
     >>> throughput_hints([{"model": "m", "concurrency": 1, "output_tps": 50.0}])
     []
     """
@@ -554,6 +760,7 @@ def throughput_hints(rows: Sequence[ConcurrencyRow]) -> list[str]:
     for row in rows:
         by_model.setdefault(row.get("model", "?"), []).append(row)
     hints: list[str] = []
+    flat: list[str] = []
     for model, model_rows in by_model.items():
         level = saturation_level(model_rows)
         if level is None:
@@ -562,13 +769,18 @@ def throughput_hints(rows: Sequence[ConcurrencyRow]) -> list[str]:
         tps = next((r.get("output_tps") for r in model_rows if r.get("concurrency") == level), None)
         shown_tps = "?" if tps is None or not math.isfinite(tps) else f"{tps:.1f}"
         if level == lowest == 1:
-            hints.append(t("bench.hint_flat", model=model, tps=shown_tps))
+            flat.append(t("bench.hint_flat_model", model=model, tps=shown_tps))
         else:
             hints.append(t("bench.hint_saturation", model=model, level=level, tps=shown_tps))
+    if flat:  # the OLLAMA_NUM_PARALLEL advice once, for all the models it concerns
+        hints.insert(0, t("bench.hint_flat", models="; ".join(flat)))
     return hints
 
 
 __all__ = [
+    "KEEP_ALIVE",
+    "MAX_CONNECTION_FAILURES",
+    "MAX_FAILURES_IN_A_ROW",
     "RTT_SAMPLES",
     "BenchPlan",
     "Event",
@@ -578,6 +790,7 @@ __all__ = [
     "Runner",
     "StoreSink",
     "buffering_hints",
+    "residency_hints",
     "thinking_cap_hints",
     "throughput_hints",
 ]

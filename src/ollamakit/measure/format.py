@@ -128,4 +128,34 @@ def percent(share: float | None, *, signed: bool = False) -> str:
     return f"{known * 100:+.1f}%" if signed else f"{known * 100:.0f}%"
 
 
-__all__ = ["DASH", "duration", "ms", "number", "percent", "seconds", "size", "tps"]
+#: GPU share from which a model counts as fully on the GPU (``ollama ps`` rounds to percents).
+FULL_GPU_SHARE: Final = 0.995
+
+
+def gpu(share: float | None) -> str:
+    """``ollama ps``'s PROCESSOR column: "100% GPU", "63% GPU", "CPU"; None: "—".
+
+    >>> gpu(1.0), gpu(0.6349), gpu(0.0), gpu(None)
+    ('100% GPU', '63% GPU', 'CPU', '—')
+    """
+    if share is None:
+        return DASH
+    if share <= 0:
+        return "CPU"
+    if share >= FULL_GPU_SHARE:
+        return "100% GPU"
+    return f"{round(share * 100)}% GPU"
+
+
+__all__ = [
+    "DASH",
+    "FULL_GPU_SHARE",
+    "duration",
+    "gpu",
+    "ms",
+    "number",
+    "percent",
+    "seconds",
+    "size",
+    "tps",
+]

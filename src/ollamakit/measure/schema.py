@@ -51,6 +51,11 @@ class RunConfig(TypedDict, total=False):
     prompts: list[str]  # prompt ids
     timeout_s: float
     temperature: float
+    # issue 9 (absent in older runs)
+    num_ctx: int | None  # sent as options.num_ctx in every request; None: the server's default
+    keep_alive: str  # sent with every request, so no model is evicted mid-run
+    cold: bool  # --cold: each model unloaded before its warm-up
+    cold_runs: int  # --cold-runs: loads measured per model (0 without --cold)
     think: str | None  # --think as asked: off, on, low, medium, high, max (None: not sent)
     think_sent: dict[str, bool | str | None]  # per model, the think value sent
 
@@ -175,6 +180,13 @@ class SummaryRow(TypedDict, total=False):
     tpot_ms: MetricSummary
     network_ms: MetricSummary
     itl_p95_ms: MetricSummary
+    # issue 9 / 11 (absent in older runs: readers compute them from the results or show —)
+    eval_count: MetricSummary  # output tokens per reply
+    client_overhead_ms: MetricSummary  # network_ms minus one round trip
+    thinking_ms: MetricSummary  # first thinking chunk -> first answer chunk (thinking models)
+    buffered: int  # ok replies a buffering proxy held back (TTFT not a TTFT)
+    clean_eof: int  # ok replies ended by the repeat guard (no done line, no server figures)
+    prompt_tps_absent: str | None  # why prompt_tps is empty: the commonest reason of the cell
 
 
 class ConcurrencyRow(TypedDict, total=False):
@@ -196,8 +208,27 @@ class LoadInfo(TypedDict):
     """The cold load seen by a model's first (warm-up) request."""
 
     model: str
-    load_ms: float | None
+    load_ms: float | None  # with --cold: the median of load_runs_ms
     server: NotRequired[str]  # bench comparing servers: which one
+    # issue 9 (absent in older runs: readers then judge by load_ms alone)
+    state: NotRequired[str | None]  # "cold" | "already_loaded" | None (unknown)
+    load_runs_ms: NotRequired[list[float]]  # --cold: every measured load
+
+
+class ModelFacts(TypedDict):
+    """One model of the run: where it ran (``/api/ps`` after its warm-up), whether skipped.
+
+    The residency fields are absent when the server has no ``/api/ps`` or did not list the
+    model; ``gpu_share`` is ``size_vram / size`` (``ollama ps``: 1.0 = "100% GPU", 0 = CPU).
+    """
+
+    model: str
+    skipped: str | None  # why the rest of the run left it out; None: it ran to the end
+    size: NotRequired[int]  # bytes in memory (weights + KV cache)
+    size_vram: NotRequired[int]  # of which in GPU memory
+    gpu_share: NotRequired[float | None]
+    context_length: NotRequired[int | None]  # the num_ctx it is loaded with
+    expires_at: NotRequired[str | None]
 
 
 class RunDocument(TypedDict):
@@ -216,6 +247,9 @@ class RunDocument(TypedDict):
     cold_loads: NotRequired[list[LoadInfo]]
     concurrency_summary: NotRequired[list[ConcurrencyRow]]
     hints: NotRequired[list[str]]
+    # issue 9 (absent in older runs)
+    models: NotRequired[list[ModelFacts]]
+    failure: NotRequired[str | None]  # status "failed": why the run ended early
     demo: NotRequired[bool]  # true: measured against the built-in simulator (--demo)
     servers: NotRequired[list[ServerInfo]]  # bench comparing servers; "server" is the first
 

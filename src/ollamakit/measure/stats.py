@@ -95,6 +95,8 @@ _SUMMARY_METRICS: Final = (
     "e2e_tps",
     "tpot_ms",
     "network_ms",
+    "eval_count",
+    "client_overhead_ms",
 )
 
 
@@ -136,8 +138,28 @@ def summary_rows(results: Iterable[RequestResult]) -> list[SummaryRow]:
             pool = streamed if metric in _TIMING_OF_TOKENS else good
             row[metric] = summarize(_metric(r, metric) for r in pool)
         row["itl_p95_ms"] = summarize(r["itl_ms"]["p95"] for r in streamed)
+        row["thinking_ms"] = summarize(_thinking_ms(r) for r in streamed)
+        row["buffered"] = len(good) - len(streamed)
+        row["clean_eof"] = sum(1 for r in good if r.get("end") == "clean_eof")
+        reasons = [r.get("prompt_tps_absent") for r in good if r.get("prompt_tps") is None]
+        known = [reason for reason in reasons if reason]
+        row["prompt_tps_absent"] = max(set(known), key=known.count) if known else None
         rows.append(row)
     return rows
+
+
+def _thinking_ms(result: RequestResult) -> float | None:
+    """Time spent thinking before the answer: first thinking chunk → first answer chunk.
+
+    >>> from ollamakit.measure.schema import Identity, empty_result
+    >>> r = empty_result(Identity("m", "p", "c", 0, 1)) | {"ttft_ms": 900.0}
+    >>> _thinking_ms(r | {"ttft_thinking_ms": 150.0}), _thinking_ms(r) is None
+    (750.0, True)
+    """
+    answer, thinking = _metric(result, "ttft_ms"), _metric(result, "ttft_thinking_ms")
+    if answer is None or thinking is None or answer < thinking:
+        return None
+    return answer - thinking
 
 
 def _metric(result: RequestResult, name: str) -> float | None:

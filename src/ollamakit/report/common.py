@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, cast
 
@@ -25,6 +26,7 @@ from ollamakit.measure.schema import (
     ConcurrencyRow,
     LoadInfo,
     MetricSummary,
+    ModelFacts,
     RequestResult,
     RunDocument,
     SummaryRow,
@@ -232,10 +234,27 @@ def compute_summary(results: list[RequestResult]) -> list[SummaryRow]:
 
 
 def summary_rows(doc: RunDocument) -> list[SummaryRow]:
-    """The document's summary, or one computed from its results when it has none."""
-    if doc.get("summary"):
-        return list(doc["summary"])
-    return compute_summary(doc.get("results") or [])
+    """The document's summary, or one computed from its results when it has none.
+
+    A run saved before a summary field existed (``eval_count``, ``client_overhead_ms``,
+    ``buffered``...) gets it from its results, where they hold it; otherwise it stays absent
+    and shows as —.
+    """
+    results = doc.get("results") or []
+    if not doc.get("summary"):
+        return compute_summary(results)
+    rows = list(doc["summary"])
+    if results and any("eval_count" not in row for row in rows):
+        computed = {
+            (r.get("model"), r.get("prompt_id"), r.get("concurrency")): r
+            for r in compute_summary(results)
+        }
+        merged: list[SummaryRow] = []
+        for row in rows:
+            extra = computed.get((row.get("model"), row.get("prompt_id"), row.get("concurrency")))
+            merged.append(cast(SummaryRow, {**(extra or {}), **row}))
+        rows = merged
+    return rows
 
 
 def summary_is_computed(doc: RunDocument) -> bool:
@@ -335,3 +354,139 @@ def shorten(text: str, width: int) -> str:
     'hf.co/bartowski/Llama-3…'
     """
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+#: Where a model runs, as ``ollama ps`` says it: one formatter, in :mod:`ollamakit.measure.format`.
+FULL_GPU_SHARE = fmt.FULL_GPU_SHARE
+gpu_text = fmt.gpu
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary's columns: one set, the same in every format (issue 11)
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryColumn:
+    """One number column of the summary table. ``detail`` columns are the ones a narrow
+    terminal moves to a second table; Markdown, HTML and a wide terminal show them all."""
+
+    key: str  # machine name: "ttft", "total", ...
+    label_key: str  # the i18n key of its header (one key per label, reused everywhere)
+    detail: bool = False
+
+    @property
+    def label(self) -> str:
+        return t(self.label_key)
+
+
+#: In order. ``eval_rate`` is the server's ``eval_count / eval_duration`` (``ollama run
+#: --verbose``'s "eval rate"); ``decode`` is the client's rate (``e2e_tps``); side by side.
+SUMMARY_COLUMNS: Final = (
+    SummaryColumn("ttft", "report.col_ttft_median"),
+    SummaryColumn("total", "report.col_total_ms"),
+    SummaryColumn("tokens", "report.col_tokens"),
+    SummaryColumn("eval_rate", "report.col_eval_tps"),
+    SummaryColumn("decode", "report.col_e2e_tps"),
+    SummaryColumn("ok", "report.col_ok"),
+    SummaryColumn("prefill", "report.col_prompt_tps", detail=True),
+    SummaryColumn("overhead", "report.col_overhead_ms", detail=True),
+    SummaryColumn("gpu", "report.col_gpu", detail=True),
+)
+#: Shown only when some model thought before answering: the thinking apart from the answer's
+#: TTFT (which stays the time to the first *answer* text).
+THINKING_COLUMN: Final = SummaryColumn("thinking", "report.col_thinking_ms")
+#: Shown only when some reply ended by Ollama's repeat guard (its own outcome, issue 9 #10).
+CLEAN_EOF_COLUMN: Final = SummaryColumn("clean_eof", "report.col_clean_eof", detail=True)
+
+
+def summary_columns(doc: RunDocument) -> list[SummaryColumn]:
+    """The summary's number columns for this run (every renderer uses exactly these)."""
+    columns = list(SUMMARY_COLUMNS)
+    rows = summary_rows(doc)
+    if any(metric(row, "thinking_ms") is not None for row in rows):
+        columns.insert(1, THINKING_COLUMN)  # right after the answer's TTFT
+    if any(int(row.get("clean_eof") or 0) for row in rows):
+        columns.append(CLEAN_EOF_COLUMN)
+    return columns
+
+
+def model_facts(doc: RunDocument) -> dict[str, ModelFacts]:
+    """The document's ``models`` section by name (empty for runs before it existed)."""
+    return {m.get("model", ""): m for m in doc.get("models") or []}
+
+
+def gpu_of(doc: RunDocument, model: str) -> str:
+    """ "100% GPU", "63% GPU", "CPU", or — when the run did not learn where it ran."""
+    facts = model_facts(doc).get(model)
+    return gpu_text(facts.get("gpu_share") if facts else None)
+
+
+def summary_cell(doc: RunDocument, row: Mapping[str, Any], column: SummaryColumn) -> str:
+    """The text of one summary cell: the same in the terminal, Markdown and HTML.
+
+    A TTFT that a buffering proxy made meaningless reads "— (buffered)"; a missing prefill
+    rate says why ("— (short prompt)").
+    """
+    key = column.key
+    if key == "ttft":
+        value = metric(row, "ttft_ms")
+        if value is None and int(row.get("buffered") or 0):
+            return t("report.cell_buffered")
+        return fmt_num(value)
+    if key == "thinking":
+        return fmt_num(metric(row, "thinking_ms"))
+    if key == "total":
+        return fmt_num(metric(row, "total_ms"))
+    if key == "tokens":
+        return fmt_int(metric(row, "eval_count"))
+    if key == "eval_rate":
+        return fmt_num(metric(row, "eval_tps"))
+    if key == "decode":
+        value = metric(row, "e2e_tps")
+        if value is None and int(row.get("buffered") or 0):
+            return t("report.cell_buffered")
+        return fmt_num(value)
+    if key == "ok":
+        return ok_of(row)
+    if key == "prefill":
+        value = metric(row, "prompt_tps")
+        reason = row.get("prompt_tps_absent")
+        if value is None and int(row.get("ok") or 0) and isinstance(reason, str):
+            try:
+                return t(f"report.prompt_tps_absent_{reason}")
+            except KeyError:
+                return DASH
+        return fmt_num(value)
+    if key == "overhead":
+        # Below zero the time outside the server's timer was within one round trip (the RTT
+        # sampled before the run is noisy on a busy machine): nothing to attribute, not "-5 ms".
+        value = metric(row, "client_overhead_ms")
+        return t("report.cell_overhead_none") if value is not None and value < 0 else fmt_num(value)
+    if key == "gpu":
+        return gpu_of(doc, str(row.get("model", "")))
+    if key == "clean_eof":
+        return str(int(row.get("clean_eof") or 0))
+    return DASH
+
+
+def failure_groups(doc: RunDocument) -> list[tuple[str, str, int, list[str]]]:
+    """Failures grouped by model and error: (model, error, count, prompts), most first.
+
+    Every group is listed (no "… 5 more"); a group names its prompts once, not per request.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in failures(doc):
+        error = r.get("error") or t("report.unknown_error")
+        groups.setdefault((r["model"], error), []).append(r["prompt_id"])
+    out = [
+        (model, error, len(prompts), list(dict.fromkeys(prompts)))
+        for (model, error), prompts in groups.items()
+    ]
+    return sorted(out, key=lambda g: -g[2])
+
+
+def skipped_models(doc: RunDocument) -> list[tuple[str, str]]:
+    """(model, reason) of the models the run skipped (fail fast)."""
+    return [
+        (m.get("model", ""), str(m["skipped"])) for m in doc.get("models") or [] if m.get("skipped")
+    ]

@@ -31,6 +31,12 @@ COLUMNS: Final = (
     "thinking_chunks",
     "done_reason",
     "started_at",
+    # issue 9: how the reply ended and what the numbers may be trusted for
+    "end",
+    "buffered",
+    "reads",
+    "prompt_tps_absent",
+    "client_overhead_ms",
 )
 
 

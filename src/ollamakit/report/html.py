@@ -43,6 +43,7 @@ from ollamakit.report.common import (
     concurrency_rows,
     config_items,
     config_label,
+    failure_groups,
     fmt_int,
     fmt_num,
     header_facts,
@@ -50,13 +51,16 @@ from ollamakit.report.common import (
     metric,
     model_order,
     per_model_eval_tps,
+    rtt_text,
     shorten,
+    skipped_models,
+    summary_cell,
+    summary_columns,
     summary_is_computed,
     summary_rows,
     title,
 )
 from ollamakit.report.runstatus import doc_status
-from ollamakit.report.tables import failure_counts
 
 _R = TypeVar("_R", bound=Mapping[str, Any])
 
@@ -255,6 +259,13 @@ def _num_td(value: object, cls: str = "") -> str:
     text = fmt_num(value)
     classes = " ".join(c for c in ("num", cls, "na" if text == DASH else "") if c)
     return f'<td class="{classes}">{e(text)}</td>'
+
+
+def _ttft_td(result: Mapping[str, Any]) -> str:
+    """A request's TTFT, or "— (buffered)" when a buffering proxy made it the total time."""
+    if result.get("buffered"):
+        return f'<td class="num na">{e(t("report.cell_buffered"))}</td>'
+    return _num_td(result.get("ttft_ms"))
 
 
 def _int_td(value: object) -> str:
@@ -576,18 +587,8 @@ def _summary(doc: RunDocument) -> str:
     head = _th(t("report.col_model")) + _th(t("report.col_prompt"))
     if swept:
         head += _th(t("report.col_concurrency_short"), True)
-    head += "".join(
-        _th(t(k), True)
-        for k in (
-            "report.col_ttft_median",
-            "report.col_ttft_p95",
-            "report.col_eval_tps",
-            "report.col_e2e_tps",
-            "report.col_prompt_tps",
-            "report.col_network_ms",
-            "report.col_ok",
-        )
-    )
+    columns = summary_columns(doc)  # the same columns as the terminal and Markdown
+    head += "".join(_th(column.label, True) for column in columns)
     top = max((metric(r, "eval_tps") or 0.0 for r in rows), default=0.0)
     body: list[str] = []
     for block in _blocks(rows):
@@ -598,19 +599,24 @@ def _summary(doc: RunDocument) -> str:
             cells += f"<td>{e(row.get('prompt_id', ''))}</td>"
             if swept:
                 cells += f'<td class="num">{e(row.get("concurrency", 1))}</td>'
-            eval_tps = metric(row, "eval_tps")
-            bar = f' style="--w:{100 * eval_tps / top:.1f}%"' if eval_tps and top else ""
-            cells += _num_td(metric(row, "ttft_ms"))
-            cells += _num_td(metric(row, "ttft_ms", "p95"))
-            cells += f'<td class="num databar"{bar}>{e(fmt_num(eval_tps))}</td>'
-            cells += _num_td(metric(row, "e2e_tps"))
-            cells += _num_td(metric(row, "prompt_tps"))
-            cells += _num_td(metric(row, "network_ms"))
-            cells += _okn_td(int(row.get("ok", 0)), int(row.get("n", 0)))
+            for column in columns:
+                value = summary_cell(doc, row, column)
+                if column.key == "ok":
+                    cells += _okn_td(int(row.get("ok", 0)), int(row.get("n", 0)))
+                    continue
+                na = " na" if value.startswith(DASH) else ""
+                if column.key == "eval_rate":
+                    eval_tps = metric(row, "eval_tps")
+                    bar = f' style="--w:{100 * eval_tps / top:.1f}%"' if eval_tps and top else ""
+                    cells += f'<td class="num databar{na}"{bar}>{e(value)}</td>'
+                else:
+                    cells += f'<td class="num{na}">{e(value)}</td>'
             body.append(f"<tr{_GROUP_START if j == 0 and body else ''}>{cells}</tr>")
-    note = (
-        f'<p class="note">{e(t("report.summary_computed"))}</p>' if summary_is_computed(doc) else ""
-    )
+    notes = [t("report.summary_computed")] if summary_is_computed(doc) else []
+    notes.append(t("report.columns_note", rtt=rtt_text(doc)))
+    if any(column.key == "clean_eof" for column in columns):
+        notes.append(t("report.clean_eof_note"))
+    note = "".join(f'<p class="note">{e(n)}</p>' for n in notes)
     return (
         f'<section id="summary"><h2>{e(t("report.summary_title"))}</h2>'
         f"{_table(head, body)}{note}</section>"
@@ -775,19 +781,34 @@ def _cold_loads(doc: RunDocument) -> str:
 
 
 def _failures(doc: RunDocument) -> str:
-    counted = failure_counts(doc)
-    if not counted:
-        return ""
-    total = sum(n for *_, n in counted)
-    items = "".join(
-        f"<li><strong>{e(model)}</strong> · {e(prompt)}"
-        f'{f" · ×{n}" if n > 1 else ""}: <code class="err">{e(error)}</code></li>'
-        for model, prompt, error, n in counted
-    )
-    return (
-        f'<section id="failures"><h2>{e(t("report.failures_count", n=total))}</h2>'
-        f'<ul class="failures">{items}</ul></section>'
-    )
+    groups = failure_groups(doc)
+    skipped = skipped_models(doc)
+    out = ""
+    if doc.get("status") == "failed" and doc.get("failure"):
+        reason = t("report.run_failed_reason", reason=doc.get("failure") or "")
+        out += f'<p class="note"><strong>{e(reason)}</strong></p>'
+    if skipped:
+        items = "".join(
+            f'<li><strong>{e(model)}</strong>: <code class="err">{e(reason)}</code></li>'
+            for model, reason in skipped
+        )
+        out += (
+            f'<section id="skipped"><h2>{e(t("report.skipped_title", n=len(skipped)))}</h2>'
+            f'<ul class="failures">{items}</ul></section>'
+        )
+    if groups:
+        total = sum(n for _, _, n, _ in groups)
+        items = "".join(
+            f"<li><strong>{e(model)}</strong> "
+            f"{e(t('report.failure_group', n=n, prompts=', '.join(prompts)))}: "
+            f'<code class="err">{e(error)}</code></li>'
+            for model, error, n, prompts in groups
+        )
+        out += (
+            f'<section id="failures"><h2>{e(t("report.failures_count", n=total))}</h2>'
+            f'<ul class="failures">{items}</ul></section>'
+        )
+    return out
 
 
 def _hints(doc: RunDocument) -> str:
@@ -818,7 +839,7 @@ def _requests(doc: RunDocument) -> str:
                 "report.col_eval_tps",
                 "report.col_prompt_tps",
                 "report.col_tokens",
-                "report.col_network_ms",
+                "report.col_overhead_ms",
                 "report.col_itl_p95",
             )
         )
@@ -835,10 +856,10 @@ def _requests(doc: RunDocument) -> str:
             f'<td class="name">{e(r.get("prompt_id", ""))}</td>'
             f'<td class="num">{e(r.get("concurrency", 1))}</td>'
             f'<td class="num">{e(r.get("run_index", ""))}</td>'
-            f"{_num_td(r.get('ttft_ms'))}{_num_td(r.get('total_ms'))}"
+            f"{_ttft_td(r)}{_num_td(r.get('total_ms'))}"
             f"{_num_td(r.get('eval_tps'))}{_num_td(r.get('prompt_tps'))}"
             f"{_int_td(r.get('eval_count'))}"
-            f"{_num_td(r.get('network_ms'))}{_num_td(itl.get('p95'))}"
+            f"{_num_td(r.get('client_overhead_ms'))}{_num_td(itl.get('p95'))}"
             f'<td class="err">{e(error)}</td></tr>'
         )
     n_failed = sum(1 for r in results if not r.get("ok"))

@@ -20,11 +20,14 @@ from ollamakit.report.common import (
     concurrency_rows,
     config_items,
     config_label,
-    failures,
+    failure_groups,
     fmt_num,
     header_facts,
     metric,
-    ok_of,
+    rtt_text,
+    skipped_models,
+    summary_cell,
+    summary_columns,
     summary_is_computed,
     summary_rows,
     title,
@@ -88,31 +91,21 @@ def render_markdown(doc: RunDocument) -> str:
     header = [t("report.col_model"), t("report.col_prompt")]
     if swept:
         header.append(t("report.col_concurrency_short"))
-    header += [
-        t("report.col_ttft_median"),
-        t("report.col_ttft_p95"),
-        t("report.col_eval_tps"),
-        t("report.col_prompt_tps"),
-        t("report.col_network_ms"),
-        t("report.col_ok"),
-    ]
+    columns = summary_columns(doc)  # the same columns as the terminal and HTML
+    header += [column.label for column in columns]
     rows: list[list[str]] = []
     for row in summary_rows(doc):
         cells = [code(row.get("model", "")), text(row.get("prompt_id", ""))]
         if swept:
             cells.append(str(row.get("concurrency", 1)))
-        cells += [
-            fmt_num(metric(row, "ttft_ms")),
-            fmt_num(metric(row, "ttft_ms", "p95")),
-            fmt_num(metric(row, "eval_tps")),
-            fmt_num(metric(row, "prompt_tps")),
-            fmt_num(metric(row, "network_ms")),
-            ok_of(row),
-        ]
+        cells += [text(summary_cell(doc, row, column)) for column in columns]
         rows.append(cells)
     out += _table([text(h) for h in header], rows, 2)
     if summary_is_computed(doc):
         out += ["", f"_{text(t('report.summary_computed'))}_"]
+    out += ["", text(t("report.columns_note", rtt=rtt_text(doc)))]
+    if any(column.key == "clean_eof" for column in columns):
+        out += ["", text(t("report.clean_eof_note"))]
 
     conc = concurrency_rows(doc)
     if conc:
@@ -153,15 +146,20 @@ def render_markdown(doc: RunDocument) -> str:
         out += [""] if loads else []
         out.append(text(t("report.already_loaded_note", models=models)))
 
-    failed = failures(doc)
-    if failed:
-        out += ["", f"#### {text(t('report.failures_count', n=len(failed)))}", ""]
-        for r in failed:
-            where = t("report.request_where", run=r.get("run_index", 0), c=r.get("concurrency", 1))
-            error = r.get("error") or t("report.unknown_error")
-            out.append(
-                f"- {code(r['model'])} · {text(r['prompt_id'])} · {text(where)}: {text(error)}"
-            )
+    skipped = skipped_models(doc)
+    if skipped:
+        out += ["", f"#### {text(t('report.skipped_title', n=len(skipped)))}", ""]
+        out += [f"- {code(model)}: {text(reason)}" for model, reason in skipped]
+    if doc.get("status") == "failed" and doc.get("failure"):
+        out += ["", f"**{text(t('report.run_failed_reason', reason=doc.get('failure') or ''))}**"]
+
+    groups = failure_groups(doc)
+    if groups:
+        total = sum(n for _, _, n, _ in groups)
+        out += ["", f"#### {text(t('report.failures_count', n=total))}", ""]
+        for model, error, n, prompts in groups:
+            where = t("report.failure_group", n=n, prompts=", ".join(prompts))
+            out.append(f"- {code(model)} {text(where)}: {text(error)}")
 
     hints = doc.get("hints") or []
     if hints:

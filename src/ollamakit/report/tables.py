@@ -16,7 +16,6 @@ names fold.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,13 +32,18 @@ from ollamakit.report.common import (
     concurrency_levels,
     concurrency_rows,
     config_text,
-    failures,
+    failure_groups,
     fmt_num,
     fmt_pct,
     fmt_time,
     header_facts,
     metric,
+    model_order,
+    rtt_text,
+    skipped_models,
     status_text,
+    summary_cell,
+    summary_columns,
     summary_is_computed,
     summary_rows,
     title,
@@ -69,90 +73,106 @@ def _num(value: object, style: str = "") -> Text:
 
 
 def summary_table(
-    doc: RunDocument, *, network: bool = True, compact: bool = False, fold_names: bool = False
+    doc: RunDocument,
+    *,
+    part: str = "all",
+    compact: bool = False,
+    fold_names: bool = False,
+    model: str | None = None,
 ) -> Table:
-    """Model × prompt (× concurrency when swept): TTFT, eval tok/s, prompt tok/s, network, ok/n.
+    """Model × prompt (× concurrency when swept) with the columns of
+    :data:`~ollamakit.report.common.SUMMARY_COLUMNS` (the same in Markdown and HTML).
 
-    For narrow terminals (:func:`summary_tables`): ``compact`` narrows the gaps between columns,
-    ``network=False`` leaves the network column out (:func:`network_table` has it), and
-    ``fold_names`` lets model and prompt names break (the last resort).
+    For narrow terminals (:func:`summary_tables`): ``part`` is ``"all"``, ``"main"`` (the
+    columns a reader looks at first) or ``"detail"`` (the rest, in a second table);
+    ``compact`` narrows the gaps; ``model`` makes a table of that model's rows only, named in
+    the title instead of a column (a long name such as
+    ``hf.co/bartowski/Llama-3.2-3B-Instruct-GGUF:Q4_K_M`` then stays whole at 80 columns);
+    ``fold_names`` lets names break (the last resort).
     """
     rows = summary_rows(doc)
+    if model is not None:
+        rows = [r for r in rows if r.get("model") == model]
     swept = len(concurrency_levels(doc)) > 1
-    table = new_table(
-        t("report.summary_title"),
-        compact=compact,
-        caption=t("report.summary_computed") if summary_is_computed(doc) else None,
-        caption_justify="left",
-    )
-    _name_columns(table, rows, swept, fold_names)
-    table.add_column(t("report.col_ttft_median"), justify="right")
-    table.add_column(t("report.col_eval_tps"), justify="right")
-    table.add_column(t("report.col_prompt_tps"), justify="right")
-    if network:
-        table.add_column(t("report.col_network_ms"), justify="right")
-    table.add_column(t("report.col_ok"), justify="right")
+    columns = [
+        c
+        for c in summary_columns(doc)
+        if part == "all" or (c.detail if part == "detail" else not c.detail)
+    ]
+    if model is not None:
+        heading = model if part != "detail" else f"{model} · {t('report.details_title')}"
+    else:
+        heading = t("report.summary_title") if part != "detail" else t("report.details_title")
+    caption = None
+    if summary_is_computed(doc) and part != "detail":
+        caption = t("report.summary_computed")
+    table = new_table(heading, compact=compact, caption=caption, caption_justify="left")
+    _name_columns(table, rows, swept, fold_names, with_model=model is None)
+    for column in columns:
+        table.add_column(column.label, justify="right")
     for i, row in enumerate(rows):
-        cells = _name_cells(rows, i, swept)
-        cells += [
-            _num(metric(row, "ttft_ms")),
-            _num(metric(row, "eval_tps"), "cyan"),
-            _num(metric(row, "prompt_tps")),
-        ]
-        if network:
-            cells.append(_num(metric(row, "network_ms")))
-        cells.append(_ok_cell(int(row.get("ok", 0)), int(row.get("n", 0))))
-        table.add_row(*cells, end_section=_last_of_model(rows, i))
-    return table
-
-
-def network_table(doc: RunDocument, *, compact: bool = False, fold_names: bool = False) -> Table:
-    """The summary's network column on its own (a terminal too narrow for both)."""
-    rows = summary_rows(doc)
-    swept = len(concurrency_levels(doc)) > 1
-    table = new_table(t("report.network_title"), compact=compact)
-    _name_columns(table, rows, swept, fold=fold_names)
-    table.add_column(t("report.col_network_ms"), justify="right")
-    for i, row in enumerate(rows):
-        cells = [*_name_cells(rows, i, swept), _num(metric(row, "network_ms"))]
-        table.add_row(*cells, end_section=_last_of_model(rows, i))
+        cells = _name_cells(rows, i, swept, with_model=model is None)
+        for column in columns:
+            text = summary_cell(doc, row, column)
+            if column.key == "ok":
+                cells.append(_ok_cell(int(row.get("ok", 0)), int(row.get("n", 0))))
+            else:
+                style = "cyan" if column.key in ("eval_rate", "decode") else ""
+                cells.append(Text(text, style="dim" if text.startswith(DASH) else style))
+        table.add_row(*cells, end_section=model is None and _last_of_model(rows, i))
     return table
 
 
 def summary_tables(doc: RunDocument, console: Console) -> list[Table]:
-    """The summary laid out for ``console``: one table when it fits without breaking a name
-    (with narrower gaps if need be: 80 columns and names like ``deepseek-r1:1.5b`` fit), else
-    without the network column plus a second table with it, else (a very narrow terminal or
-    very long names) the same with names folded."""
+    """The summary laid out for ``console``, the first of these that fits without breaking
+    a name: one table; the same with narrower gaps; the main columns and then the details in
+    a second table; the same per model, the model named above its table (long names); and
+    as a last resort, names folded."""
+    models = model_order(summary_rows(doc))
+
+    def per_model() -> list[Table]:
+        tables: list[Table] = []
+        for name in models:
+            tables.append(summary_table(doc, part="main", compact=True, model=name))
+            tables.append(summary_table(doc, part="detail", compact=True, model=name))
+        return tables
+
     return first_fitting(
         console,
         lambda: [summary_table(doc)],
         lambda: [summary_table(doc, compact=True)],
         lambda: [
-            summary_table(doc, compact=True, network=False),
-            network_table(doc, compact=True),
+            summary_table(doc, part="main", compact=True),
+            summary_table(doc, part="detail", compact=True),
         ],
+        per_model,
         lambda: [
-            summary_table(doc, compact=True, network=False, fold_names=True),
-            network_table(doc, compact=True, fold_names=True),
+            summary_table(doc, part="main", compact=True, fold_names=True),
+            summary_table(doc, part="detail", compact=True, fold_names=True),
         ],
     )
 
 
-def _name_columns(table: Table, rows: Sequence[SummaryRow], swept: bool, fold: bool) -> None:
+def _name_columns(
+    table: Table, rows: Sequence[SummaryRow], swept: bool, fold: bool, *, with_model: bool = True
+) -> None:
     models = [str(row.get("model", "")) for row in rows]
     prompts = [str(row.get("prompt_id", "")) for row in rows]
-    name_column(table, t("report.col_model"), models, fold=fold, style="bold")
+    if with_model:
+        name_column(table, t("report.col_model"), models, fold=fold, style="bold")
     name_column(table, t("report.col_prompt"), prompts, fold=fold)
     if swept:
         table.add_column(t("report.col_concurrency_short"), justify="right")
 
 
-def _name_cells(rows: Sequence[SummaryRow], i: int, swept: bool) -> list[Text]:
+def _name_cells(
+    rows: Sequence[SummaryRow], i: int, swept: bool, *, with_model: bool = True
+) -> list[Text]:
     """Model (named once per block of rows), prompt and, when swept, concurrency."""
     model = rows[i].get("model", "")
     first = i == 0 or rows[i - 1].get("model") != model
-    cells = [Text(model if first else ""), Text(rows[i].get("prompt_id", ""))]
+    cells = [Text(model if first else "")] if with_model else []
+    cells.append(Text(rows[i].get("prompt_id", "")))
     if swept:
         cells.append(Text(str(rows[i].get("concurrency", 1))))
     return cells
@@ -228,15 +248,21 @@ def concurrency_tables(doc: RunDocument, console: Console) -> list[Table]:
 
 def cold_loads_table(doc: RunDocument, *, compact: bool = False) -> Table | None:
     """The models' cold loads; models that were already in memory are not in it (see
-    :func:`already_loaded_note`)."""
+    :func:`already_loaded_note`). With ``--cold`` it also shows each measured load."""
     loads, _ = cold_loads(doc)
     if not loads:
         return None
     table = new_table(t("report.cold_loads_title"), compact=compact)
     name_column(table, t("report.col_model"), [x.get("model", "") for x in loads], style="bold")
     table.add_column(t("report.col_load_ms"), justify="right")
+    runs = any(x.get("load_runs_ms") for x in loads)
+    if runs:
+        table.add_column(t("report.col_load_runs"), justify="right")
     for load in loads:
-        table.add_row(Text(load.get("model", "")), _num(load.get("load_ms")))
+        cells = [Text(load.get("model", "")), _num(load.get("load_ms"))]
+        if runs:
+            cells.append(Text(" ".join(fmt_num(v) for v in load.get("load_runs_ms") or [])))
+        table.add_row(*cells)
     return table
 
 
@@ -247,15 +273,6 @@ def already_loaded_note(doc: RunDocument) -> str | None:
         return None
     models = ", ".join(f"{x.get('model', '')} ({fmt_num(x.get('load_ms'))} ms)" for x in warm)
     return t("report.already_loaded_note", models=models)
-
-
-def failure_counts(doc: RunDocument) -> list[tuple[str, str, str, int]]:
-    """(model, prompt, error, count), most frequent first."""
-    counts = Counter(
-        (r["model"], r["prompt_id"], (r.get("error") or t("report.unknown_error")).splitlines()[0])
-        for r in failures(doc)
-    )
-    return [(m, p, e, n) for (m, p, e), n in counts.most_common()]
 
 
 def print_header(doc: RunDocument, console: Console) -> None:
@@ -281,17 +298,28 @@ def print_summary(doc: RunDocument, console: Console) -> None:
     if note is not None:
         print_text(console, Text(note, style="dim"))
         console.print()
-    failed = failure_counts(doc)
-    if failed:
-        total = sum(n for *_, n in failed)
+    if any(c.key == "clean_eof" for c in summary_columns(doc)):
+        print_text(console, Text(t("report.clean_eof_note"), style="dim"))
+    print_text(console, Text(t("report.columns_note", rtt=rtt_text(doc)), style="dim"))
+    console.print()
+    skipped = skipped_models(doc)
+    if skipped:
+        print_text(console, Text(t("report.skipped_title", n=len(skipped)), style="bold red"))
+        for model, reason in skipped:
+            print_text(console, Text.assemble("  ✘ ", (model, "bold"), f": {reason}"))
+    groups = failure_groups(doc)
+    if groups:
+        total = sum(n for _, _, n, _ in groups)
         print_text(console, Text(t("report.failures_count", n=total), style="bold red"))
-        for model, prompt, error, n in failed[:10]:
-            print_text(
-                console,
-                Text.assemble("  ✘ ", (f"{model} · {prompt}", "bold"), f" ×{n}: {error}"),
-            )
-        if len(failed) > 10:
-            print_text(console, Text(f"  … {t('report.more', n=len(failed) - 10)}", style="dim"))
+        for model, error, n, prompts in groups:  # every group: nothing hidden behind "… more"
+            where = t("report.failure_group", n=n, prompts=", ".join(prompts))
+            first_line = error.splitlines()[0] if error.strip() else error
+            print_text(console, Text.assemble("  ✘ ", (model, "bold"), f" {where}: {first_line}"))
+    if doc.get("status") == "failed" and doc.get("failure"):
+        print_text(
+            console,
+            Text(t("report.run_failed_reason", reason=doc.get("failure") or ""), style="bold red"),
+        )
     for hint in doc.get("hints") or []:
         print_text(console, Text.assemble(("→ ", "cyan"), hint))
 
@@ -396,7 +424,6 @@ __all__ = [
     "compare_table",
     "concurrency_table",
     "concurrency_tables",
-    "network_table",
     "print_compare",
     "print_header",
     "print_lines",

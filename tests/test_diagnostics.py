@@ -392,10 +392,13 @@ def test_auth_401_notes_whether_credentials_were_sent() -> None:
     assert "rejected" in (with_creds.fix or "")
 
 
-def test_auth_403_from_a_proxy_page_names_proxy_set_header() -> None:
+def test_auth_403_from_a_proxy_page_names_the_proxy_rule() -> None:
+    """A 403 *page* is the proxy's own rule (allow/deny, WAF); only Ollama's Host check answers
+    an empty 403, and only that one is fixed with ``proxy_set_header Host`` (issue 9)."""
     result = _auth({"*": Canned(403, NGINX_403, content_type="text/html")})
     assert isinstance(result.error, ForbiddenError)
-    assert "proxy_set_header Host" in (result.fix or "")
+    assert "access rules" in (result.fix or "")
+    assert "proxy_set_header Host" not in (result.fix or "")
 
 
 def test_auth_empty_403_is_ollamas_host_check_not_a_login_failure() -> None:

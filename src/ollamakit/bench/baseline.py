@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fail-on-regression",
         metavar="PERCENT",
         default=None,
-        help=t("regress.help_fail_on_regression"),
+        help=t("regress.help_fail_on_regression").replace("%", "%%"),  # argparse formats %
     )
     group.add_argument("--verdict", metavar="FILE.md", default=None, help=t("regress.help_verdict"))
 

@@ -599,7 +599,7 @@ def _run(
         think_by_model=think_by_model,
     )
     if resumed is not None:  # same plan, same server, or nothing is sent
-        resumed.check(plan, settings.base_url.redacted(), version)
+        resumed.check(plan, settings.base_url.redacted(), server_version or "?")
     if demo:
         _demo_banner(terminal, terminal.stderr)
     terminal.info(

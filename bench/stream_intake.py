@@ -9,6 +9,9 @@ stream:
 * ``httpx iter_lines+json`` the naive way to parse NDJSON with httpx;
 * ``ollamakit sync``        ``OllamaClient.stream_generate`` (what chat/doctor use);
 * ``ollamakit async``       ``AsyncOllamaClient.stream_generate`` (what the benchmark uses);
+* ``benchmark path``        what ``Runner._request`` does per reply: the async backend's
+  ``stream_chat(ChatRequest)`` with every chunk into a :class:`ReplyRecorder` and the
+  measurement finished (issue 8's target: at most 2.5x curl's time);
 * ``ollama (official)``     ``ollama.Client().generate(stream=True)``.
 
 Each is run ``--repeat`` times; the table shows the median chunks/s and ratios against the
@@ -34,8 +37,10 @@ from pathlib import Path
 import httpx
 import ollama
 
-from ollamakit.client import AsyncOllamaClient, OllamaClient
+from ollamakit.client import AsyncOllamaBackend, AsyncOllamaClient, OllamaClient
 from ollamakit.config import Settings, parse_base_url
+from ollamakit.domain import ChatRequest
+from ollamakit.measure import Identity, ReplyRecorder
 from ollamakit.sim import start_subprocess
 
 MODEL = "fast:1b"
@@ -107,6 +112,22 @@ def run_ollamakit_async(url: str, expected: int) -> int:
     return asyncio.run(main())
 
 
+def run_benchmark_path(url: str, expected: int) -> int:
+    async def main() -> int:
+        request = ChatRequest(MODEL, ({"role": "user", "content": "count"},))
+        async with AsyncOllamaBackend(_settings(url)) as backend:
+            stream = backend.stream_chat(request)
+            async with stream:
+                recorder = ReplyRecorder(stream.sent_ns)
+                async for chunk in stream:
+                    recorder.add(chunk)
+            result = recorder.finish(stream.end).to_result(Identity(MODEL, "p", "c", 0, 1))
+        assert result["ok"], result["error"]
+        return len(recorder.chunks)
+
+    return asyncio.run(main())
+
+
 def run_official(url: str, expected: int) -> int:
     count = 0
     client = ollama.Client(host=url)
@@ -121,6 +142,7 @@ CLIENTS: list[tuple[str, Callable[[str, int], int]]] = [
     ("httpx iter_lines + json.loads", run_httpx_lines),
     ("ollamakit sync client", run_ollamakit_sync),
     ("ollamakit async client", run_ollamakit_async),
+    ("benchmark path (backend + recorder)", run_benchmark_path),
     ("ollama (official client)", run_official),
 ]
 

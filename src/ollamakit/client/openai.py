@@ -57,7 +57,15 @@ from ollamakit.client.openai_wire import (
     version_from_props,
 )
 from ollamakit.client.stream import end_of
-from ollamakit.client.sync import build, client_kwargs, read_body, read_limited, translate_for
+from ollamakit.client.sync import (
+    build,
+    client_kwargs,
+    read_body,
+    read_limited,
+    sync_transport,
+    translate_for,
+)
+from ollamakit.client.transport import AsyncFastTransport
 from ollamakit.config import Settings
 from ollamakit.domain import (
     ChatRequest,
@@ -453,7 +461,11 @@ class OpenAIBackend:
             deadline_s=deadline_s,
             deadline_setting=deadline_setting,
         )
-        self._http = httpx.Client(**client_kwargs(self.core))
+        # The same transport as the Ollama client: arrival stamps taken alike, and a pooled
+        # connection the server closed silently (llama-server does after each stream) is
+        # retried on a fresh one instead of failing the request.
+        kwargs = client_kwargs(self.core)
+        self._http = httpx.Client(transport=sync_transport(kwargs["verify"], fast=True), **kwargs)
         self.extra = dict(extra or {})
         self.identity = UNKNOWN
 
@@ -546,7 +558,10 @@ class AsyncOpenAIBackend:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        self._http = httpx.AsyncClient(limits=limits, **client_kwargs(self.core))
+        kwargs = client_kwargs(self.core)
+        own = httpx.AsyncHTTPTransport(verify=kwargs["verify"], limits=limits, trust_env=True)
+        fast = AsyncFastTransport(verify=kwargs["verify"], fallback=own, max_idle=max_connections)
+        self._http = httpx.AsyncClient(limits=limits, transport=fast, **kwargs)
         self.extra = dict(extra or {})
         self.identity = UNKNOWN
 

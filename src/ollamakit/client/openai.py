@@ -8,9 +8,10 @@ through ``GET /v1/models`` and ``POST /v1/chat/completions`` (``stream: true``,
 :mod:`~ollamakit.client.openai_wire`; everything else is the shared core, exactly as for
 Ollama: :class:`~ollamakit.client.core.Core` (Basic auth from the URL's userinfo, Bearer from
 ``OLLAMA_API_KEY``, the one TLS trust context, timeouts), :mod:`~ollamakit.client.judge`
-(a 401 or a 502 reads the same whichever API was asked) and the chunked-body fast path
-(:mod:`ollamakit.client.transport`), so arrival stamps are taken the same way for both APIs and a
-comparison of the two measures the servers, not the client.
+(a 401 or a 502 reads the same whichever API was asked). The body is read through httpx's own
+transport, stamped per read: the fast transport of :mod:`ollamakit.client.transport` held SSE
+replies back until the end in a test (thinking and answer in one read), so it is not used
+for SSE until that is understood.
 
 * :class:`OpenAIBackend` / :class:`AsyncOpenAIBackend` — the sync/async twins.
   ``residency()`` is ``None`` (no ``/api/ps``) and ``unload()`` is ``False``: the doctor and
@@ -62,10 +63,8 @@ from ollamakit.client.sync import (
     client_kwargs,
     read_body,
     read_limited,
-    sync_transport,
     translate_for,
 )
-from ollamakit.client.transport import AsyncFastTransport
 from ollamakit.config import Settings
 from ollamakit.domain import (
     ChatRequest,
@@ -461,11 +460,7 @@ class OpenAIBackend:
             deadline_s=deadline_s,
             deadline_setting=deadline_setting,
         )
-        # The same transport as the Ollama client: arrival stamps taken alike, and a pooled
-        # connection the server closed silently (llama-server does after each stream) is
-        # retried on a fresh one instead of failing the request.
-        kwargs = client_kwargs(self.core)
-        self._http = httpx.Client(transport=sync_transport(kwargs["verify"], fast=True), **kwargs)
+        self._http = httpx.Client(**client_kwargs(self.core))
         self.extra = dict(extra or {})
         self.identity = UNKNOWN
 
@@ -558,10 +553,7 @@ class AsyncOpenAIBackend:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        kwargs = client_kwargs(self.core)
-        own = httpx.AsyncHTTPTransport(verify=kwargs["verify"], limits=limits, trust_env=True)
-        fast = AsyncFastTransport(verify=kwargs["verify"], fallback=own, max_idle=max_connections)
-        self._http = httpx.AsyncClient(limits=limits, transport=fast, **kwargs)
+        self._http = httpx.AsyncClient(limits=limits, **client_kwargs(self.core))
         self.extra = dict(extra or {})
         self.identity = UNKNOWN
 

@@ -195,7 +195,12 @@ class OllamaDriver:
         """A backend for the API (``auto`` only before :meth:`server_version` detected it)."""
         timeout, size = self.timeout_s, self.lane_size
         if self.api == "openai":
-            return AsyncOpenAIBackend(self.settings, read_timeout_s=timeout, max_connections=size)
+            backend = AsyncOpenAIBackend(
+                self.settings, read_timeout_s=timeout, max_connections=size
+            )
+            if self.identity is not None:  # detected once: the engine decides the framing
+                backend.identity = self.identity
+            return backend
         if self.api == "ollama":
             return AsyncOllamaBackend(self.settings, read_timeout_s=timeout, max_connections=size)
         return AsyncAutoBackend(self.settings, read_timeout_s=timeout, max_connections=size)

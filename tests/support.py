@@ -83,6 +83,11 @@ def _python_vars(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k.startswith("PYTHON")}
 
 
+#: CPU seconds used by the programs run through the fork server in this process (a list so that
+#: a plugin or a test can read the running total).
+CHILD_CPU_S = [0.0]
+
+
 class _ForkServer:
     """The client of ``tests/forkserver.py``: one server per process (per xdist worker)."""
 
@@ -132,7 +137,9 @@ class _ForkServer:
             out, err = _communicate(stdin, stdout, stderr, input.encode(encoding), deadline, pid)
             conn.settimeout(max(deadline - time.monotonic(), 0.1))
             try:
-                status = int(json.loads(answers.readline())["status"])
+                answer = json.loads(answers.readline())
+                status = int(answer["status"])
+                CHILD_CPU_S[0] += float(answer.get("cpu_s", 0.0))
             except (TimeoutError, socket.timeout):
                 _kill(pid)
                 raise subprocess.TimeoutExpired(["ollamakit", *args], timeout) from None

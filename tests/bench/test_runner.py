@@ -81,7 +81,11 @@ def test_prompts_carry_a_run_marker_and_fixed_options(start_sim: Any) -> None:
 
 
 def test_thinking_model_reports_thinking_apart(start_sim: Any) -> None:
-    thinker = dataclasses.replace(FAST, name="think:1b", thinking=True, thinking_tokens=6)
+    # 20 ms a token: the thinking (120 ms) and the answer arrive in distinct reads even when a
+    # busy machine delays the client's reads by tens of milliseconds.
+    thinker = dataclasses.replace(
+        FAST, name="think:1b", thinking=True, thinking_tokens=6, eval_tps=50
+    )
     sim = start_sim(SimConfig(models=(thinker,)))
     doc = run_plan(sim.url, BenchPlan(models=("think:1b",), suite=ONE_PROMPT, runs=1, warmup=0))
     [r] = doc["results"]

@@ -264,6 +264,13 @@ def server_notices(targets: Sequence[Target], plan: BenchPlan) -> list[str]:
             continue
         if plan.num_ctx is not None:
             notices.append(t("bench.compare_no_num_ctx", server=target.name))
+            # The same Ollama asked through /api with num_ctx and /v1 without: the model is
+            # loaded with one, then the other (sched.go: a num_ctx change reloads).
+            native = [o.name for o in targets if not _on_v1(o) and o.url == target.url]
+            if native:
+                notices.append(
+                    t("bench.compare_num_ctx_reloads", server=target.name, native=native[0])
+                )
         if plan.cold:
             notices.append(t("bench.compare_no_unload", server=target.name))
         if target.identity is not None and target.identity.engine == "ollama":

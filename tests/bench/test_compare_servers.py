@@ -179,7 +179,9 @@ def test_residency_is_each_servers_own(start_sim: Any, tmp_path: Path) -> None:
     # each Ollama server was asked its own /api/ps after the warm-up
     assert [r.path for r in b.requests()].count("/api/ps") == 1
     assert [r.path for r in a.requests()].count("/api/ps") == 1  # /api asked, /v1 not
-    side = result.stdout.split("Servers side by side")[1]
+    summary, side = result.stdout.split("Servers side by side")
+    v1_row = next(line for line in summary.splitlines() if "gemma3:27b @ ollama /v1" in line)
+    assert v1_row.rstrip().endswith("no /api/ps"), v1_row  # said, not a silent "—"
     row = next(line for line in side.splitlines() if line.strip().startswith("gemma3:27b"))
     assert row.index("100% GPU") < row.index("68% GPU") < row.index("no /api/ps"), row
     hint = next(line for line in result.stdout.splitlines() if "runs 68% GPU" in line)

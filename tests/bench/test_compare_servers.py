@@ -98,6 +98,7 @@ def test_a_model_failing_on_b_is_skipped_on_b_only(
         "--suite", suite_file(tmp_path), "--output", str(out),
     )  # fmt: skip
     assert result.returncode == ExitStatus.FAILURES, result.output
+    assert f"Server {a.url} · {b.url} (Ollama 0.33.0 · Ollama 0.12.4)" in result.stderr
     # B: the warm-up only, or three measured requests; A: every request of the plan
     assert len(chats(b, "other:1b")) == (1 if warmup == "1" else 3)
     assert len(chats(a, "other:1b")) == int(warmup) + 2 * 3

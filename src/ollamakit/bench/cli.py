@@ -608,7 +608,7 @@ def _run(
     terminal.info(
         t(
             "bench.plan",
-            url=settings.base_url.redacted(),
+            url=" · ".join(dict.fromkeys(target.url for target in targets)),  # every server
             version=version,
             models=len(plan.models),
             prompts=len(suite.prompts),

@@ -11,12 +11,26 @@ Design
 ------
 The run is interleaved so that drift (thermal throttling, another process, a model being
 paged) hits every server alike: for each prompt and run, the batch goes to server A, then to
-B, and so on, before the next run. :class:`InterleavedRunner` is the ordinary
-:class:`~ollamakit.bench.runner.Runner` for the first server, whose batches and warm-ups are
-each followed by the same batch on the *peers* (plain runners, one per other server, never
-executed themselves). Every result row carries ``server`` (the ``name`` of its entry in the
-document's ``servers`` list); summary, concurrency and cold-load rows too; ``server`` at the
-top stays the first server's (older readers see a normal run of it).
+B, and so on, before the next run. :class:`InterleavedRunner` is the first server's
+:class:`~ollamakit.bench.runner.Runner`; the others' runners (*peers*, never executed
+themselves) are driven from it step by step. Each server keeps its own runner state, so
+everything that follows from an answer is that server's own (issue 9):
+
+* fail fast: a model whose warm-up fails on B, or that fails
+  :data:`~ollamakit.bench.runner.MAX_FAILURES_IN_A_ROW` requests in a row there, is skipped
+  on B only; :data:`~ollamakit.bench.runner.MAX_CONNECTION_FAILURES` failed connections in a
+  row end B's part, and the others go on to the end (the healthy server's numbers are whole;
+  the run is still ``failed``, exit 2);
+* residency: each Ollama server's ``/api/ps`` after its own warm-up (``/v1`` has none:
+  ``residency_absent: "no_api_ps"``, shown as such);
+* the think plan (:func:`think_plans`): each server's version gates the levels, and ``/v1``
+  carries only what it can (``reasoning_effort``), recorded in ``config.servers``;
+* ``--cold``, the pinned ``keep_alive`` and ``--num-ctx``: sent where the API has them, said
+  where not (:func:`server_notices`).
+
+Every result row carries ``server`` (the ``name`` of its entry in the document's ``servers``
+list); summary, concurrency, cold-load and ``models`` rows too; ``server`` at the top stays the
+first server's (older readers see a normal run of it).
 
 The models come from the first server unless ``--model`` is given: llama.cpp serves one model
 whatever the request names, and Ollama's ``/v1`` knows the same names as its ``/api``.

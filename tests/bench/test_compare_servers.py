@@ -127,31 +127,41 @@ def test_a_model_failing_on_b_is_skipped_on_b_only(
     assert "skipped" in other[-1], side  # no measured row on B: its cell says why
 
 
+@pytest.mark.parametrize("gone", ["first", "second"])
 def test_a_server_that_goes_away_ends_its_part_the_other_finishes(
-    start_sim: Any, dying_proxy: Any, tmp_path: Path
+    start_sim: Any, dying_proxy: Any, tmp_path: Path, gone: str
 ) -> None:
-    a = start_sim(SimConfig(models=(FAST, OTHER)))
-    b_sim = start_sim(SimConfig(models=(FAST, OTHER)))
-    b = dying_proxy(b_sim.url, die_after=3)  # a warm-up and two measured requests, then gone
+    healthy = start_sim(SimConfig(models=(FAST, OTHER)))
+    dying = start_sim(SimConfig(models=(FAST, OTHER), version="0.12.4"))
+    proxied = dying_proxy(dying.url, die_after=3)  # a warm-up and two measured, then gone
+    urls = [proxied, healthy.url] if gone == "first" else [healthy.url, proxied]
+    names = ["ollama /api", "ollama /api #2"]
+    dead, alive = names if gone == "first" else names[::-1]
     out = tmp_path / "run.json"
     result = bench(
-        "--base-url", a.url, "--base-url", b, *QUICK, "--runs", "3",
+        "--base-url", urls[0], "--base-url", urls[1], *QUICK, "--runs", "3",
         "--suite", suite_file(tmp_path, 3), "--output", str(out),
     )  # fmt: skip
     assert result.returncode == ExitStatus.ERROR, result.output
     doc = json.loads(out.read_text("utf-8"))
     assert doc["status"] == "failed"
-    assert doc["failure"].startswith("ollama /api #2: 3 connections in a row failed")
+    assert doc["failure"].startswith(f"{dead}: 3 connections in a row failed")
     assert "the other servers went on" in doc["failure"]
-    a_rows = [r for r in doc["results"] if r["server"] == "ollama /api"]
-    b_rows = [r for r in doc["results"] if r["server"] == "ollama /api #2"]
-    assert len(a_rows) == 2 * 3 * 3 and all(r["ok"] for r in a_rows)  # A's part is whole
-    assert [r["ok"] for r in b_rows] == [True, True, False, False, False]  # B's kept
-    assert len(chats(a)) == 2 * (1 + 9)
-    assert len(chats(b_sim)) == 3
-    # B's second model was never asked: no facts, nothing "skipped" for it
-    assert ("ollama /api #2", "other:1b") not in by_server(doc, "models")
-    assert "The run failed: ollama /api #2:" in result.stderr
+    alive_rows = [r for r in doc["results"] if r["server"] == alive]
+    dead_rows = [r for r in doc["results"] if r["server"] == dead]
+    assert len(alive_rows) == 2 * 3 * 3 and all(r["ok"] for r in alive_rows)  # whole
+    # kept: its good rows, then three refused (the proxy's shutdown runs in a thread, so on a
+    # busy machine one more request may slip through before it stops listening)
+    oks = [r["ok"] for r in dead_rows]
+    assert oks[-3:] == [False] * 3 and len(oks) >= 5 and all(oks[:-3]), oks
+    assert len(chats(healthy)) == 2 * (1 + 9)
+    assert len(chats(dying)) == len(oks) - 3 + 1  # the warm-up and the good ones only
+    # the gone server's second model was never asked: no facts, nothing "skipped" for it
+    facts = by_server(doc, "models")
+    assert (dead, "other:1b") not in facts and facts[(alive, "other:1b")]["skipped"] is None
+    assert f"The run failed: {dead}:" in result.stderr
+    side = result.stdout.split("Servers side by side")[1]
+    assert [line for line in side.splitlines() if line.strip().startswith("other:1b")]
 
 
 # --------------------------------------------------------------------------- residency

@@ -330,3 +330,33 @@ def test_num_ctx_on_one_servers_api_and_v1_reloads_and_is_said(
     native = [r.cold_load for r in sim.requests() if r.path == "/api/chat"]
     assert native == [True, True, True], native
     assert "each switch between them reloads the model" in result.stderr.replace("\n", " ")
+
+
+def test_llama_cpp_beside_ollama_gets_what_its_api_has(start_sim: Any, tmp_path: Path) -> None:
+    ollama = start_sim(SimConfig(models=(THINKER,), version="0.12.4"))
+    llama = start_sim(SimConfig(models=(THINKER,), engine="llama.cpp"))
+    out = tmp_path / "run.json"
+    result = bench(
+        "--base-url", ollama.url, "--base-url", llama.url, *QUICK, "--runs", "1",
+        "--think", "off", "--cold", "--suite", suite_file(tmp_path, 1), "--output", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.output
+    said = result.stderr.replace("\n", " ")
+    assert "llama.cpp /v1: /v1 has no field to turn thinking on or off" in said
+    assert "llama.cpp /v1: /v1 cannot unload a model" in said
+    assert "llama.cpp /v1: keep_alive" not in said  # llama-server never unloads: nothing to say
+    sent = [r for r in llama.requests() if r.path == "/v1/chat/completions"]
+    assert len(sent) == 2  # the warm-up (not forced cold: it cannot unload) and one measured
+    assert not any(k in r.body for r in sent for k in ("think", "reasoning_effort", "keep_alive"))
+    assert not [r for r in llama.requests() if r.path in ("/api/ps", "/api/generate")]
+    assert all(r.body["think"] is False for r in ollama.requests() if r.path == "/api/chat")
+    doc = json.loads(out.read_text("utf-8"))
+    facts = by_server(doc, "models")
+    assert facts[("llama.cpp /v1", "thinker:1b")]["residency_absent"] == "no_api_ps"
+    assert facts[("ollama /api", "thinker:1b")]["gpu_share"] == 1.0
+    loads = by_server(doc, "cold_loads")
+    assert loads[("ollama /api", "thinker:1b")]["state"] == "cold"
+    assert loads[("llama.cpp /v1", "thinker:1b")]["state"] is None
+    plans = {p["name"]: p for p in doc["config"]["servers"]}
+    assert plans["llama.cpp /v1"]["think_sent"] == {"thinker:1b": None}
+    assert plans["ollama /api"]["think_sent"] == {"thinker:1b": False}

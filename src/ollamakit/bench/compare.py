@@ -527,6 +527,14 @@ class InterleavedRunner(Runner):
         doc = self.document
         if doc is None or doc["status"] != "running":
             return super().finalize(interrupted=interrupted)
+        # Rows a round did not collect (a batch cut by Ctrl-C; --resume's earlier rows) are
+        # kept too, and saved with the rest.
+        collected = {id(row) for row in self._all}
+        for server in self.servers:
+            self._all.extend(row for row in server._results if id(row) not in collected)
+            if server is not self:
+                self._unsaved.extend(server._unsaved)
+                server._unsaved.clear()
         self._flush()
         sink, self.sink = self.sink, NullSink()  # the merged document is what gets saved
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -360,3 +361,30 @@ def test_llama_cpp_beside_ollama_gets_what_its_api_has(start_sim: Any, tmp_path:
     plans = {p["name"]: p for p in doc["config"]["servers"]}
     assert plans["llama.cpp /v1"]["think_sent"] == {"thinker:1b": None}
     assert plans["ollama /api"]["think_sent"] == {"thinker:1b": False}
+
+
+def test_a_saved_comparison_keeps_each_servers_facts(
+    start_sim: Any, tmp_path: Path, isolated_env: Path
+) -> None:
+    a = start_sim(SimConfig(models=(FAST, OTHER)))
+    b = start_sim(SimConfig(models=(FAST, faulty("other:1b", FaultKind.STATUS, 500))))
+    result = bench(
+        "--base-url", a.url, "--base-url", b.url, "--auto", "--num-predict", "8", "--runs", "1",
+        "--suite", suite_file(tmp_path, 1),
+    )  # fmt: skip
+    assert result.returncode == ExitStatus.FAILURES, result.output
+    found = re.search(r"ollamakit report ([0-9a-f]{12})", result.output)
+    assert found, result.output
+    shown = run_program(["report", found.group(1)], env={"COLUMNS": "240"})
+    assert shown.returncode == 0, shown.output
+    assert "other:1b @ ollama /api #2: its warm-up failed" in shown.stdout
+    side = shown.stdout.split("Servers side by side")[1]
+    assert "skipped" in next(line for line in side.splitlines() if "other:1b" in line)
+    out = tmp_path / "again.json"
+    assert run_program(["report", found.group(1), "-o", str(out)]).returncode == 0
+    doc = json.loads(out.read_text("utf-8"))
+    assert len(doc["models"]) == 4 and {m["server"] for m in doc["models"]} == {
+        "ollama /api",
+        "ollama /api #2",
+    }
+    assert [p["name"] for p in doc["config"]["servers"]] == ["ollama /api", "ollama /api #2"]

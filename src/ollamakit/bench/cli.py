@@ -43,7 +43,9 @@ from ollamakit.bench.compare import (
     make_runner,
     name_targets,
     server_label,
+    server_notices,
     targets_from_args,
+    think_plans,
 )
 from ollamakit.bench.compare import total_requests as all_requests
 from ollamakit.bench.eta import Eta, bench_estimate
@@ -60,7 +62,6 @@ from ollamakit.selection import (
     ThinkMode,
     parse_think_mode,
     select_async,
-    think_plan,
 )
 from ollamakit.ui.sanitize import clean, clean_line
 from ollamakit.ui.terminal import Terminal
@@ -579,7 +580,9 @@ def _run(
             )
             suite = suite.only(categories)
     chosen = [m for m in selection.models if m.name in models]
-    think_by_model, think_notices = think_plan(chosen, mode, server_version)
+    # Each server's version and API decide its own think values (bench/compare.py).
+    think_by_server, think_notices = think_plans(targets, chosen, mode)
+    think_by_model = think_by_server[0]
     for notice in think_notices:
         terminal.info(notice)
 
@@ -605,7 +608,7 @@ def _run(
     terminal.info(
         t(
             "bench.plan",
-            url=settings.base_url.redacted(),
+            url=" · ".join(dict.fromkeys(target.url for target in targets)),  # every server
             version=version,
             models=len(plan.models),
             prompts=len(suite.prompts),
@@ -617,6 +620,8 @@ def _run(
     )
     if plan.num_ctx is not None:
         terminal.info(t("bench.num_ctx_reload", num_ctx=plan.num_ctx))
+    for notice in server_notices(targets, plan):  # what a /v1 server of a comparison lacks
+        terminal.info(notice)
     # A long run: how long, and how to make it short (resumed: the news line says what is left).
     estimate = bench_estimate(plan) if resumed is None else None
     if estimate is not None:
@@ -625,7 +630,9 @@ def _run(
     if resumed is not None and isinstance(sink, StoreSink):
         sink = resume.ResumeSink(sink.store, resumed, on_error=sink.on_error)
         terminal.info(resumed.news())
-    runner = make_runner(targets, plan, sink, max_connections=max(64, max(levels)))
+    runner = make_runner(
+        targets, plan, sink, max_connections=max(64, max(levels)), think_by_server=think_by_server
+    )
     if resumed is not None:  # the same run id, what is measured skipped
         runner.resume, runner.run_id = resumed, resumed.doc["run_id"]
     total = all_requests(runner) if resumed is None else resumed.requests_left()

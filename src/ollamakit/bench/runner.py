@@ -128,6 +128,14 @@ class _ServerGone(Exception):
     """Too many failed connections in a row: the run ends, marked ``failed``."""
 
 
+@dataclass
+class _ModelState:
+    """One model on one server while it is measured: what fail fast and residency need."""
+
+    resident_known: bool  # /api/ps was read (after the warm-up, or the first good reply)
+    in_a_row: int = 0  # measured requests that failed in a row
+
+
 @dataclass(frozen=True, slots=True)
 class BenchPlan:
     """What to run; validated by the CLI."""
@@ -338,6 +346,9 @@ class Runner:
         self._lanes: list[AsyncBackend] = []
         self.server_name = ""  # the "server" of each result row (bench/compare.py)
         self._rtt_ms: float | None = None  # median round trip: network_ms beyond it is overhead
+        #: per model, why ``/api/ps`` gave no residency ("no_api_ps", "not_listed",
+        #: "ps_failed"); only a comparison records it (``models[].residency_absent``)
+        self.residency_absent: dict[str, str] = {}
 
     # ------------------------------------------------------------------ the whole run
 
@@ -378,16 +389,7 @@ class Runner:
         self.document = doc
         interrupted = False
         try:
-            earlier = {m.get("model"): m for m in doc.get("models") or []}  # --resume
-            for model in self.plan.models:
-                facts: ModelFacts = {"model": model, "skipped": None}
-                if self.resume is not None and self.resume.model_done(model):
-                    facts = earlier.get(model) or facts  # measured before: keep its facts
-                self._models.append(facts)
-                try:
-                    await self._model(model, facts)
-                except _SkipModel as skip:
-                    facts["skipped"] = str(skip)
+            await self._run_models(doc)
         except _ServerGone as gone:
             self._failure = str(gone)
         except asyncio.CancelledError:
@@ -435,36 +437,24 @@ class Runner:
 
     # ------------------------------------------------------------------ per model
 
+    async def _run_models(self, doc: RunDocument) -> None:
+        """Every model of the plan in turn (``bench/compare.py`` runs them on every server)."""
+        earlier = {m.get("model"): m for m in doc.get("models") or []}  # --resume
+        for model in self.plan.models:
+            facts: ModelFacts = {"model": model, "skipped": None}
+            if self.resume is not None and self.resume.model_done(model):
+                facts = earlier.get(model) or facts  # measured before: keep its facts
+            self._models.append(facts)
+            try:
+                await self._model(model, facts)
+            except _SkipModel as skip:
+                facts["skipped"] = str(skip)
+
     async def _model(self, model: str, facts: ModelFacts) -> None:
         prompts = self.plan.suite.prompts
         if self.resume is not None and self.resume.model_done(model):
             return
-        load: LoadInfo = {"model": model, "load_ms": None}
-        warmups = self.plan.warmup
-        if self.plan.cold:
-            loads: list[float] = []
-            for k in range(self.plan.cold_runs):
-                await self._unload(model)
-                identity = Identity(model, prompts[0].id, prompts[0].category, k, 1)
-                result = await self._warmup(identity, prompts[0])
-                if result["load_ms"] is not None:
-                    loads.append(result["load_ms"])
-            load["load_ms"] = round(statistics.median(loads), 6) if loads else None
-            load["load_runs_ms"] = loads
-            load["state"] = "cold"
-            self._cold_loads.append(load)
-            warmups = max(warmups - 1, 0)  # the cold loads were warm-ups too
-        for i in range(warmups):
-            identity = Identity(model, prompts[0].id, prompts[0].category, i, 1)
-            result = await self._warmup(identity, prompts[0])
-            if i == 0 and not self.plan.cold:
-                load["load_ms"] = result["load_ms"]
-                load["state"] = _load_state(result["load_ms"])
-                self._cold_loads.append(load)
-        resident_known = warmups > 0 or self.plan.cold
-        if resident_known:
-            await self._residency(model, facts)
-        in_a_row = 0
+        state = await self._warm(model, facts)
         for level in self.plan.concurrency:
             await self._prepare_lanes(level)
             level_results: list[RequestResult] = []
@@ -479,20 +469,55 @@ class Runner:
                         wall_ns += time.perf_counter_ns() - started_ns
                         level_results.extend(batch)
                         self._flush()
-                        self._check_server()
-                        if not resident_known and any(r["ok"] for r in batch):
-                            resident_known = True  # no warm-up: the first reply loaded it
-                            await self._residency(model, facts)
-                        for result in batch:
-                            in_a_row = 0 if result["ok"] else in_a_row + 1
-                        if in_a_row >= MAX_FAILURES_IN_A_ROW:
-                            error = batch[-1]["error"] or t("report.unknown_error")
-                            raise _SkipModel(
-                                t("bench.skipped_failures", count=in_a_row, error=error)
-                            )
+                        await self._judge(model, facts, batch, state)
             finally:
                 if level_results:
                     self._levels.append(concurrency_row(model, level, level_results, wall_ns / 1e9))
+
+    async def _warm(self, model: str, facts: ModelFacts) -> _ModelState:
+        """The model's cold loads and warm-ups, then where it runs; raises to skip it."""
+        prompts = self.plan.suite.prompts
+        load: LoadInfo = {"model": model, "load_ms": None}
+        warmups = self.plan.warmup
+        if self.plan.cold:
+            loads: list[float] = []
+            forced = True  # every load came after an unload (not on an API that cannot unload)
+            for k in range(self.plan.cold_runs):
+                forced = await self._unload(model) and forced
+                identity = Identity(model, prompts[0].id, prompts[0].category, k, 1)
+                result = await self._warmup(identity, prompts[0])
+                if result["load_ms"] is not None:
+                    loads.append(result["load_ms"])
+            load["load_ms"] = round(statistics.median(loads), 6) if loads else None
+            load["load_runs_ms"] = loads
+            load["state"] = "cold" if forced else _load_state(load["load_ms"])
+            self._cold_loads.append(load)
+            warmups = max(warmups - 1, 0)  # the cold loads were warm-ups too
+        for i in range(warmups):
+            identity = Identity(model, prompts[0].id, prompts[0].category, i, 1)
+            result = await self._warmup(identity, prompts[0])
+            if i == 0 and not self.plan.cold:
+                load["load_ms"] = result["load_ms"]
+                load["state"] = _load_state(result["load_ms"])
+                self._cold_loads.append(load)
+        state = _ModelState(resident_known=warmups > 0 or self.plan.cold)
+        if state.resident_known:
+            await self._residency(model, facts)
+        return state
+
+    async def _judge(
+        self, model: str, facts: ModelFacts, batch: Sequence[RequestResult], state: _ModelState
+    ) -> None:
+        """After a measured batch: the server gone, residency if still unknown, fail fast."""
+        self._check_server()
+        if not state.resident_known and any(r["ok"] for r in batch):
+            state.resident_known = True  # no warm-up: the first reply loaded it
+            await self._residency(model, facts)
+        for result in batch:
+            state.in_a_row = 0 if result["ok"] else state.in_a_row + 1
+        if state.in_a_row >= MAX_FAILURES_IN_A_ROW:
+            error = batch[-1]["error"] or t("report.unknown_error")
+            raise _SkipModel(t("bench.skipped_failures", count=state.in_a_row, error=error))
 
     async def _warmup(self, identity: Identity, prompt: Prompt) -> RequestResult:
         """One unmeasured request; a failed one skips the model (or ends the run)."""
@@ -503,11 +528,11 @@ class Runner:
             raise _SkipModel(t("bench.skipped_warmup", error=error))
         return result
 
-    async def _unload(self, model: str) -> None:
-        """``keep_alive: 0`` with no prompt: the model leaves memory (``--cold``)."""
+    async def _unload(self, model: str) -> bool:
+        """``keep_alive: 0`` with no prompt: the model leaves memory (``--cold``); False when
+        the API cannot unload (OpenAI-compatible), so the load that follows is not forced."""
         try:
-            if not await self.client.unload(model):  # the API cannot unload (OpenAI-compatible)
-                return
+            return await self.client.unload(model)
         except OllamakitError as exc:
             self._count_connection(exc)
             self._check_server()
@@ -518,12 +543,16 @@ class Runner:
         try:
             found = await self.client.residency()
         except OllamakitError:
-            return  # no /api/ps (an old proxy rule): residency unknown
+            self.residency_absent[model] = "ps_failed"  # an old proxy rule: unknown
+            return
         if found is None:  # the API has no /api/ps (another engine)
+            self.residency_absent[model] = "no_api_ps"
             return
         match = _find_residency(model, found)
         if match is None:
+            self.residency_absent[model] = "not_listed"
             return
+        self.residency_absent.pop(model, None)
         share = match.gpu_share
         facts["size"] = match.size_bytes
         facts["size_vram"] = match.vram_bytes

@@ -12,6 +12,7 @@ concurrency cell; linear-interpolated percentiles).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 from collections.abc import Iterable, Mapping
@@ -418,7 +419,13 @@ def model_facts(doc: RunDocument) -> dict[str, ModelFacts]:
 def gpu_of(doc: RunDocument, model: str) -> str:
     """ "100% GPU", "63% GPU", "CPU", or — when the run did not learn where it ran."""
     facts = model_facts(doc).get(model)
-    return gpu_text(facts.get("gpu_share") if facts else None)
+    share = facts.get("gpu_share") if facts else None
+    # A compared run says why a server has none (bench/compare.py: "no /api/ps" on /v1).
+    absent = cast(Mapping[str, Any], facts or {}).get("residency_absent")
+    if share is None and isinstance(absent, str):
+        with contextlib.suppress(KeyError):
+            return t(f"report.servers_gpu_{absent}")
+    return gpu_text(share)
 
 
 def summary_cell(doc: RunDocument, row: Mapping[str, Any], column: SummaryColumn) -> str:

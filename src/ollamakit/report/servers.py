@@ -25,7 +25,7 @@ from rich.table import Table
 from ollamakit.i18n import t
 from ollamakit.measure.format import DASH, number
 from ollamakit.measure.schema import RunDocument
-from ollamakit.report.common import metric
+from ollamakit.report.common import gpu_text, metric
 from ollamakit.ui.sanitize import clean_line
 from ollamakit.ui.tables import print_table
 
@@ -36,6 +36,7 @@ class Cell:
     decode_tps: float | None
     eval_tps: float | None
     ok: str
+    gpu: str = DASH  # where the model ran on that server (its own /api/ps), or why unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ def side_by_side(doc: Mapping[str, Any]) -> tuple[list[str], list[Row]]:
     names = server_names(doc)
     if len(names) < 2:
         return names, []
+    facts = server_facts(doc, names[0])
     cells: dict[tuple[str, str, int], dict[str, Cell]] = {}
     for row in doc.get("summary") or []:
         key = (
@@ -73,17 +75,62 @@ def side_by_side(doc: Mapping[str, Any]) -> tuple[list[str], list[Row]]:
             str(row.get("prompt_id", "")),
             int(row.get("concurrency", 1)),
         )
-        cells.setdefault(key, {})[str(row.get("server", names[0]))] = Cell(
+        server = str(row.get("server", names[0]))
+        cells.setdefault(key, {})[server] = Cell(
             metric(row, "ttft_ms"),
             metric(row, "e2e_tps"),
             metric(row, "eval_tps"),
             f"{row.get('ok', 0)}/{row.get('n', 0)}",
+            where_text(facts.get((server, key[0]))),
         )
     rows = [
         Row(model, prompt, level, tuple(by_server.get(name) for name in names))
         for (model, prompt, level), by_server in cells.items()
     ]
     return names, rows
+
+
+def server_facts(doc: Mapping[str, Any], first: str) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """``models[]`` by (server, model); an entry without ``server`` is the first server's
+    (compared runs saved before each server had its own)."""
+    out: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for facts in doc.get("models") or []:
+        if isinstance(facts, Mapping):
+            out[(str(facts.get("server") or first), str(facts.get("model", "")))] = facts
+    return out
+
+
+def where_text(facts: Mapping[str, Any] | None) -> str:
+    """A server's GPU cell: "100% GPU", "63% GPU", "CPU", or why it is unknown.
+
+    >>> where_text({"gpu_share": 0.63}), where_text({"residency_absent": "no_api_ps"})
+    ('63% GPU', 'no /api/ps')
+    >>> where_text(None)
+    '—'
+    """
+    if not facts:
+        return DASH
+    share = facts.get("gpu_share")
+    if isinstance(share, int | float):
+        return gpu_text(float(share))
+    absent = facts.get("residency_absent")
+    if isinstance(absent, str):
+        try:
+            return t(f"report.servers_gpu_{absent}")
+        except KeyError:
+            return DASH
+    return DASH
+
+
+def _skipped_on(doc: Mapping[str, Any], names: Sequence[str]) -> dict[tuple[str, str], str]:
+    """(server, model) → why the model was skipped on that server."""
+    if not names:
+        return {}
+    return {
+        key: str(facts["skipped"])
+        for key, facts in server_facts(doc, names[0]).items()
+        if facts.get("skipped")
+    }
 
 
 def labelled(doc: RunDocument) -> RunDocument:
@@ -109,7 +156,7 @@ def labelled(doc: RunDocument) -> RunDocument:
         ]
 
     view = dict(doc)
-    for key in ("summary", "results", "cold_loads", "concurrency_summary"):
+    for key in ("summary", "results", "cold_loads", "concurrency_summary", "models"):
         if key in view:
             view[key] = tag(view[key])
     return view  # type: ignore[return-value]
@@ -123,17 +170,28 @@ def _headers(names: Sequence[str], sep: str = " ") -> list[str]:
             f"{name}{sep}{t('report.servers_decode')}",
             f"{name}{sep}{t('report.col_eval_tps')}",
             t("report.col_ok"),
+            t("report.col_gpu"),
         ]
     return heads
 
 
-def _cells(row: Row) -> list[str]:
+def _cells(
+    row: Row, names: Sequence[str] = (), skipped: Mapping[tuple[str, str], str] | None = None
+) -> list[str]:
     out = [row.model, row.prompt_id, str(row.concurrency)]
-    for cell in row.cells:
+    for index, cell in enumerate(row.cells):
         if cell is None:
-            out += [DASH] * 4
+            name = names[index] if index < len(names) else ""
+            gone = t("report.servers_skipped") if (name, row.model) in (skipped or {}) else DASH
+            out += [DASH, DASH, DASH, gone, DASH]
         else:
-            out += [number(cell.ttft_ms), number(cell.decode_tps), number(cell.eval_tps), cell.ok]
+            out += [
+                number(cell.ttft_ms),
+                number(cell.decode_tps),
+                number(cell.eval_tps),
+                cell.ok,
+                cell.gpu,
+            ]
     return out
 
 
@@ -145,8 +203,9 @@ def print_side_by_side(doc: RunDocument, console: Console) -> None:
     table = Table(box=box.SIMPLE_HEAD, title=t("report.servers_title"), title_justify="left")
     for i, head in enumerate(_headers(names, "\n")):
         table.add_column(head, justify="left" if i < 2 else "right")
+    skipped = _skipped_on(doc, names)
     for row in rows:
-        table.add_row(*(clean_line(c) for c in _cells(row)))
+        table.add_row(*(clean_line(c) for c in _cells(row, names, skipped)))
     print_table(console, table)
 
 
@@ -163,7 +222,10 @@ def markdown_side_by_side(doc: RunDocument) -> str:
     lines = [f"#### {cell(t('report.servers_title'))}", ""]
     lines.append("| " + " | ".join(cell(h) for h in heads) + " |")
     lines.append("|" + "|".join("---" if i < 2 else "---:" for i in range(len(heads))) + "|")
-    lines += ["| " + " | ".join(cell(c) for c in _cells(row)) + " |" for row in rows]
+    skipped = _skipped_on(doc, names)
+    lines += [
+        "| " + " | ".join(cell(c) for c in _cells(row, names, skipped)) + " |" for row in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -177,8 +239,10 @@ def html_side_by_side(doc: RunDocument) -> str:
         return html.escape(clean_line(text))
 
     head = "".join(f"<th>{e(h)}</th>" for h in _headers(names))
+    skipped = _skipped_on(doc, names)
     body = "".join(
-        "<tr>" + "".join(f"<td>{e(c)}</td>" for c in _cells(row)) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{e(c)}</td>" for c in _cells(row, names, skipped)) + "</tr>"
+        for row in rows
     )
     return (
         f'<section class="servers"><h2>{e(t("report.servers_title"))}</h2>'
@@ -193,6 +257,8 @@ __all__ = [
     "labelled",
     "markdown_side_by_side",
     "print_side_by_side",
+    "server_facts",
     "server_names",
     "side_by_side",
+    "where_text",
 ]

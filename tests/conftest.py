@@ -22,6 +22,7 @@ shared between workers: data directories are per test, ports are bound to 0 (or 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,18 @@ import pytest
 from ollamakit.i18n import set_language
 from ollamakit.sim import SimConfig, ThreadedSim, run_in_thread
 from tests.support import CLIResult, run_program
+
+# Bytecode. With PYTHONDONTWRITEBYTECODE=1 (set on some CI images, and here) every interpreter
+# the suite starts (xdist workers, fork servers, pty and subprocess tests, simulators) compiles
+# every module from source again: ~0.5 s of CPU each, several hundred times a run. The suite
+# keeps its own bytecode under .pytest_cache/pycache (never beside the sources), set here in
+# the controller before the workers start, so every process of the run inherits it.
+if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+    _PYCACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "pycache"
+    os.environ.pop("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONPYCACHEPREFIX"] = str(_PYCACHE)
+    sys.dont_write_bytecode = False
+    sys.pycache_prefix = str(_PYCACHE)
 
 _CLEARED_PREFIXES = ("OLLAMA_", "OLLAMAKIT_")
 _CLEARED = {

@@ -346,8 +346,10 @@ def test_honest_rates_prefill_only_where_measurable_and_overhead_not_network(
 
 
 def test_num_parallel_advice_is_printed_once(start_sim: Any, tmp_path: Path) -> None:
-    one = ModelSpec("one:1b", load_ms=10, warm_load_ms=1, eval_tps=200, reply_tokens=30)
-    other = ModelSpec("other:1b", load_ms=10, warm_load_ms=1, eval_tps=200, reply_tokens=30)
+    # 300 ms replies: long beside the client's own delays on a busy machine, which would
+    # otherwise read as the one-slot server "scaling" between levels.
+    one = ModelSpec("one:1b", load_ms=10, warm_load_ms=1, eval_tps=100, reply_tokens=30)
+    other = ModelSpec("other:1b", load_ms=10, warm_load_ms=1, eval_tps=100, reply_tokens=30)
     sim = start_sim(SimConfig(models=(one, other), num_parallel=1))
     result = bench(
         sim.url, *QUICK, "--num-predict", "30", "--concurrency", "1,2",

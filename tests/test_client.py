@@ -605,7 +605,10 @@ async def _async_requests(settings: Settings) -> None:
 def test_async_requests_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     import asyncio
 
-    with run_in_thread(_sim_config()) as sim, caplog.at_level(logging.DEBUG, "ollamakit.http"):
+    # 50 ms a token: the client hangs up while the reply is still coming, however late it
+    # gets to read on a busy machine (at 2 ms a token the whole reply can be in the first read).
+    slow = SimConfig(models=(ModelSpec("m:1b", eval_tps=20, reply_tokens=12, load_ms=1),))
+    with run_in_thread(slow) as sim, caplog.at_level(logging.DEBUG, "ollamakit.http"):
         asyncio.run(_async_requests(settings_for(sim.url)))
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == "ollamakit.http")
     assert f"GET {sim.url}/api/tags -> 200 (" in text

@@ -50,6 +50,7 @@ from rich.text import Text
 
 from ollamakit.chat.session import ReplyStats, format_ms
 from ollamakit.i18n import t
+from ollamakit.measure import format as fmt
 from ollamakit.ui.sanitize import clean
 from ollamakit.ui.wrap import wrap_text
 
@@ -301,12 +302,19 @@ def thinking_line(line: str) -> Gutter:
 
 
 def stats_line(stats: ReplyStats, outcome: Outcome = "done") -> str:
-    """The dim line under a reply: tokens · tok/s · first token · total.
+    """The dim line under a reply: tokens · eval rate · client decode · first token · total.
+
+    The two rates are labelled as in the benchmark: the server's ``eval_count /
+    eval_duration`` ("eval rate", ``ollama run --verbose``) and the rate this client saw
+    after the first token ("client decode"); without the second, only the first.
 
     >>> from ollamakit.i18n import set_language
     >>> set_language("en")
+    >>> stats_line(ReplyStats(total_ms=1400, ttft_ms=180, chunks=43, eval_count=42, eval_ms=1190,
+    ...                       decode_tps=33.04))
+    '42 tokens · eval rate 35.3 tok/s · client decode 33.0 tok/s · first token 180 ms · 1.40 s'
     >>> stats_line(ReplyStats(total_ms=1400, ttft_ms=180, chunks=43, eval_count=42, eval_ms=1190))
-    '42 tokens · 35.3 tok/s · first token 180 ms · 1.40 s'
+    '42 tokens · eval rate 35.3 tok/s · first token 180 ms · 1.40 s'
     >>> stats_line(ReplyStats(total_ms=900, ttft_ms=200, chunks=12), "interrupted")
     'interrupted after 12 chunks · first token 200 ms · 900 ms'
     """
@@ -317,9 +325,10 @@ def stats_line(stats: ReplyStats, outcome: Outcome = "done") -> str:
         parts.append(t("chat.stats_partial", chunks=stats.chunks))
     else:
         parts.append(t("chat.stats_tokens", count=stats.eval_count))
-        tps = stats.eval_tps
-        if tps is not None:
-            parts.append(f"{tps:.1f} tok/s")
+        if stats.eval_tps is not None:
+            parts.append(t("chat.stats_eval_rate", value=fmt.tps(stats.eval_tps)))
+        if stats.decode_tps is not None and not stats.buffered:
+            parts.append(t("chat.stats_decode", value=fmt.tps(stats.decode_tps)))
     if stats.ttft_thinking_ms is not None and not stats.buffered:
         parts.append(t("chat.stats_thinking", value=format_ms(stats.ttft_thinking_ms)))
     if stats.buffered:  # one read held the whole reply: the first token's time is not a TTFT

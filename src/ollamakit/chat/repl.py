@@ -568,6 +568,7 @@ class ChatApp:
 
     def _say_cut(self) -> None:
         context = self.session.context
+        self.transcript.write("context_cut", cuts=context.cuts, num_ctx=context.num_ctx)
         if context.cuts > 1:
             self.hint(t("chat.context_cut_again", cuts=context.cuts))
             return

@@ -207,7 +207,7 @@ class ContextBasis:
     model: str
     system: str | None
     turns: int  # turns in the history once this reply was kept
-    prompt_tokens: int
+    prompt_tokens: int  # where the count leaves the cache out: a lower bound
     resent_tokens: int
 
     @property
@@ -405,12 +405,12 @@ class ChatSession:
         cut = False
         stats = reply.stats
         prompt = stats.prompt_eval_count if stats is not None else None
-        if (
-            basis is not None
-            and prompt is not None
-            and (basis.model, basis.system, basis.turns)
-            == (self.model, self.system, len(self.turns))
-        ):
+        same = basis is not None and (basis.model, basis.system, basis.turns) == (
+            self.model,
+            self.system,
+            len(self.turns),
+        )  # the history only grew since that reply: its numbers bound this one's
+        if basis is not None and same and prompt is not None:
             cut = history_was_cut(
                 basis, prompt, num_ctx=self.context.num_ctx, counts_cached=counts_cached
             )
@@ -423,6 +423,10 @@ class ChatSession:
         self.pending = None
         self.context.basis = None
         if stats is not None and prompt is not None and stats.eval_count is not None:
+            if not counts_cached and basis is not None and same and not cut:
+                # the count left the cached prefix out: the prompt is at least what the
+                # previous one and its reply were (the history only grew, nothing was cut)
+                prompt = max(prompt, basis.next_at_least)
             self.context.used_tokens = prompt + stats.eval_count
             if not reply.interrupted:
                 resent = not reply.thinking and "<think>" not in reply.content

@@ -968,7 +968,12 @@ def _picker(prompt_input: PromptInput, out: Console) -> Callable[[list[ModelEntr
 
 
 def run_chat(
-    settings: Settings, terminal: Terminal, *, model: str | None, system: str | None
+    settings: Settings,
+    terminal: Terminal,
+    *,
+    model: str | None,
+    system: str | None,
+    think: str | None = None,
 ) -> int:
     """The interactive (or piped) chat; see the module docstring."""
     interactive = terminal.interactive
@@ -1035,6 +1040,10 @@ def run_chat(
             catalog=catalog,
         )
         app_ref.append(app)
+        if think is not None:  # --think: as /think MODE before the first message
+            if parse_think_mode(think) is None:
+                raise UsageError(t("select.bad_think", value=think))
+            app.cmd_think(think)
         status = int(ExitStatus.ERROR)
         try:
             if prompt_input is not None:

@@ -70,7 +70,7 @@ def test_a_history_cut_to_fit_the_context_is_said_once_with_the_fix(
     if cuts == 2:
         assert "Older messages dropped again to fit the context (2 times so far; /stats)" in err
     assert f"the server dropped the oldest messages {cuts} times" in err  # /stats
-    assert f"of {CTX} tokens used by the last reply" in err
+    assert f"of {CTX} tokens after the last complete reply" in err
     events = only_transcript(isolated_env)
     noted = [e for e in events if e["event"] == "context_cut"]
     assert [e["cuts"] for e in noted] == list(range(1, cuts + 1)) and noted[0]["num_ctx"] == CTX

@@ -41,6 +41,7 @@ import threading
 import time
 from typing import IO, ClassVar, Final, Literal, Protocol
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType, RenderResult
 from rich.live import Live
 from rich.markdown import Heading, Markdown, MarkdownElement, Paragraph
@@ -341,6 +342,27 @@ def stats_line(stats: ReplyStats, outcome: Outcome = "done") -> str:
     return " · ".join(parts)
 
 
+def fold_stats(line: str, width: int) -> str:
+    """The stats line folded between its `` · `` parts (never inside one) to fit ``width``
+    cells; a continuation line starts with ``·``. The last column stays free (as the chat's
+    own wrapping does: a full row can be joined with the next when copied).
+
+    >>> print(fold_stats("56 tokens · eval rate 61.2 tok/s · first token 16 ms · 930 ms", 40))
+    56 tokens · eval rate 61.2 tok/s
+    · first token 16 ms · 930 ms
+    >>> fold_stats("12 chunks · 50 ms", 80)
+    '12 chunks · 50 ms'
+    """
+    limit = max(width - 1, 20)
+    rows: list[str] = []
+    for part in line.split(" · "):
+        if rows and cell_len(rows[-1]) + 3 + cell_len(part) <= limit:
+            rows[-1] += " · " + part
+        else:
+            rows.append(f"· {part}" if rows else part)
+    return "\n".join(rows)
+
+
 # --------------------------------------------------------------------------- views
 
 
@@ -491,7 +513,8 @@ class RichReplyView:
         if outcome == "interrupted":
             self.console.print(f"[yellow]⏹ {t('chat.interrupted_mark')}[/]", highlight=False)
         if stats is not None and self.show_stats and outcome != "failed":
-            self.console.print(Text(stats_line(stats, outcome), style="dim"))
+            line = fold_stats(stats_line(stats, outcome), self.console.width)
+            self.console.print(Text(line, style="dim"))
         self.console.print()
 
 
@@ -576,4 +599,5 @@ class PlainReplyView:
             note.write(f"[{t('chat.interrupted_mark')}]\n")
             note.flush()
         if stats is not None and self.stats_out is not None and outcome != "failed":
-            self.stats_out.print(Text(stats_line(stats, outcome), style="dim"))
+            line = fold_stats(stats_line(stats, outcome), self.stats_out.width)
+            self.stats_out.print(Text(line, style="dim"))

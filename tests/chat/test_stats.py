@@ -102,3 +102,18 @@ def test_both_rates_are_labelled_as_in_the_benchmark_and_a_missing_one_is_left_o
     text = "\n".join(stats(session, LONG, width=200))
     assert "eval rate" in text and "client decode" not in text
     assert "generation speed" not in text
+
+
+@pytest.mark.parametrize("language", ["en", "zh-TW"])
+def test_the_context_row_with_cuts_fits_80_columns(language: str) -> None:
+    set_language(language)
+    try:
+        session = session_with_an_interrupted_reply()
+        session.context.num_ctx, session.context.used_tokens, session.context.cuts = 4096, 4012, 2
+        lines = stats(session, LONG)
+        row = next(i for i, line in enumerate(lines) if line.startswith(f"{t('chat.st_context')} "))
+        text = "".join("".join(lines[row : row + 4]).split())
+        assert "4,012" in text and "4,096" in text and "/clear" in text
+        assert max(cell_len(line) for line in lines if line != str(LONG)) <= 80
+    finally:
+        set_language("en")

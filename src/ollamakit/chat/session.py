@@ -200,8 +200,9 @@ class ContextBasis:
     """What one complete reply tells about the next request's prompt, if history only grows.
 
     ``prompt_tokens`` is its ``prompt_eval_count``; ``resent_tokens`` how many of its own
-    tokens the next request sends back (its ``eval_count``, or 0 when that is not known to be
-    resent: thinking text is not sent back, and a template may strip ``<think>`` tags).
+    tokens the next request surely sends back (:func:`resent_at_least` of its ``eval_count``,
+    or 0 when that is not known to be resent: thinking text is not sent back, and a template
+    may strip ``<think>`` tags).
     """
 
     model: str
@@ -214,6 +215,19 @@ class ContextBasis:
     def next_at_least(self) -> int:
         """The next prompt holds at least this many tokens, unless the server cuts it."""
         return self.prompt_tokens + self.resent_tokens
+
+
+def resent_at_least(eval_count: int) -> int:
+    """How many tokens a reply of ``eval_count`` surely adds to the next prompt.
+
+    Less than its count: the count may include an end token, and the reply's text tokenized
+    anew can come out a little shorter than the tokens generated. A false "your history was
+    cut" would be worse than a cut noticed one turn later.
+
+    >>> resent_at_least(15), resent_at_least(400), resent_at_least(0)
+    (13, 379, 0)
+    """
+    return max(0, eval_count * 95 // 100 - 1)
 
 
 def history_was_cut(
@@ -435,7 +449,7 @@ class ChatSession:
                     self.system,
                     len(self.turns),
                     prompt,
-                    stats.eval_count if resent else 0,
+                    resent_at_least(stats.eval_count) if resent else 0,
                 )
 
     def record_failure(self, text: str) -> None:

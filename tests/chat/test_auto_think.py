@@ -5,10 +5,16 @@ inside the content) and the newest profile (unset think = thinking on)."""
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from typing import Any
 
+import pexpect
 import pytest
+from rich.cells import cell_len
 
+from ollamakit.i18n import set_language, t
 from ollamakit.sim import SimConfig
 from ollamakit.sim.config import preset_models
 from tests.support import assert_no_traceback, run_program
@@ -72,3 +78,33 @@ def test_auto_think_on_is_sent_as_asked(start_sim: Any) -> None:
     assert request.body["think"] is True
     bad = run_program(["chat", "--auto", "--base-url", sim.url, "--think", "maybe"])
     assert bad.returncode == 2 and "maybe" in bad.stderr
+
+
+@pytest.mark.parametrize("language", ["en", "zh-TW"])
+def test_auto_table_with_both_rates_fits_80_columns(start_sim: Any, language: str) -> None:
+    sim = start_sim(SimConfig(models=preset_models("real-world"), speed=SPEED))
+    env = {**os.environ, "TERM": "dumb", "NO_COLOR": "1", "OLLAMAKIT_LANG": language}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ollamakit", "chat", "--auto", "--base-url", sim.url],
+        env=env,
+        encoding="utf-8",
+        dimensions=(40, 80),
+        timeout=60,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", child.before).replace("\r", "")
+    lines = text.splitlines()
+    set_language(language)
+    try:
+        start = max(i for i, line in enumerate(lines) if set(line.strip()) == {"─"}) - 2
+        table = lines[start : start + 8]
+        header = " ".join(" ".join(table[:2]).split())
+        for key in ("chat.col_eval_rate", "chat.col_decode"):  # the bench's labels
+            for word in t(key).split():
+                assert word in header, (word, table)
+    finally:
+        set_language("en")
+    assert max(cell_len(line) for line in lines) <= 80, text

@@ -540,7 +540,9 @@ class ChatApp:
 
     def _counts_cached(self) -> bool:
         """Whether ``prompt_eval_count`` includes the cached prefix (all but Ollama 0.30.0)."""
-        identity = self.client.identity
+        identity = getattr(self.client, "identity", None)  # any client with stream_chat works
+        if identity is None:
+            return True
         return not (identity.api == "ollama" and parse_version(identity.version) == (0, 30, 0))
 
     def _context_size(self) -> int | None:
@@ -560,9 +562,10 @@ class ChatApp:
             running = self.client.running_models()
         except OllamakitError:
             running = None
-        for entry in running or ():
-            if entry.model == model and entry.context_length:
-                size = entry.context_length
+        for entry in running or ():  # Residency (ChatClient); other clients' entries: skipped
+            context_length = getattr(entry, "context_length", None)
+            if getattr(entry, "model", None) == model and isinstance(context_length, int):
+                size = context_length or None
         self._ctx_sizes[model] = size
         self.session.context.num_ctx = self._context_size()
 

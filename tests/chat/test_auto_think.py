@@ -108,3 +108,18 @@ def test_auto_table_with_both_rates_fits_80_columns(start_sim: Any, language: st
     finally:
         set_language("en")
     assert max(cell_len(line) for line in lines) <= 80, text
+
+
+def test_chat_think_option_is_the_first_think_command(start_sim: Any) -> None:
+    sim = start_sim(SimConfig(models=preset_models("real-world"), speed=SPEED))
+    result = run_program(
+        ["chat", "--base-url", sim.url, "--model", "deepseek-r1", "--think", "off"],
+        input="Why?\n",
+    )
+    assert result.returncode == 0, result.output
+    (request,) = [r for r in sim.requests() if r.path == "/api/chat"]
+    assert request.body["think"] is False
+    assert "Thinking off." in result.stderr
+    plain = run_program(["chat", "--base-url", sim.url, "--model", "deepseek-r1"], input="Hi\n")
+    assert plain.returncode == 0, plain.output
+    assert "think" not in [r for r in sim.requests() if r.path == "/api/chat"][-1].body

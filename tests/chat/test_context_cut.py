@@ -11,7 +11,7 @@ import pytest
 from ollamakit.sim import ModelSpec, SimConfig, count_tokens
 from tests.support import assert_no_traceback, run_program
 
-from .conftest import only_transcript
+from .conftest import Chat, only_transcript, spawn_chat
 
 REPLY = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
 QUESTION = "alpha bravo charlie delta echo foxtrot golf hotel india juliet"  # 10 tokens
@@ -99,3 +99,23 @@ def test_zh_tw_notice(start_sim: Any) -> None:
     err = "".join(result.stderr.split())
     assert "伺服器為了放進模型的上下文（60個token）已丟棄最早的訊息" in err, result.stderr
     assert "/setnum_ctx8192可給它更多空間" in err
+
+
+def test_at_a_terminal_the_notice_follows_the_reply_of_the_cut_request(start_sim: Any) -> None:
+    sim = _sim(start_sim, "0.33.0")
+    child = spawn_chat(sim.url, "--model", "tiny")
+    try:
+        chat = Chat(child)
+        chat.prompt()
+        for _ in range(3):
+            chat.say(QUESTION, "fifteen")
+        chat.send(QUESTION)
+        child.expect_exact("fifteen")
+        child.expect_exact("first token")
+        child.expect_exact("The server dropped the oldest messages")
+        child.expect_exact("/set num_ctx 8192")
+        chat.prompt()
+        assert chat.bye() == 0
+    finally:
+        if child.isalive():
+            child.terminate(force=True)

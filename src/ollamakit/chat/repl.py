@@ -23,6 +23,15 @@ Ollama learns to stop generating. However the request ends — done, Ctrl-C, err
 SIGTERM/SIGHUP — :meth:`ChatApp._conclude` records it in the transcript and the session
 before anything is drawn.
 
+A history that no longer fits
+-----------------------------
+Ollama cuts a chat longer than ``num_ctx`` from the front without a word. After each reply the
+session compares its ``prompt_eval_count`` with what the history held
+(:func:`~ollamakit.chat.session.history_was_cut`); the context size comes from ``/set
+num_ctx`` or, asked once per model after its first reply, ``/api/ps`` ``context_length``. A cut
+is said once with the fix (``/clear``, ``/set num_ctx N``), later ones in a short line; the
+transcript records each (``context_cut``) and ``/stats`` shows how full the context is.
+
 Errors mid-chat print the same message and fix as ``doctor`` (``✘`` what happened, ``→`` what
 to do; word-wrapped on a terminal, :meth:`Terminal.print_error` otherwise) and the session goes
 on; the message waits for ``/retry``.

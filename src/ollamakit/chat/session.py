@@ -20,6 +20,11 @@ What a turn's outcome does to the history:
 
 ``/retry`` after a kept turn takes that turn back and sends its message again (a new answer).
 
+The context (:class:`ContextWatch`): each complete reply leaves a :class:`ContextBasis` — its
+prompt count and how much of it the next request surely sends back. When the history has only
+grown since, a smaller prompt, or a history already past the known context size, means the
+server dropped messages from the front (:func:`history_was_cut`).
+
 Input parsing
 -------------
 :func:`parse_command` splits ``/name argument`` lines (``//text`` sends ``/text`` as a

@@ -16,7 +16,7 @@ import pytest
 import trustme
 
 from ollamakit.diagnostics import STEPS
-from ollamakit.i18n import t
+from ollamakit.i18n import set_language, t
 from ollamakit.sim import Fault, FaultKind, ModelSpec, SimConfig, run_in_thread
 from tests.proxyish import (
     BUSY,
@@ -74,7 +74,9 @@ def test_healthy_server(sim_url: str) -> None:
     assert all(line.startswith("✔") for line in step_lines if "TLS" not in line)
     assert "All checks passed." in result.stdout
     assert "\x1b[" not in result.output  # no colour codes when not a terminal
-    assert "first token after" in result.stdout and "tokens/s" in result.stdout
+    out = " ".join(result.stdout.split())
+    assert "first token after" in out  # both rates, labelled as in the benchmark
+    assert "· eval rate " in out and " tok/s · client decode " in out and "tokens/s" not in out
 
 
 def test_json_document(sim_url: str) -> None:
@@ -120,7 +122,7 @@ def test_no_generate(sim_url: str) -> None:
     result = doctor("--base-url", sim_url, "--no-generate")
     assert result.returncode == 0
     assert "skipped (--no-generate)" in result.stdout
-    assert "tokens/s" not in result.stdout
+    assert "eval rate" not in result.stdout
 
 
 def test_configuration_from_dotenv(sim_url: str) -> None:
@@ -472,3 +474,27 @@ def test_commands_to_copy_stay_whole_at_80_columns(lang: str) -> None:
         lines = _on_terminal(["doctor", "--base-url", url, "--lang", lang], 80)
     curl = f"curl -u ollama-user {server.url}/api/tags"
     assert curl in [line.strip() for line in lines], lines
+
+
+def test_zh_tw_help_headings_end_in_a_full_width_colon() -> None:
+    result = doctor("--help", "--lang", "zh-TW")
+    assert result.returncode == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "選項：" in lines and "選項:" not in lines
+    assert "options:" in doctor("--help").stdout.splitlines()  # English keeps its colon
+
+
+@pytest.mark.parametrize("language", ["en", "zh-TW"])
+def test_an_openai_compatible_server_gets_its_own_step_titles(start_sim, language: str) -> None:
+    """On /v1 the root step does not ask GET / and the version step not /api/version."""
+    sim = start_sim(SimConfig(models=sim_config().models, engine="llama.cpp"))
+    set_language(language)  # the titles the program should print (reset after each test)
+    result = doctor("--base-url", sim.url, "--lang", language)
+    assert result.returncode == 0, result.output
+    titles = [line[2:].split("  ")[0] for line in result.stdout.splitlines() if line[:2] == "✔ "]
+    assert t("doctor.title_root_openai") in titles and t("doctor.title_version_openai") in titles
+    assert "GET /" not in titles and "/api/version" not in titles
+    doc = json.loads(doctor("--base-url", sim.url, "--json", "--lang", language).stdout)
+    steps = {s["name"]: s["title"] for s in doc["steps"]}
+    assert steps["root"] == t("doctor.title_root_openai")
+    assert steps["version"] == t("doctor.title_version_openai")

@@ -85,7 +85,7 @@ def test_doctor_on_llama_cpp_is_not_called_not_ollama(start_sim: Any) -> None:
     assert result.returncode == 0, result.output
     assert "does not lead to Ollama" not in result.output
     assert "not available on llama.cpp" in result.stdout
-    [root] = [line for line in result.stdout.splitlines() if "GET /" in line]
+    [root] = [line for line in result.stdout.splitlines() if "API detection" in line]
     assert f"{sim.url}: llama.cpp" in root and "OpenAI-compatible API (/v1)" in root
 
 

@@ -162,6 +162,14 @@ _HEADINGS = {
 }
 
 
+_CJK_HEADING = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+
+
+def _escape_repl(text: str) -> str:
+    """``text`` as the literal part of a :func:`re.sub` replacement."""
+    return text.replace("\\", "\\\\")
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's layout with translated headings and display-width wrapping.
 
@@ -186,7 +194,27 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def start_section(self, heading: str | None) -> None:
         key = _HEADINGS.get(heading or "")
-        super().start_section(t(key) if key else heading)
+        heading = t(key) if key else heading
+        if heading:
+            self._headings.append(heading)
+        super().start_section(heading)
+
+    @property
+    def _headings(self) -> list[str]:
+        headings: list[str] | None = getattr(self, "_translated_headings", None)
+        if headings is None:
+            headings = []
+            self._translated_headings = headings
+        return headings
+
+    def format_help(self) -> str:
+        """argparse ends every heading with ":"; a Chinese heading takes the full-width "："."""
+        text = super().format_help()
+        for heading in self._headings:
+            if _CJK_HEADING.search(heading):
+                pattern = rf"(?m)^(\s*){re.escape(heading)}:$"
+                text = re.sub(pattern, rf"\g<1>{_escape_repl(heading)}：", text)
+        return text
 
     def _split_lines(self, text: str, width: int) -> list[str]:
         return wrap(" ".join(text.split()), width)

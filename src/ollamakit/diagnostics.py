@@ -138,10 +138,14 @@ class CheckResult:
     # The error behind a failure (also kept for a skipped step whose request failed, so the
     # next step can report it without repeating the request). Not part of the JSON.
     error: OllamakitError | None = field(default=None, compare=False, repr=False)
+    # The message key of the title when it is not ``doctor.title_<name>``: on an
+    # OpenAI-compatible server the root and version steps ask other things (same names,
+    # so that ``--json`` keeps one shape).
+    title_key: str | None = None
 
     @property
     def title(self) -> str:
-        return t(f"doctor.title_{self.name}")
+        return t(self.title_key or f"doctor.title_{self.name}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -901,7 +905,8 @@ def _generate_once(client: OllamaClient, model: str) -> Generation:
 def check_generate(
     client: OllamaClient, candidates: Sequence[str]
 ) -> tuple[CheckResult, Generation | None]:
-    """A short streamed generation: TTFT as the client sees it, tokens/s as the server reports.
+    """A short streamed generation: TTFT as the client sees it, the server's eval rate and the
+    client's decode rate.
 
     A model that turns out unable to generate (HTTP 400 "does not support generate") is
     skipped in favour of the next smallest one.
@@ -929,11 +934,15 @@ def check_generate(
             "load_ms": None if gen.load_ms is None else round(gen.load_ms, 2),
             "chunks": len(gen.chunks),
         }
+        # Both rates, labelled as in the benchmark; a reply a proxy held back whole has no
+        # client decode rate, and one without it never shows the server's under its name.
+        decode = None if gen.buffered else gen.decode_tps
         summary = t(
-            "doctor.generate_ok",
+            "doctor.generate_ok" if decode is not None else "doctor.generate_ok_no_decode",
             model=gen.model,
             ttft="?" if gen.ttft_ms is None else fmt.ms(gen.ttft_ms),
-            tps="?" if gen.eval_tps is None else f"{gen.eval_tps:.1f}",
+            tps="?" if gen.eval_tps is None else fmt.tps(gen.eval_tps),
+            decode="?" if decode is None else fmt.tps(decode),
             tokens="?" if gen.eval_count is None else gen.eval_count,
         )
         notes: tuple[str, ...] = ()

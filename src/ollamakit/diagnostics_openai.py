@@ -42,6 +42,9 @@ from ollamakit.errors import OllamaError, OllamakitError
 from ollamakit.i18n import t
 
 MODELS_PATH: Final = "/v1/models"
+#: The steps whose title is not Ollama's here: ``root`` names what answered (no ``GET /``),
+#: ``version`` the engine's version (no ``/api/version``).
+TITLES: Final = {"root": "doctor.title_root_openai", "version": "doctor.title_version_openai"}
 _ENGINES: Final = {"ollama": "Ollama", "vllm": "vLLM", "lm-studio": "LM Studio", "sglang": "SGLang"}
 
 
@@ -102,7 +105,9 @@ def diagnose_openai(
 
     def skip_rest(after: str) -> Iterator[d.CheckResult]:
         for name in d.STEPS[d.STEPS.index(after) + 1 :]:
-            yield d.CheckResult(name, d.Status.SKIP, t("doctor.skipped"))
+            yield d.CheckResult(
+                name, d.Status.SKIP, t("doctor.skipped"), title_key=TITLES.get(name)
+            )
 
     small = OllamaClient(
         settings, read_timeout_s=min(settings.benchmark_timeout_s, d.SMALL_REQUEST_TIMEOUT_S)
@@ -116,7 +121,7 @@ def diagnose_openai(
             return
     backend = OpenAIBackend(settings, read_timeout_s=settings.benchmark_timeout_s)
     with backend:
-        notify("root")
+        notify("root_openai")
         start = time.perf_counter_ns()
         try:
             identity = backend.connect()
@@ -131,6 +136,7 @@ def diagnose_openai(
             t("doctor.openai_root", line=line),
             _ms(start),
             {"api": identity.api, "engine": identity.engine},
+            title_key=TITLES["root"],
         )
         yield d.CheckResult(
             "version",
@@ -144,6 +150,7 @@ def diagnose_openai(
             else t("doctor.openai_no_version", engine=identity.engine),
             None,
             {"version": identity.version, "engine": identity.engine, "api": identity.api},
+            title_key=TITLES["version"],
         )
         notify("tags")
         start = time.perf_counter_ns()
@@ -209,7 +216,15 @@ def diagnose_openai(
 def _failed(name: str, exc: OllamaError, start_ns: int) -> d.CheckResult:
     details = {"error": type(exc).__name__}
     return d.CheckResult(
-        name, d.Status.FAIL, exc.message, _ms(start_ns), details, exc.hint, (), exc
+        name,
+        d.Status.FAIL,
+        exc.message,
+        _ms(start_ns),
+        details,
+        exc.hint,
+        (),
+        exc,
+        title_key=TITLES.get(name),
     )
 
 
@@ -217,4 +232,4 @@ def _ms(start_ns: int) -> float:
     return (time.perf_counter_ns() - start_ns) / 1e6
 
 
-__all__ = ["detect_api", "diagnose_openai", "speaks_openai_only"]
+__all__ = ["TITLES", "detect_api", "diagnose_openai", "speaks_openai_only"]

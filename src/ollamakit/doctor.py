@@ -131,6 +131,7 @@ def render_line(result: CheckResult, title_width: int, width: int | None = None)
 
 def _title_width() -> int:
     titles = [t(f"doctor.title_{name}") for name in (*STEPS, "warning")]
+    titles += [t(key) for key in diagnostics_openai.TITLES.values()]
     return max(cell_len(title) for title in titles) + 2
 
 

@@ -202,7 +202,7 @@ def test_auto_greets_every_model_with_the_greeting(chat_sim: Any) -> None:
 
 def test_auto_into_a_pipe_marks_thinking_and_keeps_lines_whole(chat_sim: Any) -> None:
     greeting = "Hello there! This greeting is long enough to push the header past 80 columns."
-    models = ["--model", "think", "--model", "fast", "--model", "stall"]
+    models = ["--model", "think", "--model", "fast", "--model", "stall", "--think", "on"]
     result = run_program(
         ["chat", "--auto", "--base-url", chat_sim.url, *models, "--greeting", greeting],
         env={"GREETING_TIMEOUT_SECONDS": "1"},

@@ -217,3 +217,65 @@ def test_markdown_export() -> None:
     assert "```text\nline one\nline two\n```" in text
     assert "> let me see\n> ok" in text
     assert "## m:1b\n\nPart\n\n*(interrupted)*" in text
+
+
+# --------------------------------------------------------------------------- the context watch
+
+
+def counted(prompt: int, tokens: int, text: str = "answer", **kwargs: object) -> Reply:
+    stats = ReplyStats(total_ms=1.0, eval_count=tokens, eval_ms=1.0, prompt_eval_count=prompt)
+    return Reply("m:1b", text, stats=stats, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_prompt_that_stops_growing_is_a_cut_only_when_the_history_only_grew() -> None:
+    s = ChatSession("m:1b")
+    s.record("one", counted(20, 40))
+    s.record("two", counted(70, 40))
+    assert not s.context.last_cut
+    s.record("three", counted(60, 40))  # smaller than 70 + its 40-token reply: cut
+    assert s.context.last_cut and s.context.cuts == 1
+    # after /clear, /model, /system or a /retry that took a turn back, no comparison is made
+    for change in ("clear", "model", "system", "retry"):
+        s = ChatSession("m:1b")
+        s.record("one", counted(20, 40))
+        s.record("two", counted(70, 40))
+        if change == "clear":
+            s.clear()
+        elif change == "model":
+            s.model = "other:1b"
+        elif change == "system":
+            s.set_system("Be brief.")
+        else:
+            s.take_retry()
+        s.record("three", counted(10, 40))
+        assert not s.context.last_cut, change
+
+
+def test_a_failed_request_between_keeps_the_comparison() -> None:
+    s = ChatSession("m:1b")
+    s.record("one", counted(20, 40))
+    s.record_failure("two")
+    s.record("two", counted(30, 40))  # the history is the same as before the failure: cut
+    assert s.context.last_cut
+
+
+def test_thinking_is_not_sent_back_so_it_is_not_counted() -> None:
+    s = ChatSession("m:1b")
+    s.record("one", counted(20, 200, thinking="long reasoning"))
+    s.record("two", counted(30, 40))  # the 200 tokens were mostly thinking: no cut
+    assert not s.context.last_cut
+    s.record("three", counted(25, 40))  # smaller than the previous prompt: cut
+    assert s.context.last_cut
+
+
+def test_the_known_context_size_tells_a_cut_when_counts_leave_the_cache_out() -> None:
+    """Ollama 0.30.0 counts only the uncached prompt tokens: the sum sent bounds the prompt."""
+    s = ChatSession("m:1b")
+    s.context.num_ctx = 100
+    s.record("one", counted(20, 40), counts_cached=False)
+    s.record("two", counted(15, 40), counts_cached=False)  # 20 + 37 sent: not less than that
+    assert not s.context.last_cut and s.context.used_tokens == 57 + 40
+    s.record("three", counted(12, 40), counts_cached=False)  # 57 + 37 = 94 <= 100
+    assert not s.context.last_cut
+    s.record("four", counted(12, 40), counts_cached=False)  # 94 + 37 > 100: it was cut
+    assert s.context.last_cut and s.context.cuts == 1

@@ -38,7 +38,9 @@ def stats(session: ChatSession, path: Path, width: int = 80) -> list[str]:
 def session_with_an_interrupted_reply() -> ChatSession:
     session = ChatSession("llama3.2:3b")
     for text in ("one", "two", "three"):
-        done = ReplyStats(total_ms=900, ttft_ms=120, chunks=51, eval_count=50, eval_ms=800)
+        done = ReplyStats(
+            total_ms=900, ttft_ms=120, chunks=51, eval_count=50, eval_ms=800, decode_tps=63.1
+        )
         session.record(text, Reply("llama3.2:3b", "answer", stats=done))
     cut = ReplyStats(total_ms=400, ttft_ms=110, chunks=23)  # no final chunk: no counts
     session.record("four", Reply("llama3.2:3b", "Once upon", interrupted=True, stats=cut))
@@ -81,10 +83,37 @@ def test_labels_stay_whole_at_80_columns_when_values_are_long(language: str) -> 
         session.set_system("Be brief.")
         lines = stats(session, LONG)
         labels = [t(f"chat.st_{key}") for key in ("model", "turns", "replies", "tokens")]
-        labels += [t(f"chat.st_{key}") for key in ("speed", "ttft", "time", "options")]
+        labels += [t(f"chat.st_{key}") for key in ("eval_rate", "decode", "ttft", "time")]
+        labels += [t(f"chat.st_{key}") for key in ("context", "options")]
         for label in labels:
             assert any(line.startswith(f"{label}  ") for line in lines), (label, lines)
         assert not any("…" in line for line in lines), lines
+        assert max(cell_len(line) for line in lines if line != str(LONG)) <= 80
+    finally:
+        set_language("en")
+
+
+def test_both_rates_are_labelled_as_in_the_benchmark_and_a_missing_one_is_left_out() -> None:
+    text = "\n".join(stats(session_with_an_interrupted_reply(), LONG, width=200))
+    assert "eval rate" in text and "62.5 tok/s" in text  # 150 tokens / 2.4 s
+    assert "client decode (median)" in text and "63.1 tok/s" in text
+    session = ChatSession("m")
+    session.record("one", Reply("m", "a", stats=ReplyStats(total_ms=9, eval_count=5, eval_ms=8)))
+    text = "\n".join(stats(session, LONG, width=200))
+    assert "eval rate" in text and "client decode" not in text
+    assert "generation speed" not in text
+
+
+@pytest.mark.parametrize("language", ["en", "zh-TW"])
+def test_the_context_row_with_cuts_fits_80_columns(language: str) -> None:
+    set_language(language)
+    try:
+        session = session_with_an_interrupted_reply()
+        session.context.num_ctx, session.context.used_tokens, session.context.cuts = 4096, 4012, 2
+        lines = stats(session, LONG)
+        row = next(i for i, line in enumerate(lines) if line.startswith(f"{t('chat.st_context')} "))
+        text = "".join("".join(lines[row : row + 4]).split())
+        assert "4,012" in text and "4,096" in text and "/clear" in text
         assert max(cell_len(line) for line in lines if line != str(LONG)) <= 80
     finally:
         set_language("en")

@@ -38,11 +38,18 @@ from ollamakit.chat.session import format_ms
 from ollamakit.client import AsyncReplyStream, identity_line
 from ollamakit.client.ollama import model_info
 from ollamakit.config import Settings
-from ollamakit.domain import StreamEnd
+from ollamakit.domain import StreamEnd, Think
 from ollamakit.errors import ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
 from ollamakit.measure.recorder import ReplyRecorder
-from ollamakit.selection import AsyncCatalog, SelectionError, select_async
+from ollamakit.selection import (
+    AsyncCatalog,
+    SelectionError,
+    ThinkMode,
+    parse_think_mode,
+    select_async,
+    think_plan,
+)
 from ollamakit.types import Message
 from ollamakit.ui.tables import (
     first_fitting,
@@ -219,9 +226,10 @@ async def greet(
     messages: list[Message],
     timeout_s: float,
     printer: _Printer,
+    think: Think | None = None,
 ) -> GreetResult:
     """One greeting, bounded end to end by ``timeout_s``, measured by the one recorder."""
-    stream: AsyncReplyStream = client.stream_chat(model, messages)
+    stream: AsyncReplyStream = client.stream_chat(model, messages, think=think)
     start_ns = time.perf_counter_ns()
     recorder: ReplyRecorder | None = None
     parts: list[str] = []
@@ -271,6 +279,7 @@ async def greet_all(
     greeting: str,
     system: str | None,
     out: Console,
+    think: ThinkMode = "off",
 ) -> list[GreetResult]:
     timeout_s = settings.greeting_timeout_s
     # The read timeout only backs up the deadline below, which always fires first.
@@ -299,6 +308,11 @@ async def greet_all(
                 ),
                 t("select.no_chat_models_hint"),
             )
+        # The bench's think plan (selection.py): an explicit ``think`` for every model, off
+        # where the model allows it (gpt-oss: "low", with a notice), so that a thinking model's
+        # first token is its answer's and the reply is not all reasoning; a level this server
+        # version cannot take is exit 2 before any greeting.
+        think_by_model, think_notices = think_plan(selection.models, think, identity.version)
         header = t(
             "chat.auto_header",
             count=len(names),
@@ -307,7 +321,7 @@ async def greet_all(
             timeout=f"{timeout_s:g}",
         )
         print_text(out, Text(header, style="dim"))
-        for notice in selection.notices():  # after the header: what was expanded or skipped
+        for notice in [*selection.notices(), *think_notices]:  # after the header
             print_text(out, Text(notice, style="dim"))
         print_text(out, Text(identity_line(identity, settings.base_url.redacted()), style="dim"))
         messages: list[Message] = []
@@ -319,7 +333,9 @@ async def greet_all(
         for name in names:
             out.print()
             printer.header(name)
-            result = await greet(client, name, messages, timeout_s, printer)
+            result = await greet(
+                client, name, messages, timeout_s, printer, think_by_model.get(name)
+            )
             _print_outcome(out, result)
             results.append(result)
         return results
@@ -341,8 +357,18 @@ def _print_outcome(out: Console, result: GreetResult) -> None:
                 print_text(out, Text.assemble("  ", line))
 
 
+def _rate(value: float | None) -> str:
+    """A rate cell: the number alone (the header carries the unit), thousands grouped.
+
+    >>> _rate(1234.56), _rate(None)
+    ('1,234.6', '—')
+    """
+    return "—" if value is None else f"{value:,.1f}"
+
+
 def results_table(results: Sequence[GreetResult], *, fold_names: bool = False) -> Table:
-    """Model, status (with the reason of a failure), first token, tokens/s, total time.
+    """Model, status (with the reason of a failure), first token, eval rate, client decode,
+    total time.
 
     Model names never break (``fold_names`` is for terminals too narrow to avoid it); the
     status column, the one with free text, wraps instead.
@@ -350,15 +376,23 @@ def results_table(results: Sequence[GreetResult], *, fold_names: bool = False) -
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     name_column(table, t("chat.col_model"), [r.model for r in results], fold=fold_names)
     table.add_column(t("chat.col_status"), overflow="fold")
-    numbers = [
-        (
+    # The two rates labelled as in the benchmark; a buffered reply has no client rate, and a
+    # table where no reply has one has no such column (never the server's under its name).
+    decode = any(r.decode_tps is not None and not r.buffered for r in results)
+    keys = ["chat.col_ttft", "chat.col_eval_rate", "chat.col_total"]
+    if decode:
+        keys.insert(2, "chat.col_decode")
+    numbers = []
+    for r in results:
+        row = [
             t("chat.cell_buffered") if r.buffered else format_ms(r.ttft_ms),
-            f"{r.eval_tps:.1f}" if r.eval_tps is not None else "—",
+            _rate(r.eval_tps),
             format_ms(r.total_ms),
-        )
-        for r in results
-    ]
-    for index, key in enumerate(("chat.col_ttft", "chat.col_tps", "chat.col_total")):
+        ]
+        if decode:
+            row.insert(2, _rate(None if r.buffered else r.decode_tps))
+        numbers.append(row)
+    for index, key in enumerate(keys):
         longest = max((cell_len(row[index]) for row in numbers), default=0)
         # at least as wide as "199 ms": the values stay on one line, the headers wrap instead
         table.add_column(t(key), justify="right", min_width=longest or None)
@@ -380,9 +414,15 @@ def run_auto(
     models: Sequence[str] | None,
     greeting: str | None,
     system: str | None,
+    think: str | None = None,
 ) -> int:
+    mode = parse_think_mode(think or "off")
+    if mode is None:
+        raise UsageError(t("select.bad_think", value=think))
     out = terminal.console()
-    results = asyncio.run(greet_all(settings, models, greeting or t("chat.greeting"), system, out))
+    results = asyncio.run(
+        greet_all(settings, models, greeting or t("chat.greeting"), system, out, mode)
+    )
     out.print()
     for table in first_fitting(
         out,

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--system", metavar="TEXT", help=t("chat.help_system"))
     parser.add_argument("--greeting", metavar="TEXT", help=t("chat.help_greeting"))
+    parser.add_argument("--think", metavar="MODE", default=None, help=t("chat.help_think"))
     parser.add_argument("--demo", action="store_true", help=t("chat.help_demo"))
     parser.add_argument(
         "--timeout",
@@ -56,11 +57,16 @@ def run(args: argparse.Namespace, settings: Settings, terminal: Terminal) -> int
             models=models or None,
             greeting=args.greeting,
             system=args.system,
+            think=args.think,
         )
     if len(models) > 1:
         raise UsageError(t("chat.one_model"))
     from ollamakit.chat.repl import run_chat
 
     return run_chat(
-        settings, terminal, model=models[0] if models else settings.model, system=args.system
+        settings,
+        terminal,
+        model=models[0] if models else settings.model,
+        system=args.system,
+        think=args.think,
     )

@@ -41,6 +41,7 @@ import threading
 import time
 from typing import IO, ClassVar, Final, Literal, Protocol
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, JustifyMethod, RenderableType, RenderResult
 from rich.live import Live
 from rich.markdown import Heading, Markdown, MarkdownElement, Paragraph
@@ -50,6 +51,7 @@ from rich.text import Text
 
 from ollamakit.chat.session import ReplyStats, format_ms
 from ollamakit.i18n import t
+from ollamakit.measure import format as fmt
 from ollamakit.ui.sanitize import clean
 from ollamakit.ui.wrap import wrap_text
 
@@ -301,12 +303,19 @@ def thinking_line(line: str) -> Gutter:
 
 
 def stats_line(stats: ReplyStats, outcome: Outcome = "done") -> str:
-    """The dim line under a reply: tokens · tok/s · first token · total.
+    """The dim line under a reply: tokens · eval rate · client decode · first token · total.
+
+    The two rates are labelled as in the benchmark: the server's ``eval_count /
+    eval_duration`` ("eval rate", ``ollama run --verbose``) and the rate this client saw
+    after the first token ("client decode"); without the second, only the first.
 
     >>> from ollamakit.i18n import set_language
     >>> set_language("en")
+    >>> stats_line(ReplyStats(total_ms=1400, ttft_ms=180, chunks=43, eval_count=42, eval_ms=1190,
+    ...                       decode_tps=33.04))
+    '42 tokens · eval rate 35.3 tok/s · client decode 33.0 tok/s · first token 180 ms · 1.40 s'
     >>> stats_line(ReplyStats(total_ms=1400, ttft_ms=180, chunks=43, eval_count=42, eval_ms=1190))
-    '42 tokens · 35.3 tok/s · first token 180 ms · 1.40 s'
+    '42 tokens · eval rate 35.3 tok/s · first token 180 ms · 1.40 s'
     >>> stats_line(ReplyStats(total_ms=900, ttft_ms=200, chunks=12), "interrupted")
     'interrupted after 12 chunks · first token 200 ms · 900 ms'
     """
@@ -317,9 +326,10 @@ def stats_line(stats: ReplyStats, outcome: Outcome = "done") -> str:
         parts.append(t("chat.stats_partial", chunks=stats.chunks))
     else:
         parts.append(t("chat.stats_tokens", count=stats.eval_count))
-        tps = stats.eval_tps
-        if tps is not None:
-            parts.append(f"{tps:.1f} tok/s")
+        if stats.eval_tps is not None:
+            parts.append(t("chat.stats_eval_rate", value=fmt.tps(stats.eval_tps)))
+        if stats.decode_tps is not None and not stats.buffered:
+            parts.append(t("chat.stats_decode", value=fmt.tps(stats.decode_tps)))
     if stats.ttft_thinking_ms is not None and not stats.buffered:
         parts.append(t("chat.stats_thinking", value=format_ms(stats.ttft_thinking_ms)))
     if stats.buffered:  # one read held the whole reply: the first token's time is not a TTFT
@@ -330,6 +340,27 @@ def stats_line(stats: ReplyStats, outcome: Outcome = "done") -> str:
     if stats.done_reason == "length":
         parts.append(t("chat.stats_length"))
     return " · ".join(parts)
+
+
+def fold_stats(line: str, width: int) -> str:
+    """The stats line folded between its `` · `` parts (never inside one) to fit ``width``
+    cells; a continuation line starts with ``·``. The last column stays free (as the chat's
+    own wrapping does: a full row can be joined with the next when copied).
+
+    >>> print(fold_stats("56 tokens · eval rate 61.2 tok/s · first token 16 ms · 930 ms", 40))
+    56 tokens · eval rate 61.2 tok/s
+    · first token 16 ms · 930 ms
+    >>> fold_stats("12 chunks · 50 ms", 80)
+    '12 chunks · 50 ms'
+    """
+    limit = max(width - 1, 20)
+    rows: list[str] = []
+    for part in line.split(" · "):
+        if rows and cell_len(rows[-1]) + 3 + cell_len(part) <= limit:
+            rows[-1] += " · " + part
+        else:
+            rows.append(f"· {part}" if rows else part)
+    return "\n".join(rows)
 
 
 # --------------------------------------------------------------------------- views
@@ -482,7 +513,8 @@ class RichReplyView:
         if outcome == "interrupted":
             self.console.print(f"[yellow]⏹ {t('chat.interrupted_mark')}[/]", highlight=False)
         if stats is not None and self.show_stats and outcome != "failed":
-            self.console.print(Text(stats_line(stats, outcome), style="dim"))
+            line = fold_stats(stats_line(stats, outcome), self.console.width)
+            self.console.print(Text(line, style="dim"))
         self.console.print()
 
 
@@ -567,4 +599,5 @@ class PlainReplyView:
             note.write(f"[{t('chat.interrupted_mark')}]\n")
             note.flush()
         if stats is not None and self.stats_out is not None and outcome != "failed":
-            self.stats_out.print(Text(stats_line(stats, outcome), style="dim"))
+            line = fold_stats(stats_line(stats, outcome), self.stats_out.width)
+            self.stats_out.print(Text(line, style="dim"))

@@ -23,6 +23,15 @@ Ollama learns to stop generating. However the request ends — done, Ctrl-C, err
 SIGTERM/SIGHUP — :meth:`ChatApp._conclude` records it in the transcript and the session
 before anything is drawn.
 
+A history that no longer fits
+-----------------------------
+Ollama cuts a chat longer than ``num_ctx`` from the front without a word. After each reply the
+session compares its ``prompt_eval_count`` with what the history held
+(:func:`~ollamakit.chat.session.history_was_cut`); the context size comes from ``/set
+num_ctx`` or, asked once per model after its first reply, ``/api/ps`` ``context_length``. A cut
+is said once with the fix (``/clear``, ``/set num_ctx N``), later ones in a short line; the
+transcript records each (``context_cut``) and ``/stats`` shows how full the context is.
+
 Errors mid-chat print the same message and fix as ``doctor`` (``✘`` what happened, ``→`` what
 to do; word-wrapped on a terminal, :meth:`Terminal.print_error` otherwise) and the session goes
 on; the message waits for ``/retry``.
@@ -82,6 +91,7 @@ from ollamakit.config import Settings
 from ollamakit.domain import StreamEnd
 from ollamakit.errors import ConnectFailed, ExitStatus, OllamakitError, UsageError
 from ollamakit.i18n import t
+from ollamakit.measure import format as fmt
 from ollamakit.measure.recorder import ReplyRecorder
 from ollamakit.selection import (
     Catalog,
@@ -92,6 +102,7 @@ from ollamakit.selection import (
     kind_of,
     levels_only,
     parse_think_mode,
+    parse_version,
     think_for,
     unknown_model,
 )
@@ -347,6 +358,7 @@ class ChatApp:
     ) -> None:
         self.catalog = catalog  # /api/show answers, asked once per model (selection.py)
         self._server_version: str | None = None
+        self._ctx_sizes: dict[str, int | None] = {}  # /api/ps context_length per model
         self.settings = settings
         self.client = client
         self.session = session
@@ -518,7 +530,8 @@ class ChatApp:
                 interrupted=reply.interrupted,
                 stats=stats.as_dict(),
             )
-            session.record(text, reply)
+            session.context.num_ctx = self._context_size()
+            session.record(text, reply, counts_cached=self._counts_cached())
         # 2. the screen
         view.finish(outcome, stats)
         if error is not None:
@@ -527,6 +540,56 @@ class ChatApp:
                 self.hint(t("chat.kept_for_retry"))
         elif outcome == "interrupted" and session.pending is not None and self.interactive:
             self.hint(t("chat.kept_for_retry"))
+        if error is None and session.context.last_cut:
+            self._say_cut()
+        if outcome == "done" and error is None:
+            self._learn_context_size()
+
+    # -- the server's context (Ollama cuts a long history silently: say so)
+
+    def _counts_cached(self) -> bool:
+        """Whether ``prompt_eval_count`` includes the cached prefix (all but Ollama 0.30.0)."""
+        identity = getattr(self.client, "identity", None)  # any client with stream_chat works
+        if identity is None:
+            return True
+        return not (identity.api == "ollama" and parse_version(identity.version) == (0, 30, 0))
+
+    def _context_size(self) -> int | None:
+        """The context the model runs with: ``/set num_ctx``, else what ``/api/ps`` said."""
+        wanted = self.session.options.get("num_ctx")
+        if isinstance(wanted, int):
+            return wanted
+        return self._ctx_sizes.get(self.session.model)
+
+    def _learn_context_size(self) -> None:
+        """Ask ``/api/ps`` once per model for its ``context_length`` (after a reply: loaded)."""
+        model = self.session.model
+        if "num_ctx" in self.session.options or model in self._ctx_sizes:
+            return
+        size: int | None = None
+        try:
+            running = self.client.running_models()
+        except OllamakitError:
+            running = None
+        for entry in running or ():  # Residency (ChatClient); other clients' entries: skipped
+            context_length = getattr(entry, "context_length", None)
+            if getattr(entry, "model", None) == model and isinstance(context_length, int):
+                size = context_length or None
+        self._ctx_sizes[model] = size
+        self.session.context.num_ctx = self._context_size()
+
+    def _say_cut(self) -> None:
+        context = self.session.context
+        self.transcript.write("context_cut", cuts=context.cuts, num_ctx=context.num_ctx)
+        if context.cuts > 1:
+            self.hint(t("chat.context_cut_again", cuts=context.cuts))
+            return
+        size = context.num_ctx
+        suggest = f"{max(2 * (size or 4096), 8192):d}"
+        if size:
+            self.hint(t("chat.context_cut", num_ctx=size, suggest=suggest))
+        else:
+            self.hint(t("chat.context_cut_unknown", suggest=suggest))
 
     # -- commands
 
@@ -683,9 +746,15 @@ class ChatApp:
                 t("chat.st_tokens"),
                 t(tokens, prompt=totals.prompt_tokens, reply=totals.reply_tokens),
             ),
-            (t("chat.st_speed"), f"{tps:.1f} tok/s" if tps is not None else "—"),
+            (t("chat.st_eval_rate"), fmt.tps(tps)),
+        ]
+        decode = totals.median_decode_tps
+        if decode is not None:  # no decode rate: no row (never the server's under its name)
+            rows.append((t("chat.st_decode"), fmt.tps(decode)))
+        rows += [
             (t("chat.st_ttft"), format_ms(totals.median_ttft_ms)),
             (t("chat.st_time"), format_ms(totals.wall_ms)),
+            (t("chat.st_context"), _context_text(session)),
             (t("chat.st_options"), _options_text(session)),
         ]
         path = str(self.transcript.path)
@@ -807,6 +876,22 @@ def _headers() -> list[str]:
     return [t("chat.col_model"), t("chat.col_params"), t("chat.col_quant"), t("chat.col_size")]
 
 
+def _context_text(session: ChatSession) -> str:
+    """How full the context was after the last reply, and the cuts seen (``/stats``)."""
+    context = session.context
+    if context.used_tokens is None:
+        text = "—"
+    elif context.num_ctx:
+        text = t(
+            "chat.st_context_value", used=f"{context.used_tokens:,}", size=f"{context.num_ctx:,}"
+        )
+    else:
+        text = t("chat.st_context_value_unknown", used=f"{context.used_tokens:,}")
+    if context.cuts:
+        text += t("chat.st_context_cut", cuts=context.cuts)
+    return text
+
+
 def _options_text(session: ChatSession) -> str:
     parts = [f"{k}={v}" for k, v in session.options.items()]
     if session.think is not None:
@@ -895,7 +980,12 @@ def _picker(prompt_input: PromptInput, out: Console) -> Callable[[list[ModelEntr
 
 
 def run_chat(
-    settings: Settings, terminal: Terminal, *, model: str | None, system: str | None
+    settings: Settings,
+    terminal: Terminal,
+    *,
+    model: str | None,
+    system: str | None,
+    think: str | None = None,
 ) -> int:
     """The interactive (or piped) chat; see the module docstring."""
     interactive = terminal.interactive
@@ -962,6 +1052,10 @@ def run_chat(
             catalog=catalog,
         )
         app_ref.append(app)
+        if think is not None:  # --think: as /think MODE before the first message
+            if parse_think_mode(think) is None:
+                raise UsageError(t("select.bad_think", value=think))
+            app.cmd_think(think)
         status = int(ExitStatus.ERROR)
         try:
             if prompt_input is not None:

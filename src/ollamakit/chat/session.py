@@ -20,6 +20,11 @@ What a turn's outcome does to the history:
 
 ``/retry`` after a kept turn takes that turn back and sends its message again (a new answer).
 
+The context (:class:`ContextWatch`): each complete reply leaves a :class:`ContextBasis` — its
+prompt count and how much of it the next request surely sends back. When the history has only
+grown since, a smaller prompt, or a history already past the known context size, means the
+server dropped messages from the front (:func:`history_was_cut`).
+
 Input parsing
 -------------
 :func:`parse_command` splits ``/name argument`` lines (``//text`` sends ``/text`` as a
@@ -158,6 +163,7 @@ class Totals:
     eval_ms: float = 0.0
     wall_ms: float = 0.0
     ttfts_ms: list[float] = field(default_factory=list)
+    decode_tps: list[float] = field(default_factory=list)  # the client's rate, per reply
 
     def add(self, reply: Reply) -> None:
         self.replies += 1
@@ -168,6 +174,8 @@ class Totals:
         self.wall_ms += stats.total_ms
         if stats.ttft_ms is not None:
             self.ttfts_ms.append(stats.ttft_ms)
+        if stats.decode_tps is not None and not stats.buffered:
+            self.decode_tps.append(stats.decode_tps)
         if stats.eval_count is not None and stats.eval_ms:
             self.reply_tokens += stats.eval_count
             self.eval_ms += stats.eval_ms
@@ -176,12 +184,102 @@ class Totals:
 
     @property
     def eval_tps(self) -> float | None:
-        """Tokens per second over all complete replies (sum of counts / sum of durations)."""
+        """The server's rate over all complete replies (sum of counts / sum of durations)."""
         return self.reply_tokens / self.eval_ms * 1000.0 if self.eval_ms else None
+
+    @property
+    def median_decode_tps(self) -> float | None:
+        """The client's decode rate, median over the replies that had one."""
+        return statistics.median(self.decode_tps) if self.decode_tps else None
 
     @property
     def median_ttft_ms(self) -> float | None:
         return statistics.median(self.ttfts_ms) if self.ttfts_ms else None
+
+
+# --------------------------------------------------------------------------- the context
+
+
+@dataclass(frozen=True, slots=True)
+class ContextBasis:
+    """What one complete reply tells about the next request's prompt, if history only grows.
+
+    ``prompt_tokens`` is its ``prompt_eval_count``; ``resent_tokens`` how many of its own
+    tokens the next request surely sends back (:func:`resent_at_least` of its ``eval_count``,
+    or 0 when that is not known to be resent: thinking text is not sent back, and a template
+    may strip ``<think>`` tags).
+    """
+
+    model: str
+    system: str | None
+    turns: int  # turns in the history once this reply was kept
+    prompt_tokens: int  # where the count leaves the cache out: a lower bound
+    resent_tokens: int
+
+    @property
+    def next_at_least(self) -> int:
+        """The next prompt holds at least this many tokens, unless the server cuts it."""
+        return self.prompt_tokens + self.resent_tokens
+
+
+def resent_at_least(eval_count: int) -> int:
+    """How many tokens a reply of ``eval_count`` surely adds to the next prompt.
+
+    Less than its count: the count may include an end token, and the reply's text tokenized
+    anew can come out a little shorter than the tokens generated. A false "your history was
+    cut" would be worse than a cut noticed one turn later.
+
+    >>> resent_at_least(15), resent_at_least(400), resent_at_least(0)
+    (13, 379, 0)
+    """
+    return max(0, eval_count * 95 // 100 - 1)
+
+
+def history_was_cut(
+    basis: ContextBasis, prompt_eval_count: int, *, num_ctx: int | None, counts_cached: bool
+) -> bool:
+    """Whether the server dropped messages from the front of this request's history.
+
+    Ollama cuts a chat that does not fit ``num_ctx`` without a word (``server/prompt.go``):
+    whole messages from the front, the system prompt and the latest message kept. Two signs,
+    each certain (history only grew since ``basis``):
+
+    * the prompt is smaller than the previous prompt plus the previous reply, which it holds
+      (not usable when the count leaves cached tokens out: ``counts_cached`` false, 0.30.0);
+    * the previous prompt plus the previous reply alone exceed the known context size.
+
+    >>> b = ContextBasis("m", None, turns=2, prompt_tokens=50, resent_tokens=30)
+    >>> history_was_cut(b, 90, num_ctx=None, counts_cached=True)
+    False
+    >>> history_was_cut(b, 60, num_ctx=None, counts_cached=True)
+    True
+    >>> history_was_cut(b, 12, num_ctx=None, counts_cached=False)
+    False
+    >>> history_was_cut(b, 12, num_ctx=64, counts_cached=False)
+    True
+    """
+    if counts_cached and prompt_eval_count < basis.next_at_least:
+        return True
+    return num_ctx is not None and basis.next_at_least > num_ctx
+
+
+@dataclass(slots=True)
+class ContextWatch:
+    """The session's view of the server's context: its size when known, what the last
+    reply filled, and the cuts seen (``/stats``)."""
+
+    num_ctx: int | None = None  # /api/ps context_length, or the num_ctx option
+    used_tokens: int | None = None  # the last reply's prompt + reply tokens
+    cuts: int = 0
+    last_cut: bool = False  # the last reply's history was cut
+    basis: ContextBasis | None = None
+
+    def reset(self) -> None:
+        """The history started again (``/clear``): earlier cuts no longer matter."""
+        self.basis = None
+        self.cuts = 0
+        self.last_cut = False
+        self.used_tokens = None
 
 
 # --------------------------------------------------------------------------- options (/set)
@@ -254,6 +352,7 @@ class ChatSession:
     turns: list[Turn] = field(default_factory=list)
     pending: str | None = None  # a message that got no (usable) reply: what /retry sends
     totals: Totals = field(default_factory=Totals)
+    context: ContextWatch = field(default_factory=ContextWatch)
     started_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
     # (number of turns before it, text) for each system prompt, for the Markdown export: a
     # prompt set mid-chat is shown where it was set, not as if it applied from the start
@@ -303,14 +402,60 @@ class ChatSession:
 
     # -- outcomes
 
-    def record(self, text: str, reply: Reply) -> None:
-        """A reply came (complete, or interrupted): keep the turn unless it has no text."""
+    def record(self, text: str, reply: Reply, *, counts_cached: bool = True) -> None:
+        """A reply came (complete, or interrupted): keep the turn unless it has no text.
+
+        ``context.last_cut`` says whether its numbers show that the server cut the history to
+        fit its context (:func:`history_was_cut`; ``counts_cached`` false where
+        ``prompt_eval_count`` leaves the cached prefix out).
+
+        >>> s = ChatSession("m")
+        >>> s.context.num_ctx = 64
+        >>> def reply(prompt, tokens):
+        ...     return Reply("m", "x", stats=ReplyStats(total_ms=1.0, eval_count=tokens,
+        ...                  eval_ms=1.0, prompt_eval_count=prompt))
+        >>> s.record("a", reply(20, 20)); s.record("b", reply(42, 20)); s.context.last_cut
+        False
+        >>> s.record("c", reply(41, 5)); s.context.last_cut, s.context.cuts, s.context.used_tokens
+        (True, 1, 46)
+        """
         self.totals.add(reply)
+        basis = self.context.basis
+        cut = False
+        stats = reply.stats
+        prompt = stats.prompt_eval_count if stats is not None else None
+        same = basis is not None and (basis.model, basis.system, basis.turns) == (
+            self.model,
+            self.system,
+            len(self.turns),
+        )  # the history only grew since that reply: its numbers bound this one's
+        if basis is not None and same and prompt is not None:
+            cut = history_was_cut(
+                basis, prompt, num_ctx=self.context.num_ctx, counts_cached=counts_cached
+            )
+            self.context.cuts += cut
+        self.context.last_cut = cut
         if reply.interrupted and not reply.content.strip():
             self.pending = text
             return
         self.turns.append(Turn(text, reply))
         self.pending = None
+        self.context.basis = None
+        if stats is not None and prompt is not None and stats.eval_count is not None:
+            if not counts_cached and basis is not None and same and not cut:
+                # the count left the cached prefix out: the prompt is at least what the
+                # previous one and its reply were (the history only grew, nothing was cut)
+                prompt = max(prompt, basis.next_at_least)
+            self.context.used_tokens = prompt + stats.eval_count
+            if not reply.interrupted:
+                resent = not reply.thinking and "<think>" not in reply.content
+                self.context.basis = ContextBasis(
+                    self.model,
+                    self.system,
+                    len(self.turns),
+                    prompt,
+                    resent_at_least(stats.eval_count) if resent else 0,
+                )
 
     def record_failure(self, text: str) -> None:
         """The request failed: nothing is added; the message waits for ``/retry``."""
@@ -340,6 +485,7 @@ class ChatSession:
         """Forget the conversation; keep model, system prompt and options."""
         self.turns.clear()
         self.pending = None
+        self.context.reset()
         self.system_changes = [(0, self.system)] if self.system else []
 
     def set_option(self, name: str, raw: str) -> float | int | None:

@@ -15,6 +15,7 @@ One line per event, always with ``event`` and ``ts`` (ISO-8601, local time with 
      "stats":{"ttft_ms":..,"total_ms":..,"eval_count":..,"eval_tps":.., ...}}
     {"event":"error","ts":..,"model":..,"error":"<message>","kind":"ServerBusy","content":"<partial>"}
     {"event":"model"|"system"|"options"|"think"|"clear"|"retry", "ts":.., ...}
+    {"event":"context_cut","ts":..,"cuts":2,"num_ctx":4096}  (the server dropped old messages)
     {"event":"end","ts":..,"replies":..,"failed":..,"interrupted":..}
 
 The server URL is the redacted one; the file is created ``0600`` (conversations are private).

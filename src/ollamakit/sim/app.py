@@ -655,7 +655,11 @@ class SimApp:
 
     def _prompt(self, gen: _Generation) -> tuple[str, list[int]]:
         """The text the reply is "about", and the prompt's token ids (BOS and role header
-        first: identical in every request, so always in the prefix cache)."""
+        first: identical in every request, so always in the prefix cache).
+
+        A chat history longer than the runner's ``num_ctx`` is cut from the front, whole
+        messages at a time, as Ollama does without a word (:func:`fit_history`): the reply's
+        ``prompt_eval_count`` then counts only what was kept."""
         spec, body = gen.spec, gen.body
         ids = list(range(1, spec.template_tokens + 1))
         if gen.api != "generate":
@@ -668,6 +672,20 @@ class SimApp:
                 ),
                 str(messages[-1].get("content") or "") if messages else "",
             )
+            wanted = gen.options.get("num_ctx")
+            num_ctx = (
+                int(wanted)
+                if isinstance(wanted, (int, float)) and wanted > 0
+                else self.config.num_ctx(spec)  # what the runner loads with (engine.acquire)
+            )
+            # ``truncate: false`` (0.12.6+) keeps everything: the runner then has to cope
+            cut = body.get("truncate") is not False or self.profile.version < (0, 12, 6)
+            if cut:
+                messages = fit_history(
+                    messages,
+                    num_ctx - spec.template_tokens,
+                    backward=self.profile.version <= (0, 15, 4),
+                )
             for message in messages:
                 content = message.get("content")
                 if isinstance(content, str):
@@ -896,6 +914,58 @@ class SimApp:
             self._json(resp, 200, out)
         finally:
             self.scheduler.release(lease, keep_alive)
+
+
+def fit_history(
+    messages: list[dict[str, Any]], budget: int, *, backward: bool = False
+) -> list[dict[str, Any]]:
+    """The messages Ollama renders when the chat does not fit ``budget`` tokens.
+
+    ``server/prompt.go`` ``chatPrompt``: drop whole messages from the front until the rest
+    fits; the latest message is always kept, and so are the system messages before the cut
+    (they go first). From 0.15.5 (df7024952) it tries the whole history first and drops one
+    message at a time; through 0.15.4 (``backward``) it grows the history from the back and
+    stops at the first message that does not fit, with one quirk kept here: the system
+    messages kept are those *before* the message that did not fit, so a system message that
+    is itself that message (right before a latest message too long to fit) is dropped.
+    Counted with the simulator's tokenizer (the contents; images and tools are not counted).
+
+    >>> sys, u1, a1, u2 = ({"role": r, "content": c} for r, c in
+    ...     [("system", "Be brief."), ("user", "one two three"), ("assistant", "four five"),
+    ...      ("user", "six")])
+    >>> [m["content"] for m in fit_history([sys, u1, a1, u2], 100)]
+    ['Be brief.', 'one two three', 'four five', 'six']
+    >>> [m["content"] for m in fit_history([sys, u1, a1, u2], 7)]
+    ['Be brief.', 'four five', 'six']
+    >>> [m["content"] for m in fit_history([sys, u1, a1, u2], 2)]
+    ['Be brief.', 'six']
+    >>> [m["content"] for m in fit_history([sys, u1, a1, u2], 2, backward=True)]
+    ['Be brief.', 'six']
+    >>> [m["content"] for m in fit_history([sys, u2], 2, backward=True)]
+    ['six']
+    """
+
+    def size(part: list[dict[str, Any]]) -> int:
+        return sum(count_tokens(m["content"]) for m in part if isinstance(m.get("content"), str))
+
+    def systems(before: int) -> list[dict[str, Any]]:
+        return [m for m in messages[:before] if m.get("role") == "system"]
+
+    last = len(messages) - 1
+    if last < 1:
+        return messages
+    if not backward:
+        for start in range(last + 1):
+            kept = systems(start) + messages[start:]
+            if start == last or size(kept) <= budget:
+                return kept
+    start, held = last, systems(0)
+    for i in range(last - 1, -1, -1):
+        held = systems(i)
+        if size(held + messages[i:]) > budget:
+            break
+        start = i
+    return held + messages[start:]  # all fitted: i ended at 0, where no system is before
 
 
 @dataclass

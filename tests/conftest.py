@@ -115,3 +115,15 @@ def start_sim() -> Iterator[Callable[..., ThreadedSim]]:
     yield start
     for sim in started:
         sim.stop()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers per CPU on a small machine, one per CPU on a large one.
+
+    Many tests spend most of their time waiting (a deadline running out, a scripted
+    reply being paced, a program in a terminal): a second worker per CPU fills that time
+    with another test's work. Beyond 8 CPUs one per CPU is plenty.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    return cpus * 2 if cpus <= 4 else min(cpus, 16)

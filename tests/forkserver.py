@@ -26,6 +26,7 @@ child's CPU time, summed in ``tests.support.CHILD_CPU_S`` to find the costly tes
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -156,6 +157,15 @@ def main() -> None:
     for name in (*PRELOAD, *OWN):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    # The message catalogues (package data, both languages): parsed once here, not per command.
+    with contextlib.suppress(ImportError):
+        from ollamakit import i18n
+
+        for domain in i18n.domains():
+            i18n.catalogue(domain)
+    # What is preloaded lives as long as every child: out of the collector's sight, so a child's
+    # collections neither walk it nor touch (and so copy) its pages (the gc.freeze() docs).
+    gc.freeze()
     request = serve(sys.argv[1])
     # From here on this process is the program, as if started with ``python -m ollamakit``.
     import runpy

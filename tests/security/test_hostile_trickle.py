@@ -26,7 +26,7 @@ import pytest
 
 from tests.client.test_deadline_server import HostileStream
 
-TIMEOUT_S = 3
+TIMEOUT_S = 1.5
 #: Start-up of a fresh interpreter and scheduling on a loaded 2-core machine.
 MARGIN_S = 15.0
 #: Peak memory a run may reach: the program itself is ~60-90 MB; an endless line or body

@@ -197,3 +197,11 @@ def test_decoder_handles_extensions_and_trailers() -> None:
     decoder = ChunkedDecoder()
     assert decoder.feed(b"3;name=v\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n") == b"abc"
     assert decoder.done
+
+
+@pytest.mark.parametrize("body", [b"-2\r\n\r\n", b"3\r\nabc\r\n-2\r\n\r\n0\r\n\r\n"])
+def test_decoder_refuses_a_negative_size(body: bytes) -> None:
+    from ollamakit.client.chunked import ChunkedFramingError
+
+    with pytest.raises(ChunkedFramingError, match="bad chunk size"):
+        ChunkedDecoder().feed(body)

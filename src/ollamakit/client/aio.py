@@ -187,11 +187,14 @@ class AsyncOllamaClient:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         kwargs = client_kwargs(self._core)
-        own = httpx.AsyncHTTPTransport(verify=kwargs["verify"], limits=limits, trust_env=True)
+
+        def own() -> httpx.AsyncBaseTransport:
+            return httpx.AsyncHTTPTransport(verify=kwargs["verify"], limits=limits, trust_env=True)
+
         self.transport: httpx.AsyncBaseTransport = (
             AsyncFastTransport(verify=kwargs["verify"], fallback=own, max_idle=max_connections)
             if fast
-            else own
+            else own()
         )
         self._http = httpx.AsyncClient(limits=limits, transport=self.transport, **kwargs)
         self.server = settings.base_url

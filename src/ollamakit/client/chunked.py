@@ -65,8 +65,10 @@ class ChunkedDecoder:
                 raise ChunkedFramingError(f"missing CRLF after chunk: {buf[pos : pos + 8]!r}")
             pos += 2
             self._need_crlf = False
-        # 2. The hot loop: whole frames, local variables only.
+        # 2. The hot loop: whole frames, local variables only (``startswith`` at an offset
+        # checks a frame's CRLF without slicing).
         find = buf.find
+        at = buf.startswith
         append = out.append
         while not self._trailer:
             eol = find(b"\r\n", pos)
@@ -79,17 +81,19 @@ class ChunkedDecoder:
             except ValueError:
                 size = _size_with_extension(buf[pos:eol])
             start = eol + 2
-            if size == 0:
-                pos = start
-                self._trailer = True
-                break
             stop = start + size
-            if stop + 2 <= end:
-                if buf[stop : stop + 2] != b"\r\n":
+            if size > 0 and stop + 2 <= end:
+                if not at(b"\r\n", stop):
                     raise ChunkedFramingError(f"missing CRLF after chunk: {buf[stop : stop + 8]!r}")
                 append(buf[start:stop])
                 pos = stop + 2
                 continue
+            if size <= 0:
+                if size < 0:
+                    raise ChunkedFramingError(f"bad chunk size line: {buf[pos:eol][:40]!r}")
+                pos = start
+                self._trailer = True
+                break
             # 3. A frame cut by the end of this read: keep what we have, remember the rest.
             append(buf[start:stop])
             got = min(stop, end) - start

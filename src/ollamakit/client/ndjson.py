@@ -34,7 +34,7 @@ import re
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 import orjson
@@ -173,20 +173,21 @@ _set_created: Final = vars(StreamChunk)["created_ns"].__set__
 
 
 class _WireMessage(msgspec.Struct, gc=False):
-    content: str | None = ""
-    thinking: str | None = ""
+    content: str = ""
+    thinking: str = ""
 
 
 class _WireChunk(msgspec.Struct, gc=False):
-    """The common shape of a stream line, as msgspec checks it in C. A line it refuses is
-    not necessarily wrong: the exact path (:meth:`NDJSONDecoder._line`) decides."""
+    """The common shape of a stream line, as msgspec checks it in C: text fields that are
+    strings, ``done: false``, no ``error``. A line it refuses is not necessarily wrong (a null
+    text, the final line, an error): the exact path (:meth:`NDJSONDecoder._line`) decides."""
 
-    message: _WireMessage | UnsetType = UNSET  # null is refused here, and there
-    response: str | None = ""
-    thinking: str | None = ""
-    done: bool = False
-    created_at: Any = None
-    error: Any = UNSET
+    message: _WireMessage | UnsetType = UNSET
+    response: str = ""
+    thinking: str = ""
+    done: Literal[False] = False
+    created_at: str = ""
+    error: UnsetType = UNSET
 
 
 _decode_common: Final = msgspec.json.Decoder(_WireChunk).decode
@@ -261,15 +262,16 @@ class NDJSONDecoder:
         append = out.append
         decode = self._decode
         created = self._created
-        # The hot loop (module docstring, "Speed"): one msgspec call per line; anything it
-        # does not take as the common shape goes through the exact path, :meth:`_line`.
-        new = _new
+        c_len, c_prefix, c_zone, c_cut, c_base, c_scale = created.fast
+        new, cls = _new, StreamChunk
+        set_arrival, set_content, set_thinking = _set_arrival, _set_content, _set_thinking
+        set_final, set_created = _set_final, _set_created
+        # The hot loop (module docstring, "Speed"): one msgspec call per line; a line it
+        # refuses goes through the exact path, :meth:`_line`.
         for line in lines:
             try:
                 wire = decode(line)
-            except Exception:  # not JSON, not the common shape, too deep...: the exact path
-                wire = None
-            if wire is None or wire.done or wire.error is not UNSET:
+            except Exception:  # not the common shape (or not JSON, too deep...)
                 chunk = self._line(line, arrival_ns)
                 if chunk is not None:
                     append(chunk)
@@ -280,23 +282,24 @@ class NDJSONDecoder:
             else:
                 content, thinking = wire.response, wire.thinking
             stamp = wire.created_at
-            fast = created.fast
             if (
-                stamp.__class__ is str
-                and len(stamp) == fast[0]
-                and stamp.startswith(fast[1])
-                and stamp.endswith(fast[2])
-                and (digits := stamp[20 : fast[3]]).isdecimal()
+                len(stamp) == c_len
+                and stamp.startswith(c_prefix)
+                and stamp.endswith(c_zone)
+                and (digits := stamp[20:c_cut]).isdecimal()
             ):
-                created_ns: int | None = fast[4] + int(digits) * fast[5]
-            else:
+                created_ns: int | None = c_base + int(digits) * c_scale
+            elif stamp:
                 created_ns = created(stamp)
-            chunk = new(StreamChunk)
-            _set_arrival(chunk, arrival_ns)
-            _set_content(chunk, content or "")
-            _set_thinking(chunk, thinking or "")
-            _set_final(chunk, None)
-            _set_created(chunk, created_ns)
+                c_len, c_prefix, c_zone, c_cut, c_base, c_scale = created.fast
+            else:
+                created_ns = None
+            chunk = new(cls)
+            set_arrival(chunk, arrival_ns)
+            set_content(chunk, content)
+            set_thinking(chunk, thinking)
+            set_final(chunk, None)
+            set_created(chunk, created_ns)
             append(chunk)
         self.count += len(out)
         return out

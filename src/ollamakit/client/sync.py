@@ -46,8 +46,11 @@ def client_kwargs(core: Core) -> dict[str, Any]:
 
 def sync_transport(verify: ssl.SSLContext | bool, *, fast: bool) -> httpx.BaseTransport:
     """The fast stream transport over httpx's own (which it falls back to), or httpx's own."""
-    own = httpx.HTTPTransport(verify=verify, trust_env=True)
-    return FastTransport(verify=verify, fallback=own) if fast else own
+
+    def own() -> httpx.BaseTransport:
+        return httpx.HTTPTransport(verify=verify, trust_env=True)
+
+    return FastTransport(verify=verify, fallback=own) if fast else own()
 
 
 def translate_for(

@@ -207,3 +207,16 @@ def test_the_fast_loop_agrees_with_the_exact_path(line: bytes) -> None:
         fast, exact = NDJSONDecoder(URL), NDJSONDecoder(URL, fast=False)
         assert _outcome(fast, data) == _outcome(exact, data), data[:80]
         assert fast.complete == exact.complete and fast.count == exact.count
+
+
+def test_fast_loop_chunks_are_ordinary_frozen_stream_chunks() -> None:
+    import dataclasses
+
+    line = b'{"created_at":"2025-10-26T17:21:21.5Z","message":{"content":"a"},"done":false}\n'
+    fast = NDJSONDecoder(URL).feed(line * 2, 3)
+    exact = NDJSONDecoder(URL, fast=False).feed(line * 2, 3)
+    assert fast == exact and type(fast[0]) is StreamChunk
+    assert hash(fast[0]) == hash(exact[0]) and repr(fast[0]) == repr(exact[0])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast[0].content = "b"  # type: ignore[misc]
+    assert dataclasses.replace(fast[0], content="b").content == "b"

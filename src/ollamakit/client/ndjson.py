@@ -371,8 +371,9 @@ class NDJSONDecoder:
         """Whether the ``"done": true`` line has arrived."""
         return self._done
 
-    def finish(self, *, clean: bool = False) -> list[StreamChunk]:
-        """Call at end of body: decodes a last unterminated line.
+    def finish(self, *, clean: bool = False, arrival_ns: int | None = None) -> list[StreamChunk]:
+        """Call at end of body: decodes a last unterminated line (stamped ``arrival_ns``,
+        default now).
 
         Without a ``done`` line this raises :class:`StreamCut`, unless ``clean`` (the HTTP
         body ended properly: Ollama stopped the reply itself), where it simply returns.
@@ -380,10 +381,17 @@ class NDJSONDecoder:
         rest = b"".join(self._pieces).strip()
         self._pieces = []
         self._pending = 0
-        out = self.feed(rest + b"\n", time.perf_counter_ns()) if rest else []
+        if arrival_ns is None:
+            arrival_ns = time.perf_counter_ns()
+        out = self.feed(rest + b"\n", arrival_ns) if rest else []
         if not self._done and not clean:
             raise StreamCut(t("client.no_done_line", count=self.count), url=self._url)
         return out
+
+    def end_of_body(self, arrival_ns: int) -> list[StreamChunk]:
+        """The body ended cleanly (:class:`~ollamakit.client.stream.StreamDecoder`): a
+        missing ``done`` line is Ollama's token-repeat guard, not an error."""
+        return self.finish(clean=True, arrival_ns=arrival_ns)
 
     def _hold(self, piece: bytes) -> None:
         self._pending += len(piece)

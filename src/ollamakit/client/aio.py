@@ -7,6 +7,7 @@ The twin of :mod:`~ollamakit.client.sync`, method for method; only the waiting d
 from __future__ import annotations
 
 import functools
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Self, cast
@@ -22,6 +23,19 @@ from ollamakit.client.transport import AsyncFastTransport
 from ollamakit.config import Settings
 from ollamakit.domain import StreamChunk, StreamEnd
 from ollamakit.types import Message, ModelEntry, Options, RunningModel
+
+
+def async_transport(
+    verify: ssl.SSLContext | bool, limits: httpx.Limits, *, fast: bool
+) -> httpx.AsyncBaseTransport:
+    """Async twin of :func:`ollamakit.client.sync.sync_transport`."""
+
+    def own() -> httpx.AsyncBaseTransport:
+        return httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=True)
+
+    if not fast:
+        return own()
+    return AsyncFastTransport(verify=verify, fallback=own, max_idle=limits.max_connections or 64)
 
 
 class AsyncChunkStream:
@@ -165,15 +179,8 @@ class AsyncOllamaClient:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         kwargs = client_kwargs(self._core)
-
-        def own() -> httpx.AsyncBaseTransport:
-            return httpx.AsyncHTTPTransport(verify=kwargs["verify"], limits=limits, trust_env=True)
-
-        self.transport: httpx.AsyncBaseTransport = (
-            AsyncFastTransport(verify=kwargs["verify"], fallback=own, max_idle=max_connections)
-            if fast
-            else own()
-        )
+        #: The transport streams go through (:mod:`ollamakit.client.transport`).
+        self.transport = async_transport(kwargs["verify"], limits, fast=fast)
         self._http = httpx.AsyncClient(limits=limits, transport=self.transport, **kwargs)
         self.server = settings.base_url
 

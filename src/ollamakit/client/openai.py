@@ -8,10 +8,15 @@ through ``GET /v1/models`` and ``POST /v1/chat/completions`` (``stream: true``,
 :mod:`~ollamakit.client.openai_wire`; everything else is the shared core, exactly as for
 Ollama: :class:`~ollamakit.client.core.Core` (Basic auth from the URL's userinfo, Bearer from
 ``OLLAMA_API_KEY``, the one TLS trust context, timeouts), :mod:`~ollamakit.client.judge`
-(a 401 or a 502 reads the same whichever API was asked). The body is read through httpx's own
-transport, stamped per read: the fast transport of :mod:`ollamakit.client.transport` held SSE
-replies back until the end in a test (thinking and answer in one read), so it is not used
-for SSE until that is understood.
+(a 401 or a 502 reads the same whichever API was asked), the one stream shell
+(:mod:`~ollamakit.client.stream`, with the SSE kind and decoder) and the chunked-body fast
+path (:mod:`ollamakit.client.transport`), so arrival stamps are taken the same way for both
+APIs (one per socket read) and a comparison of the two measures the servers, not the client.
+(The fast path was once taken off SSE because a reasoning stream's thinking and answer
+arrived in one read: that was the simulator, which leaves Nagle's algorithm on, holding its
+writes until the client's delayed ACK on a reused connection, ~40 ms; httpx's own transport
+saw the same read but stamped each frame as it parsed it, 0.05 ms apart. See
+docs/performance.md.)
 
 * :class:`OpenAIBackend` / :class:`AsyncOpenAIBackend` — the sync/async twins.
   ``residency()`` is ``None`` (no ``/api/ps``) and ``unload()`` is ``False``: the doctor and
@@ -43,7 +48,7 @@ from typing import Any, Final, NoReturn, Self
 import httpx
 import orjson
 
-from ollamakit.client.aio import AsyncChunkStream, aread_body
+from ollamakit.client.aio import AsyncChunkStream, aread_body, async_transport
 from ollamakit.client.backend import AsyncBackend, AsyncReplyStream, Backend, ReplyStream
 from ollamakit.client.core import Core
 from ollamakit.client.judge import first_line
@@ -57,7 +62,14 @@ from ollamakit.client.openai_wire import (
     version_from_props,
 )
 from ollamakit.client.stream import StreamKind
-from ollamakit.client.sync import ChunkStream, build, client_kwargs, read_body, translate_for
+from ollamakit.client.sync import (
+    ChunkStream,
+    build,
+    client_kwargs,
+    read_body,
+    sync_transport,
+    translate_for,
+)
 from ollamakit.config import Settings
 from ollamakit.domain import (
     ChatRequest,
@@ -265,7 +277,10 @@ class OpenAIBackend:
             deadline_s=deadline_s,
             deadline_setting=deadline_setting,
         )
-        self._http = httpx.Client(**client_kwargs(self.core))
+        # The same transport as the Ollama client: arrival stamps taken alike (one per socket
+        # read), and a pooled connection the server closed silently is retried fresh.
+        kwargs = client_kwargs(self.core)
+        self._http = httpx.Client(transport=sync_transport(kwargs["verify"], fast=True), **kwargs)
         self.extra = dict(extra or {})
         self.identity = UNKNOWN
 
@@ -359,7 +374,9 @@ class AsyncOpenAIBackend:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        self._http = httpx.AsyncClient(limits=limits, **client_kwargs(self.core))
+        kwargs = client_kwargs(self.core)
+        transport = async_transport(kwargs["verify"], limits, fast=True)
+        self._http = httpx.AsyncClient(limits=limits, transport=transport, **kwargs)
         self.extra = dict(extra or {})
         self.identity = UNKNOWN
 

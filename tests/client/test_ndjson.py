@@ -220,3 +220,35 @@ def test_fast_loop_chunks_are_ordinary_frozen_stream_chunks() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast[0].content = "b"  # type: ignore[misc]
     assert dataclasses.replace(fast[0], content="b").content == "b"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_stamps_of_one_read_parse_as_each_alone(seed: int) -> None:
+    import random
+
+    from ollamakit.diagnostics import parse_created_at
+
+    rng = random.Random(seed)
+    pool = [
+        "2025-10-26T17:21:21.196249Z",
+        "2025-10-26T17:21:21.19625Z",
+        "2025-10-26T17:21:21.196249001Z",
+        "2025-10-26T17:21:22.000000001Z",
+        "2025-10-26T17:21:22Z",
+        "2023-08-04T08:52:19.385406455-07:00",
+        "2023-08-04T08:52:19.385406456+02:00",
+        "2025-10-26T17:21:22.12x456Z",
+        "2025-10-26T17:21:22.1_3456Z",
+        "",
+    ]
+    picks = rng.choices(pool, k=rng.randrange(1, 40))
+    if rng.random() < 0.5:  # runs of one stamp, as a server with a coarse clock sends
+        picks = [p for p in picks for _ in range(rng.randrange(1, 9))]
+    data = b"".join(
+        b'{"created_at":"%s","response":"x","done":false}\n' % p.encode()
+        if p
+        else b'{"response":"x"}\n'
+        for p in picks
+    )
+    chunks = NDJSONDecoder(URL).feed(data, 1)
+    assert [c.created_ns for c in chunks] == [parse_created_at(p) if p else None for p in picks]

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final, NoReturn, Self
+from typing import Any, Final, Self
 
 import httpx
 import orjson
@@ -192,13 +192,12 @@ def _event_stream_head(status: int, content_type: str) -> bool:
     return 200 <= status < 300 and "text/event-stream" in content_type
 
 
-def _refuse_sse(
-    core: Core, path: str, model: str | None, status: int, headers: httpx.Headers, body: bytes
-) -> NoReturn:
-    """An error status, or a 2xx that is not an event stream."""
-    core.check(status, headers, body, path, model)
+def _not_event_stream(
+    core: Core, path: str, status: int, headers: httpx.Headers, body: bytes
+) -> Exception:
+    """A 2xx that is not an event stream."""
     content_type = headers.get("content-type", "?")
-    raise ProtocolError(
+    return ProtocolError(
         t("engine.not_event_stream", content_type=content_type, line=first_line(body)),
         **core.where(path),
     )
@@ -206,7 +205,7 @@ def _refuse_sse(
 
 def sse_kind(headers: Mapping[str, str] = SSE_ACCEPT) -> StreamKind:
     """The :class:`~ollamakit.client.stream.StreamKind` of ``/v1/chat/completions``."""
-    return StreamKind(headers=headers, accepts=_event_stream_head, refuse=_refuse_sse)
+    return StreamKind(headers=headers, accepts=_event_stream_head, not_a_stream=_not_event_stream)
 
 
 class OpenAIChunkStream(ChunkStream):

@@ -69,7 +69,9 @@ class StreamDecoder(Protocol):
         ...
 
 
-Refuse = Callable[[Core, str, str | None, int, httpx.Headers, bytes], NoReturn]
+#: The error for a 2xx head that is not a stream of the kind (core, path, status, headers,
+#: the body's start); error statuses are judged before, alike for every kind.
+NotAStream = Callable[[Core, str, int, httpx.Headers, bytes], Exception]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,24 +82,23 @@ class StreamKind:
     headers: Mapping[str, str]
     #: Whether a response head (status, content type) starts a stream of this kind.
     accepts: Callable[[int, str], bool]
-    #: Raise the error for a head that does not (core, path, model, status, headers, body).
-    refuse: Refuse
+    #: The error for a head that does not, once its status was judged.
+    not_a_stream: NotAStream
 
 
 def _ndjson_head(status: int, content_type: str) -> bool:
     return 200 <= status < 300 and "json" in content_type
 
 
-def _refuse_ndjson(
-    core: Core, path: str, model: str | None, status: int, headers: httpx.Headers, body: bytes
-) -> NoReturn:
-    core.check(status, headers, body, path, model)
-    raise core.not_ndjson(status, headers.get("content-type", "json"), body, path)
+def _not_ndjson(
+    core: Core, path: str, status: int, headers: httpx.Headers, body: bytes
+) -> Exception:
+    return core.not_ndjson(status, headers.get("content-type", "json"), body, path)
 
 
 #: Ollama's native API: JSON in, NDJSON out.
 NDJSON: StreamKind = StreamKind(
-    headers={"Content-Type": "application/json"}, accepts=_ndjson_head, refuse=_refuse_ndjson
+    headers={"Content-Type": "application/json"}, accepts=_ndjson_head, not_a_stream=_not_ndjson
 )
 
 
@@ -151,11 +152,12 @@ class StreamState:
         return self.kind.accepts(response.status_code, content_type)
 
     def refuse(self, response: httpx.Response, body: bytes) -> NoReturn:
-        """Raise the error a refused head means (its body's start is ``body``)."""
+        """Raise the error a refused head means (its body's start is ``body``): the status's
+        (:mod:`~ollamakit.client.judge`, alike for both APIs), else the kind's."""
         self.end = "error"
-        self.kind.refuse(
-            self.core, self.path, self.model, response.status_code, response.headers, body
-        )
+        status, headers = response.status_code, response.headers
+        self.core.check(status, headers, body, self.path, self.model)
+        raise self.kind.not_a_stream(self.core, self.path, status, headers, body)
 
     def take(self, data: bytes) -> list[StreamChunk]:
         """One socket read's payload (client/transport.py), stamped once, checked against

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -136,22 +137,25 @@ def run_official(url: str, expected: int) -> int:
     return count
 
 
-CLIENTS: list[tuple[str, Callable[[str, int], int]]] = [
-    ("curl (no parsing)", run_curl),
-    ("httpx iter_raw (no parsing)", run_httpx_raw),
-    ("httpx iter_lines + json.loads", run_httpx_lines),
-    ("ollamakit sync client", run_ollamakit_sync),
-    ("ollamakit async client", run_ollamakit_async),
-    ("benchmark path (backend + recorder)", run_benchmark_path),
-    ("ollama (official client)", run_official),
+CLIENTS: list[tuple[str, str, Callable[[str, int], int]]] = [
+    ("curl", "curl (no parsing)", run_curl),
+    ("raw", "httpx iter_raw (no parsing)", run_httpx_raw),
+    ("lines", "httpx iter_lines + json.loads", run_httpx_lines),
+    ("sync", "ollamakit sync client", run_ollamakit_sync),
+    ("async", "ollamakit async client", run_ollamakit_async),
+    ("bench", "benchmark path (backend + recorder)", run_benchmark_path),
+    ("official", "ollama (official client)", run_official),
 ]
+KEYS = [key for key, _, _ in CLIENTS]
 
 
-def measure(url: str, chunks: int, repeat: int) -> dict[str, list[float]]:
-    rates: dict[str, list[float]] = {name: [] for name, _ in CLIENTS}
+def measure(
+    url: str, chunks: int, repeat: int, clients: list[tuple[str, Callable[[str, int], int]]]
+) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {name: [] for name, _ in clients}
     # Interleave the clients round by round so slow drifts of the machine hit all alike.
     for _ in range(repeat):
-        for name, fn in CLIENTS:
+        for name, fn in clients:
             start = time.perf_counter()
             got = fn(url, chunks)
             elapsed = time.perf_counter() - start
@@ -166,43 +170,61 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--only",
+        default=",".join(KEYS),
+        help=f"comma-separated clients to run (curl is always run): {','.join(KEYS)}",
+    )
     args = parser.parse_args(argv)
+    wanted = {"curl", *args.only.split(",")}
+    unknown = wanted - set(KEYS)
+    if unknown:
+        parser.error(f"unknown client(s): {', '.join(sorted(unknown))}")
+    clients = [(name, fn) for key, name, fn in CLIENTS if key in wanted]
 
     sim = start_subprocess(["--model", f"{MODEL},eval_tps=inf,reply_tokens={args.chunks}"])
     try:
         run_ollamakit_sync(sim.url, args.chunks)  # warm the model and the page cache
-        rates = measure(sim.url, args.chunks, args.repeat)
+        load_before = os.getloadavg()[0]
+        rates = measure(sim.url, args.chunks, args.repeat, clients)
+        load_after = os.getloadavg()[0]
     finally:
         sim.stop()
 
     median = {name: statistics.median(values) for name, values in rates.items()}
-    official = median["ollama (official client)"]
-    curl = median["curl (no parsing)"]
+    official = median.get("ollama (official client)")
+    curl = rates["curl (no parsing)"]
     rows = [
         (
             name,
             median[name],
             min(rates[name]),
             max(rates[name]),
-            median[name] / official,
-            median[name] / curl,
+            f"{median[name] / official:.2f}x" if official else "-",
+            # Time per chunk against curl's, round by round: a ratio of the same round's
+            # two runs, so a slow moment of the machine hits both.
+            statistics.median(c / r for c, r in zip(curl, rates[name], strict=True)),
         )
-        for name, _ in CLIENTS
+        for name, _ in clients
     ]
-    head = f"{args.chunks:,} chunks x {args.repeat} runs, Python {sys.version.split()[0]}"
+    head = (
+        f"{args.chunks:,} chunks x {args.repeat} runs, Python {sys.version.split()[0]}, "
+        f"load average {load_before:.1f} before / {load_after:.1f} after"
+    )
     if args.markdown:
         print(f"_{head}_\n")
-        print("| client | chunks/s (median) | min | max | vs official | vs curl |")
+        print("| client | chunks/s (median) | min | max | vs official | time vs curl (median) |")
         print("|---|---:|---:|---:|---:|---:|")
         for name, med, lo, hi, vs_off, vs_curl in rows:
-            print(
-                f"| {name} | {med:,.0f} | {lo:,.0f} | {hi:,.0f} | {vs_off:.2f}x | {vs_curl:.2f}x |"
-            )
+            print(f"| {name} | {med:,.0f} | {lo:,.0f} | {hi:,.0f} | {vs_off} | {vs_curl:.2f}x |")
     else:
         print(head)
-        print(f"{'client':32} {'median/s':>12} {'min/s':>12} {'max/s':>12} {'vs official':>12}")
-        for name, med, lo, hi, vs_off, _ in rows:
-            print(f"{name:32} {med:12,.0f} {lo:12,.0f} {hi:12,.0f} {vs_off:11.2f}x")
+        print(
+            f"{'client':36} {'median/s':>10} {'min/s':>10} {'max/s':>10} {'vs official':>12}"
+            f" {'time vs curl':>13}"
+        )
+        for name, med, lo, hi, vs_off, vs_curl in rows:
+            print(f"{name:36} {med:10,.0f} {lo:10,.0f} {hi:10,.0f} {vs_off:>12} {vs_curl:12.2f}x")
     return 0
 
 

@@ -197,3 +197,29 @@ def test_decoder_handles_extensions_and_trailers() -> None:
     decoder = ChunkedDecoder()
     assert decoder.feed(b"3;name=v\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n") == b"abc"
     assert decoder.done
+
+
+@pytest.mark.parametrize("body", [b"-2\r\n\r\n", b"3\r\nabc\r\n-2\r\n\r\n0\r\n\r\n"])
+def test_decoder_refuses_a_negative_size(body: bytes) -> None:
+    from ollamakit.client.chunked import ChunkedFramingError
+
+    with pytest.raises(ChunkedFramingError, match="bad chunk size"):
+        ChunkedDecoder().feed(body)
+
+
+def test_decoder_split_pass_agrees_with_the_framing_when_payloads_hold_crlf() -> None:
+    # Payloads made of size-like text and CRLFs: the CRLF split must never be taken for the
+    # framing unless it is the framing.
+    rng = random.Random(11)
+    alphabet = [b"\r\n", b"\r\n", b"1", b"a", b"0", b"\n", b"\r", b"3\r\nabc"]
+    for _ in range(300):
+        payloads = [
+            b"".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 8)))
+            for _ in range(rng.randrange(0, 20))
+        ]
+        body = b"".join(b"%x\r\n" % len(p) + p + b"\r\n" for p in payloads) + b"0\r\n\r\n"
+        cuts = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randrange(0, 6))))
+        parts = [body[i:j] for i, j in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+        decoder = ChunkedDecoder()
+        assert b"".join(decoder.feed(p) for p in parts) == b"".join(payloads)
+        assert decoder.done and decoder.extra == b""

@@ -144,3 +144,111 @@ def test_created_at_cache_agrees_with_a_full_parse() -> None:
     for stamp in samples * 2:
         [chunk] = decoder.feed(b'{"created_at":"%s","done":false}\n' % stamp.encode(), 1)
         assert chunk.created_ns == parse_created_at(stamp), stamp
+
+
+# Lines the fast loop (msgspec) and the exact path (orjson + checks) must treat alike: each is
+# fed alone and after a normal line, and both decoders must give the same chunks or raise the
+# same error with the same message.
+HOSTILE_LINES = [
+    b'{"message":{"role":"assistant","content":"Hi"},"done":false}',
+    b'{"response":"Hi","thinking":"hm","done":false}',
+    b'{"message":{"content":null,"thinking":null},"done":false}',
+    b'{"response":null,"done":false}',
+    b'{"message":null,"done":false}',
+    b'{"message":{"content":"a"},"response":5,"done":false}',
+    b'{"message":{"content":"a"},"message":{"thinking":"b"},"done":false}',
+    b'{"message":{"content":5,"content":"x"},"done":false}',
+    b'{"message":{"content":"x","content":5},"done":false}',
+    b'{"done":false,"done":true,"eval_count":3}',
+    b'{"done":true,"done":false}',
+    b'{"done":null}',
+    b'{"response":"a"}{"response":"b"}',
+    b'{"response":"a"} {"response":"b"}',
+    b'{"response":"a"} ',
+    b'{"response":"a"}\r',
+    b" ",
+    b"\t",
+    b"\r",
+    b"",
+    b"[]",
+    b'"text"',
+    b"null",
+    b'{"response":"\\ud800"}',
+    b'{"response":"\xff"}',
+    b'{"response":"a\x01b"}',
+    b'\xef\xbb\xbf{"response":"a"}',
+    b'{"response":"a","x":NaN}',
+    b'{"response":"a","eval_count":123456789012345678901234567890}',
+    b'{"response":"a","x":' + b"[" * 3000 + b"]" * 3000 + b"}",
+    b'{"created_at":' + b"[" * 3000 + b"]" * 3000 + b',"response":"a"}',
+    b'{"error":null}',
+    b'{"error":{"message":"boom"},"response":"a"}',
+    b'{"response":"a","error":"x"}',
+    b'{"response":"a","created_at":5}',
+    b'{"response":"a","created_at":"2025-10-26T17:21:21.19624\xc2\xb2Z"}',
+    b'{"response":"\\u00e9\\n\\"q\\"","done":false}',
+    b'{"Response":"a","DONE":true}',
+]
+
+
+def _outcome(decoder: NDJSONDecoder, data: bytes) -> object:
+    try:
+        return decoder.feed(data, 5)
+    except ProtocolError as exc:
+        return (type(exc), str(exc))
+    except Exception as exc:  # a stream error (the "error" field)
+        return (type(exc), str(exc))
+
+
+@pytest.mark.parametrize("line", HOSTILE_LINES)
+def test_the_fast_loop_agrees_with_the_exact_path(line: bytes) -> None:
+    normal = b'{"created_at":"2025-10-26T17:21:21.196249Z","message":{"content":"x"},"done":false}'
+    for data in (line + b"\n", normal + b"\n" + line + b"\n" + normal + b"\n"):
+        fast, exact = NDJSONDecoder(URL), NDJSONDecoder(URL, fast=False)
+        assert _outcome(fast, data) == _outcome(exact, data), data[:80]
+        assert fast.complete == exact.complete and fast.count == exact.count
+
+
+def test_fast_loop_chunks_are_ordinary_frozen_stream_chunks() -> None:
+    import dataclasses
+
+    line = b'{"created_at":"2025-10-26T17:21:21.5Z","message":{"content":"a"},"done":false}\n'
+    fast = NDJSONDecoder(URL).feed(line * 2, 3)
+    exact = NDJSONDecoder(URL, fast=False).feed(line * 2, 3)
+    assert fast == exact and type(fast[0]) is StreamChunk
+    assert hash(fast[0]) == hash(exact[0]) and repr(fast[0]) == repr(exact[0])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast[0].content = "b"  # type: ignore[misc]
+    assert dataclasses.replace(fast[0], content="b").content == "b"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_stamps_of_one_read_parse_as_each_alone(seed: int) -> None:
+    import random
+
+    from ollamakit.diagnostics import parse_created_at
+
+    rng = random.Random(seed)
+    pool = [
+        "2025-10-26T17:21:21.196249Z",
+        "2025-10-26T17:21:21.19625Z",
+        "2025-10-26T17:21:21.196249001Z",
+        "2025-10-26T17:21:22.000000001Z",
+        "2025-10-26T17:21:22Z",
+        "2023-08-04T08:52:19.385406455-07:00",
+        "2023-08-04T08:52:19.385406456+02:00",
+        "2025-10-26T17:21:22.12x456Z",
+        "2025-10-26T17:21:22.1_3456Z",
+        "",
+    ]
+    picks = rng.choices(pool, k=rng.randrange(1, 40))
+    if rng.random() < 0.5:  # runs of one stamp, as a server with a coarse clock sends
+        picks = [p for p in picks for _ in range(rng.randrange(1, 9))]
+    data = b"".join(
+        b'{"created_at":"%s","response":"x","done":false}\n' % p.encode()
+        if p
+        else b'{"response":"x"}\n'
+        for p in picks
+    )
+    chunks = NDJSONDecoder(URL).feed(data, 1)
+    assert [c.created_ns for c in chunks] == [parse_created_at(p) if p else None for p in picks]

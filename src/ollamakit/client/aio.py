@@ -6,17 +6,18 @@ The twin of :mod:`~ollamakit.client.sync`, method for method; only the waiting d
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Self, cast
 
 import httpx
-import orjson
 
 from ollamakit.client.core import MAX_BODY_BYTES, Core, Deadline, chat_body, generate_body
 from ollamakit.client.judge import ERROR_BODY_LIMIT
-from ollamakit.client.log import log, log_answer, log_no_answer
-from ollamakit.client.stream import StreamState
+from ollamakit.client.log import log_answer, log_no_answer
+from ollamakit.client.stream import NDJSON, StreamDecoder, StreamKind, StreamState
 from ollamakit.client.sync import _models, build, client_kwargs, too_large, translate_for
 from ollamakit.client.transport import AsyncFastTransport
 from ollamakit.config import Settings
@@ -24,14 +25,33 @@ from ollamakit.domain import StreamChunk, StreamEnd
 from ollamakit.types import Message, ModelEntry, Options, RunningModel
 
 
+def async_transport(
+    verify: ssl.SSLContext | bool, limits: httpx.Limits, *, fast: bool
+) -> httpx.AsyncBaseTransport:
+    """Async twin of :func:`ollamakit.client.sync.sync_transport`."""
+
+    def own() -> httpx.AsyncBaseTransport:
+        return httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=True)
+
+    if not fast:
+        return own()
+    return AsyncFastTransport(verify=verify, fallback=own, max_idle=limits.max_connections or 64)
+
+
 class AsyncChunkStream:
     """Async twin of :class:`~ollamakit.client.sync.ChunkStream`:
     ``async with ... as s: async for chunk in s``."""
 
     def __init__(
-        self, core: Core, http: httpx.AsyncClient, path: str, body: dict[str, Any]
+        self,
+        core: Core,
+        http: httpx.AsyncClient,
+        path: str,
+        body: Mapping[str, Any],
+        kind: StreamKind = NDJSON,
+        decoder: StreamDecoder | None = None,
     ) -> None:
-        self._state = StreamState(core, path, body)
+        self._state = StreamState(core, path, body, kind, decoder)
         self._http = http
         self._response: httpx.Response | None = None
 
@@ -54,80 +74,52 @@ class AsyncChunkStream:
     async def __aenter__(self) -> Self:
         state = self._state
         core = state.core
-        state.deadline = deadline = core.deadline()
-        request = build(
-            core,
-            self._http,
-            "POST",
-            state.url,
-            deadline,
-            content=orjson.dumps(state.body),
-            headers={"Content-Type": "application/json"},
-        )
+        request = state.request(functools.partial(build, core, self._http))
         state.sent_ns = time.perf_counter_ns()
         try:
             response = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
             log_no_answer("POST", state.url, exc, state.sent_ns)
             state.end = "error"
-            raise translate_for(core, exc, state.path, deadline) from None
-        state.headers_ns = time.perf_counter_ns()
+            raise translate_for(core, exc, state.path, state.deadline) from None
         self._response = response
-        log.debug(
-            "POST %s -> %d, headers after %.1f ms",
-            state.url,
-            response.status_code,
-            (state.headers_ns - state.sent_ns) / 1e6,
-        )
-        content_type = response.headers.get("content-type", "json")
-        if not 200 <= response.status_code < 300 or "json" not in content_type:
+        if not state.head(response):
             try:
-                body = await aread_limited(response, deadline)
+                body = await aread_limited(response, state.deadline)
             except httpx.HTTPError:
                 body = b""
             finally:
                 await response.aclose()
-            state.end = "error"
-            core.check(response.status_code, response.headers, body, state.path, state.model)
-            raise core.not_ndjson(response.status_code, content_type, body, state.path)
+            state.refuse(response, body)
         return self
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
-        assert self._response is not None, "use AsyncChunkStream as an async context manager"
+        assert self._response is not None, "use the stream as an async context manager"
         self._state.begin()
         return self._chunks(self._response)
 
     async def _chunks(self, response: httpx.Response) -> AsyncIterator[StreamChunk]:
         state = self._state
-        feed = state.decoder.feed
-        clock = time.perf_counter_ns
-        deadline = state.deadline
+        take = state.take
         try:
-            # Each item is one socket read's payload (client/transport.py): stamped once. A
-            # body cut short raises from httpx; reaching the end means it ended cleanly, with
-            # or without a done line (without: Ollama's token-repeat guard, end="clean_eof").
+            # As the sync twin: one item per socket read; the end of the body is a clean end.
             async for data in response.aiter_bytes():
-                now = clock()
-                if deadline is not None and now >= deadline.end_ns:
-                    raise state.core.deadline_error(deadline, state.path)
-                for chunk in feed(data, now):
+                for chunk in take(data):
                     yield chunk
-            for chunk in state.decoder.finish(clean=True):
+            for chunk in state.end_of_body():
                 yield chunk
         except httpx.HTTPError as exc:
-            error = translate_for(state.core, exc, state.path, deadline)
+            error = translate_for(state.core, exc, state.path, state.deadline)
             state.failed(error)
             raise error from None
         except BaseException as exc:
             state.failed(exc)
             raise
-        state.finished(clean=True)
+        state.finished()
 
     async def aclose(self) -> None:
         if self._response is not None:
-            self._state.log_end()
-            if self._state.end is None:
-                self._state.end = "interrupted"
+            self._state.closing()
             await self._response.aclose()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -187,12 +179,8 @@ class AsyncOllamaClient:
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         kwargs = client_kwargs(self._core)
-        own = httpx.AsyncHTTPTransport(verify=kwargs["verify"], limits=limits, trust_env=True)
-        self.transport: httpx.AsyncBaseTransport = (
-            AsyncFastTransport(verify=kwargs["verify"], fallback=own, max_idle=max_connections)
-            if fast
-            else own
-        )
+        #: The transport streams go through (:mod:`ollamakit.client.transport`).
+        self.transport = async_transport(kwargs["verify"], limits, fast=fast)
         self._http = httpx.AsyncClient(limits=limits, transport=self.transport, **kwargs)
         self.server = settings.base_url
 

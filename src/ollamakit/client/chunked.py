@@ -8,6 +8,7 @@ with ``bytes.find`` (about 0.3 µs per frame). It is pure (bytes in, payload out
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Final
 
 #: Longest chunk-size line accepted (a size, maybe an extension); beyond it the body is junk.
@@ -21,6 +22,13 @@ class ChunkedFramingError(ValueError):
 class ChunkedDecoder:
     """Undo ``Transfer-Encoding: chunked`` incrementally.
 
+    Ollama sends one NDJSON line per frame, and a line holds no CRLF. So a read is first
+    split on CRLF in C: size lines and payloads alternate, and when every size is the length
+    of the payload after it, that *is* the framing the exact loop would find (each size line
+    ends at the first CRLF, each payload is exactly its size and is followed by a CRLF), so
+    the payloads are taken at once. When a size does not match (a payload holding a CRLF, an
+    extension) the exact loop decides, and the fast pass is not tried again on that body.
+
     >>> d = ChunkedDecoder()
     >>> d.feed(b"5\\r\\nhello\\r\\n6\\r\\n wor")
     b'hello wor'
@@ -32,13 +40,14 @@ class ChunkedDecoder:
     ollamakit.client.chunked.ChunkedFramingError: bad chunk size line: b'zz'
     """
 
-    __slots__ = ("_buffer", "_need_crlf", "_remaining", "_trailer", "done", "extra")
+    __slots__ = ("_buffer", "_need_crlf", "_remaining", "_split", "_trailer", "done", "extra")
 
     def __init__(self) -> None:
         self._buffer = b""
         self._remaining = 0  # payload bytes still to come in the current frame
         self._need_crlf = False  # the CRLF that closes a frame's payload
         self._trailer = False  # after the 0-size frame: optional trailers, then CRLF
+        self._split = True  # the fast pass may be tried (no payload so far held a CRLF)
         self.done = False
         self.extra = b""  # bytes after the end of the body (a pipelined response: not reusable)
 
@@ -65,8 +74,26 @@ class ChunkedDecoder:
                 raise ChunkedFramingError(f"missing CRLF after chunk: {buf[pos : pos + 8]!r}")
             pos += 2
             self._need_crlf = False
-        # 2. The hot loop: whole frames, local variables only.
+        # 2. The fast pass (class docstring): whole frames split in C, checked, taken at once.
+        if self._split and not self._trailer and end - pos > 2:
+            parts = buf[pos:].split(b"\r\n") if pos else buf.split(b"\r\n")
+            pairs = (len(parts) - 1) & ~1  # (size line, payload) pairs ended by a CRLF
+            if pairs:
+                payloads = parts[1:pairs:2]
+                try:
+                    sizes = list(map(int, parts[0:pairs:2], repeat(16)))
+                    agree = sizes == list(map(len, payloads))
+                except ValueError:  # an extension, or a CRLF inside a payload
+                    agree = False
+                if agree and 0 not in sizes:
+                    out.extend(payloads)
+                    pos += sum(map(len, parts[:pairs])) + 2 * pairs
+                elif not agree:
+                    self._split = False  # this body's frames do not split on CRLF
+        # 3. The exact loop: whole frames, local variables only (``startswith`` at an offset
+        # checks a frame's CRLF without slicing).
         find = buf.find
+        at = buf.startswith
         append = out.append
         while not self._trailer:
             eol = find(b"\r\n", pos)
@@ -79,18 +106,20 @@ class ChunkedDecoder:
             except ValueError:
                 size = _size_with_extension(buf[pos:eol])
             start = eol + 2
-            if size == 0:
-                pos = start
-                self._trailer = True
-                break
             stop = start + size
-            if stop + 2 <= end:
-                if buf[stop : stop + 2] != b"\r\n":
+            if size > 0 and stop + 2 <= end:
+                if not at(b"\r\n", stop):
                     raise ChunkedFramingError(f"missing CRLF after chunk: {buf[stop : stop + 8]!r}")
                 append(buf[start:stop])
                 pos = stop + 2
                 continue
-            # 3. A frame cut by the end of this read: keep what we have, remember the rest.
+            if size <= 0:
+                if size < 0:
+                    raise ChunkedFramingError(f"bad chunk size line: {buf[pos:eol][:40]!r}")
+                pos = start
+                self._trailer = True
+                break
+            # 4. A frame cut by the end of this read: keep what we have, remember the rest.
             append(buf[start:stop])
             got = min(stop, end) - start
             self._remaining = size - got
@@ -99,7 +128,7 @@ class ChunkedDecoder:
                 self._need_crlf = True
                 pos = stop
             break
-        # 4. After the last (0-size) frame: optional trailer fields, then an empty line.
+        # 5. After the last (0-size) frame: optional trailer fields, then an empty line.
         if self._trailer and not self.done:
             if buf[pos : pos + 2] == b"\r\n":
                 pos += 2

@@ -8,10 +8,15 @@ through ``GET /v1/models`` and ``POST /v1/chat/completions`` (``stream: true``,
 :mod:`~ollamakit.client.openai_wire`; everything else is the shared core, exactly as for
 Ollama: :class:`~ollamakit.client.core.Core` (Basic auth from the URL's userinfo, Bearer from
 ``OLLAMA_API_KEY``, the one TLS trust context, timeouts), :mod:`~ollamakit.client.judge`
-(a 401 or a 502 reads the same whichever API was asked). The body is read through httpx's own
-transport, stamped per read: the fast transport of :mod:`ollamakit.client.transport` held SSE
-replies back until the end in a test (thinking and answer in one read), so it is not used
-for SSE until that is understood.
+(a 401 or a 502 reads the same whichever API was asked), the one stream shell
+(:mod:`~ollamakit.client.stream`, with the SSE kind and decoder) and the chunked-body fast
+path (:mod:`ollamakit.client.transport`), so arrival stamps are taken the same way for both
+APIs (one per socket read) and a comparison of the two measures the servers, not the client.
+(The fast path was once taken off SSE because a reasoning stream's thinking and answer
+arrived in one read: that was the simulator, which leaves Nagle's algorithm on, holding its
+writes until the client's delayed ACK on a reused connection, ~40 ms; httpx's own transport
+saw the same read but stamped each frame as it parsed it, 0.05 ms apart. See
+docs/performance.md.)
 
 * :class:`OpenAIBackend` / :class:`AsyncOpenAIBackend` — the sync/async twins.
   ``residency()`` is ``None`` (no ``/api/ps``) and ``unload()`` is ``False``: the doctor and
@@ -37,18 +42,17 @@ A base URL that ends in ``/v1`` (as OpenAI clients are usually configured) is ac
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from types import TracebackType
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final, Self
 
 import httpx
 import orjson
 
-from ollamakit.client.aio import aread_body, aread_limited
+from ollamakit.client.aio import AsyncChunkStream, aread_body, async_transport
 from ollamakit.client.backend import AsyncBackend, AsyncReplyStream, Backend, ReplyStream
-from ollamakit.client.core import Core, Deadline, StreamReused
+from ollamakit.client.core import Core
 from ollamakit.client.judge import first_line
-from ollamakit.client.log import log, log_answer, log_no_answer, log_stream_end
+from ollamakit.client.log import log_answer, log_no_answer
 from ollamakit.client.ollama import AsyncOllamaBackend, OllamaBackend
 from ollamakit.client.openai_wire import (
     ChatStreamDecoder,
@@ -57,12 +61,13 @@ from ollamakit.client.openai_wire import (
     models_from_list,
     version_from_props,
 )
-from ollamakit.client.stream import end_of
+from ollamakit.client.stream import StreamKind
 from ollamakit.client.sync import (
+    ChunkStream,
     build,
     client_kwargs,
     read_body,
-    read_limited,
+    sync_transport,
     translate_for,
 )
 from ollamakit.config import Settings
@@ -183,66 +188,33 @@ def _pick(models: list[ModelInfo], name: str) -> ModelInfo:
 # --------------------------------------------------------------------------- streams
 
 
-class _SSEState:
-    """The I/O-free part of an SSE reply stream: URL, body, stamps, decoder, guard, end."""
-
-    def __init__(self, core: Core, path: str, body: Mapping[str, Any]) -> None:
-        self.core = core
-        self.path = path
-        self.body = body
-        self.url = core.url(path)
-        self.decoder = ChatStreamDecoder(self.url)
-        self.sent_ns = 0
-        self.headers_ns = 0
-        self.deadline: Deadline | None = None  # set when the request is sent
-        self.end: StreamEnd | None = None
-        self._iterated = False
-        self._end_logged = False
-
-    @property
-    def model(self) -> str | None:
-        model = self.body.get("model")
-        return model if isinstance(model, str) else None
-
-    def begin(self) -> None:
-        if self._iterated:
-            raise StreamReused
-        self._iterated = True
-
-    def judge_head(self, status: int, headers: httpx.Headers, body: bytes) -> None:
-        """Raise for an error status, or for a 2xx that is not an event stream."""
-        self.end = "error"
-        self.core.check(status, headers, body, self.path, self.model)
-        content_type = headers.get("content-type", "?")
-        raise ProtocolError(
-            t("engine.not_event_stream", content_type=content_type, line=first_line(body)),
-            **self.core.where(self.path),
-        )
-
-    def failed(self, exc: BaseException) -> None:
-        if self.end is None:
-            self.end = end_of(exc)
-
-    def log_end(self) -> None:
-        if not self._end_logged:
-            self._end_logged = True
-            d = self.decoder
-            log_stream_end("POST", self.url, d.complete, d.count, self.sent_ns)
+def _event_stream_head(status: int, content_type: str) -> bool:
+    return 200 <= status < 300 and "text/event-stream" in content_type
 
 
-def _is_event_stream(response: httpx.Response) -> bool:
-    return 200 <= response.status_code < 300 and "text/event-stream" in response.headers.get(
-        "content-type", ""
+def _not_event_stream(
+    core: Core, path: str, status: int, headers: httpx.Headers, body: bytes
+) -> Exception:
+    """A 2xx that is not an event stream."""
+    content_type = headers.get("content-type", "?")
+    return ProtocolError(
+        t("engine.not_event_stream", content_type=content_type, line=first_line(body)),
+        **core.where(path),
     )
 
 
-class OpenAIChunkStream:
+def sse_kind(headers: Mapping[str, str] = SSE_ACCEPT) -> StreamKind:
+    """The :class:`~ollamakit.client.stream.StreamKind` of ``/v1/chat/completions``."""
+    return StreamKind(headers=headers, accepts=_event_stream_head, not_a_stream=_not_event_stream)
+
+
+class OpenAIChunkStream(ChunkStream):
     """A streamed ``/v1/chat/completions`` reply: ``with backend.stream_chat(r) as s``.
 
-    The same contract as :class:`~ollamakit.client.sync.ChunkStream`: ``sent_ns`` just before
-    sending, ``headers_ns`` at the response head, chunks stamped per socket read, iterable
-    once, ``end`` set when iteration stops; closing early drops the connection (which is how
-    llama-server learns to stop generating).
+    The one stream shell (:class:`~ollamakit.client.sync.ChunkStream`) with the SSE kind and
+    decoder: ``sent_ns`` just before sending, ``headers_ns`` at the response head, chunks
+    stamped per socket read, iterable once, ``end`` set when iteration stops; closing early
+    drops the connection (which is how llama-server learns to stop generating).
     """
 
     def __init__(
@@ -253,108 +225,15 @@ class OpenAIChunkStream:
         body: Mapping[str, Any],
         headers: Mapping[str, str] = SSE_ACCEPT,
     ) -> None:
-        self._state = _SSEState(core, path, body)
-        self._http = http
-        self._headers = headers
-        self._response: httpx.Response | None = None
-
-    @property
-    def sent_ns(self) -> int:
-        return self._state.sent_ns
-
-    @property
-    def headers_ns(self) -> int:
-        return self._state.headers_ns
-
-    @property
-    def end(self) -> StreamEnd | None:
-        return self._state.end
+        self._sse = ChatStreamDecoder(core.url(path))
+        super().__init__(core, http, path, body, sse_kind(headers), self._sse)
 
     @property
     def decoder(self) -> ChatStreamDecoder:
-        return self._state.decoder
-
-    def __enter__(self) -> Self:
-        state = self._state
-        state.deadline = deadline = state.core.deadline()
-        request = build(
-            state.core,
-            self._http,
-            "POST",
-            state.url,
-            deadline,
-            content=orjson.dumps(dict(state.body)),
-            headers=dict(self._headers),
-        )
-        state.sent_ns = time.perf_counter_ns()
-        try:
-            response = self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            log_no_answer("POST", state.url, exc, state.sent_ns)
-            state.end = "error"
-            raise translate_for(state.core, exc, state.path, deadline) from None
-        state.headers_ns = time.perf_counter_ns()
-        self._response = response
-        log.debug(
-            "POST %s -> %d, headers after %.1f ms",
-            state.url,
-            response.status_code,
-            (state.headers_ns - state.sent_ns) / 1e6,
-        )
-        if not _is_event_stream(response):
-            try:
-                body = read_limited(response, deadline)
-            except httpx.HTTPError:
-                body = b""
-            finally:
-                response.close()
-            state.judge_head(response.status_code, response.headers, body)
-        return self
-
-    def __iter__(self) -> Iterator[StreamChunk]:
-        assert self._response is not None, "use OpenAIChunkStream as a context manager"
-        self._state.begin()
-        return self._chunks(self._response)
-
-    def _chunks(self, response: httpx.Response) -> Iterator[StreamChunk]:
-        state = self._state
-        decoder = state.decoder
-        clock = time.perf_counter_ns
-        deadline = state.deadline
-        try:
-            # Each item is one socket read's payload (client/transport.py), stamped once.
-            for data in response.iter_bytes():
-                now = clock()
-                if deadline is not None and now >= deadline.end_ns:
-                    raise state.core.deadline_error(deadline, state.path)
-                yield from decoder.feed(data, now)
-            yield from decoder.finish(clock())
-        except httpx.HTTPError as exc:
-            error = translate_for(state.core, exc, state.path, deadline)
-            state.failed(error)
-            raise error from None
-        except BaseException as exc:
-            state.failed(exc)
-            raise
-        state.end = "done"
-
-    def close(self) -> None:
-        if self._response is not None:
-            self._state.log_end()
-            if self._state.end is None:
-                self._state.end = "interrupted"
-            self._response.close()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return self._sse
 
 
-class AsyncOpenAIChunkStream:
+class AsyncOpenAIChunkStream(AsyncChunkStream):
     """Async twin of :class:`OpenAIChunkStream`: ``async with ... as s: async for chunk in s``."""
 
     def __init__(
@@ -365,101 +244,12 @@ class AsyncOpenAIChunkStream:
         body: Mapping[str, Any],
         headers: Mapping[str, str] = SSE_ACCEPT,
     ) -> None:
-        self._state = _SSEState(core, path, body)
-        self._http = http
-        self._headers = headers
-        self._response: httpx.Response | None = None
-
-    @property
-    def sent_ns(self) -> int:
-        return self._state.sent_ns
-
-    @property
-    def headers_ns(self) -> int:
-        return self._state.headers_ns
-
-    @property
-    def end(self) -> StreamEnd | None:
-        return self._state.end
+        self._sse = ChatStreamDecoder(core.url(path))
+        super().__init__(core, http, path, body, sse_kind(headers), self._sse)
 
     @property
     def decoder(self) -> ChatStreamDecoder:
-        return self._state.decoder
-
-    async def __aenter__(self) -> Self:
-        state = self._state
-        state.deadline = deadline = state.core.deadline()
-        request = build(
-            state.core,
-            self._http,
-            "POST",
-            state.url,
-            deadline,
-            content=orjson.dumps(dict(state.body)),
-            headers=dict(self._headers),
-        )
-        state.sent_ns = time.perf_counter_ns()
-        try:
-            response = await self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            log_no_answer("POST", state.url, exc, state.sent_ns)
-            state.end = "error"
-            raise translate_for(state.core, exc, state.path, deadline) from None
-        state.headers_ns = time.perf_counter_ns()
-        self._response = response
-        log.debug(
-            "POST %s -> %d, headers after %.1f ms",
-            state.url,
-            response.status_code,
-            (state.headers_ns - state.sent_ns) / 1e6,
-        )
-        if not _is_event_stream(response):
-            try:
-                body = await aread_limited(response, deadline)
-            except httpx.HTTPError:
-                body = b""
-            finally:
-                await response.aclose()
-            state.judge_head(response.status_code, response.headers, body)
-        return self
-
-    def __aiter__(self) -> AsyncIterator[StreamChunk]:
-        assert self._response is not None, "use AsyncOpenAIChunkStream as an async context manager"
-        self._state.begin()
-        return self._chunks(self._response)
-
-    async def _chunks(self, response: httpx.Response) -> AsyncIterator[StreamChunk]:
-        state = self._state
-        decoder = state.decoder
-        clock = time.perf_counter_ns
-        deadline = state.deadline
-        try:
-            async for data in response.aiter_bytes():
-                now = clock()
-                if deadline is not None and now >= deadline.end_ns:
-                    raise state.core.deadline_error(deadline, state.path)
-                for chunk in decoder.feed(data, now):
-                    yield chunk
-            for chunk in decoder.finish(clock()):
-                yield chunk
-        except httpx.HTTPError as exc:
-            error = translate_for(state.core, exc, state.path, deadline)
-            state.failed(error)
-            raise error from None
-        except BaseException as exc:
-            state.failed(exc)
-            raise
-        state.end = "done"
-
-    async def aclose(self) -> None:
-        if self._response is not None:
-            self._state.log_end()
-            if self._state.end is None:
-                self._state.end = "interrupted"
-            await self._response.aclose()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        return self._sse
 
 
 # --------------------------------------------------------------------------- backends
@@ -486,7 +276,10 @@ class OpenAIBackend:
             deadline_s=deadline_s,
             deadline_setting=deadline_setting,
         )
-        self._http = httpx.Client(**client_kwargs(self.core))
+        # The same transport as the Ollama client: arrival stamps taken alike (one per socket
+        # read), and a pooled connection the server closed silently is retried fresh.
+        kwargs = client_kwargs(self.core)
+        self._http = httpx.Client(transport=sync_transport(kwargs["verify"], fast=True), **kwargs)
         self.extra = dict(extra or {})
         self.identity = UNKNOWN
 
@@ -580,7 +373,9 @@ class AsyncOpenAIBackend:
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        self._http = httpx.AsyncClient(limits=limits, **client_kwargs(self.core))
+        kwargs = client_kwargs(self.core)
+        transport = async_transport(kwargs["verify"], limits, fast=True)
+        self._http = httpx.AsyncClient(limits=limits, transport=transport, **kwargs)
         self.extra = dict(extra or {})
         self.identity = UNKNOWN
 

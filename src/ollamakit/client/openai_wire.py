@@ -407,6 +407,10 @@ eval_count=1, eval_ms=None), created_ns=None)]
             raise StreamCut(t("engine.no_done_frame", count=self.frames), url=self._url)
         return out
 
+    def end_of_body(self, arrival_ns: int) -> list[StreamChunk]:
+        """The body ended cleanly (:class:`~ollamakit.client.stream.StreamDecoder`)."""
+        return self.finish(arrival_ns)
+
     def _event(self, event: SSEEvent, arrival_ns: int) -> StreamChunk | None:
         data = event.data
         if data == DONE_MARKER:

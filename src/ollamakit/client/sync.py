@@ -7,6 +7,7 @@ left here is waiting on httpx. :mod:`~ollamakit.client.aio` is its twin, method 
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections.abc import Iterator, Mapping
@@ -14,12 +15,11 @@ from types import TracebackType
 from typing import Any, Self, cast
 
 import httpx
-import orjson
 
 from ollamakit.client.core import MAX_BODY_BYTES, Core, Deadline, Probe, chat_body, generate_body
 from ollamakit.client.judge import ERROR_BODY_LIMIT, raise_for_response, translate, walk_causes
-from ollamakit.client.log import log, log_answer, log_no_answer
-from ollamakit.client.stream import StreamState
+from ollamakit.client.log import log_answer, log_no_answer
+from ollamakit.client.stream import NDJSON, StreamDecoder, StreamKind, StreamState
 from ollamakit.client.tls import trust_label
 from ollamakit.client.transport import DeadlineReached, FastTransport
 from ollamakit.config import Settings
@@ -46,8 +46,11 @@ def client_kwargs(core: Core) -> dict[str, Any]:
 
 def sync_transport(verify: ssl.SSLContext | bool, *, fast: bool) -> httpx.BaseTransport:
     """The fast stream transport over httpx's own (which it falls back to), or httpx's own."""
-    own = httpx.HTTPTransport(verify=verify, trust_env=True)
-    return FastTransport(verify=verify, fallback=own) if fast else own
+
+    def own() -> httpx.BaseTransport:
+        return httpx.HTTPTransport(verify=verify, trust_env=True)
+
+    return FastTransport(verify=verify, fallback=own) if fast else own()
 
 
 def translate_for(
@@ -133,11 +136,21 @@ class ChunkStream:
     ``sent_ns`` is taken just before the request is sent, ``headers_ns`` when the response
     head arrived; chunks carry their own ``arrival_ns``; ``end`` says how it ended once the
     iteration stopped. Closing early aborts the request (the connection is dropped, which is
-    how Ollama learns to stop generating). It can be iterated once.
+    how the server learns to stop generating). It can be iterated once. Ollama's NDJSON by
+    default; ``kind`` and ``decoder`` make it an OpenAI SSE stream
+    (:mod:`ollamakit.client.stream`).
     """
 
-    def __init__(self, core: Core, http: httpx.Client, path: str, body: dict[str, Any]) -> None:
-        self._state = StreamState(core, path, body)
+    def __init__(
+        self,
+        core: Core,
+        http: httpx.Client,
+        path: str,
+        body: Mapping[str, Any],
+        kind: StreamKind = NDJSON,
+        decoder: StreamDecoder | None = None,
+    ) -> None:
+        self._state = StreamState(core, path, body, kind, decoder)
         self._http = http
         self._response: httpx.Response | None = None
 
@@ -160,78 +173,51 @@ class ChunkStream:
     def __enter__(self) -> Self:
         state = self._state
         core = state.core
-        state.deadline = deadline = core.deadline()
-        request = build(
-            core,
-            self._http,
-            "POST",
-            state.url,
-            deadline,
-            content=orjson.dumps(state.body),
-            headers={"Content-Type": "application/json"},
-        )
+        request = state.request(functools.partial(build, core, self._http))
         state.sent_ns = time.perf_counter_ns()
         try:
             response = self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
             log_no_answer("POST", state.url, exc, state.sent_ns)
             state.end = "error"
-            raise translate_for(core, exc, state.path, deadline) from None
-        state.headers_ns = time.perf_counter_ns()
+            raise translate_for(core, exc, state.path, state.deadline) from None
         self._response = response
-        log.debug(
-            "POST %s -> %d, headers after %.1f ms",
-            state.url,
-            response.status_code,
-            (state.headers_ns - state.sent_ns) / 1e6,
-        )
-        content_type = response.headers.get("content-type", "json")
-        if not 200 <= response.status_code < 300 or "json" not in content_type:
+        if not state.head(response):
             try:
-                body = read_limited(response, deadline)
+                body = read_limited(response, state.deadline)
             except httpx.HTTPError:
                 body = b""
             finally:
                 response.close()
-            state.end = "error"
-            core.check(response.status_code, response.headers, body, state.path, state.model)
-            raise core.not_ndjson(response.status_code, content_type, body, state.path)
+            state.refuse(response, body)
         return self
 
     def __iter__(self) -> Iterator[StreamChunk]:
-        assert self._response is not None, "use ChunkStream as a context manager"
+        assert self._response is not None, "use the stream as a context manager"
         self._state.begin()
         return self._chunks(self._response)
 
     def _chunks(self, response: httpx.Response) -> Iterator[StreamChunk]:
         state = self._state
-        feed = state.decoder.feed
-        clock = time.perf_counter_ns
-        deadline = state.deadline
+        take = state.take
         try:
-            # Each item is one socket read's payload (client/transport.py): stamped once. A
-            # body cut short raises from httpx; reaching the end means it ended cleanly, with
-            # or without a done line (without: Ollama's token-repeat guard, end="clean_eof").
+            # Each item is one socket read's payload (client/transport.py). A body cut short
+            # raises from httpx; reaching the end means it ended cleanly.
             for data in response.iter_bytes():
-                now = clock()
-                if deadline is not None and now >= deadline.end_ns:
-                    raise state.core.deadline_error(deadline, state.path)
-                yield from feed(data, now)
-            yield from state.decoder.finish(clean=True)
+                yield from take(data)
+            yield from state.end_of_body()
         except httpx.HTTPError as exc:
-            error = translate_for(state.core, exc, state.path, deadline)
+            error = translate_for(state.core, exc, state.path, state.deadline)
             state.failed(error)
             raise error from None
         except BaseException as exc:
             state.failed(exc)
             raise
-        state.finished(clean=True)
+        state.finished()
 
     def close(self) -> None:
         if self._response is not None:
-            self._state.log_end()
-            if self._state.end is None:
-                self._state.end = "interrupted"
+            self._state.closing()
             self._response.close()
 
     def __exit__(

@@ -39,7 +39,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Final
 
 import h11
@@ -167,6 +167,27 @@ def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+class _LazyTLS:
+    """The TLS context, built on the first https connection: building one loads the trust
+    store (~0.1 s), which a client of an http:// server never needs."""
+
+    __slots__ = ("_context", "_lock", "_verify")
+
+    def __init__(self, verify: ssl.SSLContext | bool) -> None:
+        self._verify = verify
+        self._context: ssl.SSLContext | None = (
+            verify if isinstance(verify, ssl.SSLContext) else None
+        )
+        self._lock = threading.Lock()
+
+    def context(self) -> ssl.SSLContext:
+        if self._context is None:
+            with self._lock:
+                if self._context is None:
+                    self._context = tls_context(self._verify)
+        return self._context
 
 
 class Exchange:
@@ -337,11 +358,18 @@ class FastTransport(httpx.BaseTransport):
     """HTTP/1.1 over httpcore's public sync network backend; see the module docstring."""
 
     def __init__(
-        self, *, verify: ssl.SSLContext | bool, fallback: httpx.BaseTransport, max_idle: int = 16
+        self,
+        *,
+        verify: ssl.SSLContext | bool,
+        fallback: Callable[[], httpx.BaseTransport],
+        max_idle: int = 16,
     ) -> None:
+        """``fallback`` builds httpx's own transport when a request needs it (never, for
+        http and https): building one costs an SSL context, ~0.1 s."""
         self._backend = httpcore.SyncBackend()
-        self._ssl = tls_context(verify)
-        self._fallback = fallback
+        self._tls = _LazyTLS(verify)
+        self._make_fallback = fallback
+        self._fallback: httpx.BaseTransport | None = None
         self._idle: dict[Origin, list[httpcore.NetworkStream]] = {}
         self._lock = threading.Lock()
         self._max_idle = max_idle
@@ -379,7 +407,7 @@ class FastTransport(httpx.BaseTransport):
         if scheme == "https":
             try:
                 sock = sock.start_tls(
-                    self._ssl, server_hostname=host, timeout=_wait(connect_s, end_ns)
+                    self._tls.context(), server_hostname=host, timeout=_wait(connect_s, end_ns)
                 )
             except Exception:
                 sock.close()
@@ -388,6 +416,9 @@ class FastTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.scheme not in ("http", "https"):
+            with self._lock:
+                if self._fallback is None:
+                    self._fallback = self._make_fallback()
             return self._fallback.handle_request(request)
         origin = _origin(request.url)
         timeouts = _timeouts(request)
@@ -438,7 +469,8 @@ class FastTransport(httpx.BaseTransport):
         for socks in idle.values():
             for sock in socks:
                 sock.close()
-        self._fallback.close()
+        if self._fallback is not None:
+            self._fallback.close()
 
 
 class _Retry(Exception):
@@ -509,12 +541,13 @@ class AsyncFastTransport(httpx.AsyncBaseTransport):
         self,
         *,
         verify: ssl.SSLContext | bool,
-        fallback: httpx.AsyncBaseTransport,
+        fallback: Callable[[], httpx.AsyncBaseTransport],
         max_idle: int = 64,
     ) -> None:
         self._backend = httpcore.AnyIOBackend()
-        self._ssl = tls_context(verify)
-        self._fallback = fallback
+        self._tls = _LazyTLS(verify)
+        self._make_fallback = fallback
+        self._fallback: httpx.AsyncBaseTransport | None = None
         self._idle: dict[Origin, list[httpcore.AsyncNetworkStream]] = {}
         self._max_idle = max_idle
 
@@ -548,7 +581,7 @@ class AsyncFastTransport(httpx.AsyncBaseTransport):
         if scheme == "https":
             try:
                 sock = await sock.start_tls(
-                    self._ssl, server_hostname=host, timeout=_wait(connect_s, end_ns)
+                    self._tls.context(), server_hostname=host, timeout=_wait(connect_s, end_ns)
                 )
             except BaseException:
                 await sock.aclose()
@@ -557,6 +590,8 @@ class AsyncFastTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.scheme not in ("http", "https"):
+            if self._fallback is None:
+                self._fallback = self._make_fallback()
             return await self._fallback.handle_async_request(request)
         origin = _origin(request.url)
         timeouts = _timeouts(request)
@@ -606,4 +641,5 @@ class AsyncFastTransport(httpx.AsyncBaseTransport):
         for socks in idle.values():
             for sock in socks:
                 await sock.aclose()
-        await self._fallback.aclose()
+        if self._fallback is not None:
+            await self._fallback.aclose()

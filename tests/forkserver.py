@@ -42,7 +42,7 @@ _PRELOAD_NAMES = (
     "locale logging mimetypes pathlib platform random shlex shutil signal socket sqlite3 ssl "
     "statistics string subprocess tempfile textwrap threading tomllib traceback typing "
     "unicodedata urllib.parse urllib.request uuid zlib "
-    "anyio certifi h11 httpcore httpx idna orjson platformdirs sniffio yaml "
+    "anyio certifi h11 httpcore httpx idna msgspec orjson platformdirs sniffio yaml "
     "markdown_it pygments rich rich.console rich.live rich.markdown rich.markup rich.panel "
     "rich.progress rich.rule rich.syntax rich.table rich.text rich.theme "
     "prompt_toolkit wcwidth"

@@ -13,10 +13,10 @@ Ollama: :class:`~ollamakit.client.core.Core` (Basic auth from the URL's userinfo
 path (:mod:`ollamakit.client.transport`), so arrival stamps are taken the same way for both
 APIs (one per socket read) and a comparison of the two measures the servers, not the client.
 (The fast path was once taken off SSE because a reasoning stream's thinking and answer
-arrived in one read: that was the simulator, which leaves Nagle's algorithm on, holding its
-writes until the client's delayed ACK on a reused connection, ~40 ms; httpx's own transport
-saw the same read but stamped each frame as it parsed it, 0.05 ms apart. See
-docs/performance.md.)
+arrived in one read: that was the socket, not the transport: on a reused connection to the
+simulator the rest of a short reply came ~40 ms late in one read, for a raw socket too (a
+delayed ACK); httpx's own transport saw the same read but stamped each frame as it parsed it,
+0.05 ms apart. See docs/performance.md.)
 
 * :class:`OpenAIBackend` / :class:`AsyncOpenAIBackend` — the sync/async twins.
   ``residency()`` is ``None`` (no ``/api/ps``) and ``unload()`` is ``False``: the doctor and

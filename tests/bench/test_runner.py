@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from typing import Any
 
 import pytest
@@ -38,18 +39,14 @@ def test_scripted_timing_comes_back(start_sim: Any) -> None:
     assert cold["load_ms"] == pytest.approx(150, abs=40)
 
     assert len(doc["results"]) == 3
+    scripted_ttft_ms: list[float] = []
     for r in doc["results"]:
         assert r["ok"], r["error"]
         count, prompt_count = r["eval_count"], r["prompt_eval_count"]
         assert count == 25
         assert prompt_count is not None and prompt_count > 5
         # TTFT = warm load + prefill (prompt tokens / prompt_tps) on the script's clock.
-        scripted_ttft_ms = 5 + prompt_count / 1_000 * 1_000
-        # (generous: simulator and client share this process, and CI machines are busy)
-        assert r["ttft_ms"] == pytest.approx(scripted_ttft_ms, abs=30)
-        # the decode rate the client saw is the script's rate
-        assert r["e2e_tps"] == pytest.approx(100, rel=0.15)
-        assert r["tpot_ms"] == pytest.approx(10, rel=0.15)
+        scripted_ttft_ms.append(5 + prompt_count / 1_000 * 1_000)
         # server rates are exactly count / duration
         assert r["eval_tps"] == pytest.approx(count / (r["eval_ms"] / 1000), rel=1e-6)
         # a short prompt: Ollama's count includes the cached template prefix, no honest rate
@@ -58,8 +55,17 @@ def test_scripted_timing_comes_back(start_sim: Any) -> None:
         assert r["load_ms"] is not None and r["load_ms"] < 50  # warm
         assert r["total_ms"] > r["server_total_ms"] - 1  # clock granularity only
         assert r["network_ms"] == pytest.approx(r["total_ms"] - r["server_total_ms"], abs=1e-5)
-        assert r["itl_ms"]["p50"] == pytest.approx(10, abs=3)
         assert r["done_reason"] == "stop"
+    # The client's own figures, as medians of the three runs: one read delayed by a busy
+    # machine moves one run's stamps (a late first token shortens its decode window), not two.
+    # (generous: simulator and client share this process, and CI machines are busy)
+    results = doc["results"]
+    ttft_error_ms = [r["ttft_ms"] - want for r, want in zip(results, scripted_ttft_ms, strict=True)]
+    assert statistics.median(ttft_error_ms) == pytest.approx(0, abs=30)
+    # the decode rate the client saw is the script's rate
+    assert statistics.median(r["e2e_tps"] for r in results) == pytest.approx(100, rel=0.15)
+    assert statistics.median(r["tpot_ms"] for r in results) == pytest.approx(10, rel=0.15)
+    assert statistics.median(r["itl_ms"]["p50"] for r in results) == pytest.approx(10, abs=3)
 
     [row] = doc["summary"]
     assert (row["n"], row["ok"], row["failed"]) == (3, 3, 0)

@@ -718,21 +718,6 @@ def check_rtt(
 # --------------------------------------------------------------------------- generation
 
 
-def can_generate(model: ModelEntry) -> bool:
-    """Whether a listed model can answer a generation: not an embedding model (often the
-    smallest) and not a cloud model (a few hundred bytes; it runs on ollama.com). The rule is
-    :func:`ollamakit.selection.kind_of`, the same in every tool.
-
-    >>> can_generate({"name": "all-minilm:latest", "details": {"family": "bert"}})
-    False
-    >>> can_generate({"name": "x", "details": {}, "capabilities": ["completion", "tools"]})
-    True
-    >>> can_generate({"name": "gpt-oss:120b-cloud", "size": 384, "remote_host": "https://o"})
-    False
-    """
-    return kind_of(model_info(model)) == "chat"
-
-
 def pick_models(
     models: Sequence[ModelEntry], describe: Callable[[str], ModelInfo] | None = None
 ) -> list[str]:

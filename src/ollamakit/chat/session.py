@@ -728,15 +728,3 @@ class LineAssembler:
         return body or None
 
 
-def parse_think(arg: str) -> bool | None:
-    """``/think on|off`` -> True/False; anything else -> None (show usage).
-
-    >>> parse_think("on"), parse_think("OFF"), parse_think("maybe")
-    (True, False, None)
-    """
-    value = arg.strip().lower()
-    if value in ("on", "true", "yes", "1"):
-        return True
-    if value in ("off", "false", "no", "0"):
-        return False
-    return None

@@ -67,10 +67,6 @@ class AsyncChunkStream:
     def end(self) -> StreamEnd | None:
         return self._state.end
 
-    @property
-    def decoder_url(self) -> str:
-        return self._state.url
-
     async def __aenter__(self) -> Self:
         state = self._state
         core = state.core

@@ -166,10 +166,6 @@ class ChunkStream:
     def end(self) -> StreamEnd | None:
         return self._state.end
 
-    @property
-    def decoder_url(self) -> str:
-        return self._state.url
-
     def __enter__(self) -> Self:
         state = self._state
         core = state.core

@@ -30,7 +30,6 @@ from __future__ import annotations
 import csv
 import io
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -220,10 +219,6 @@ def describe(dataset: Dataset) -> dict[str, Any]:
         "categories": categories,
         "multi_turn": sum(1 for i in dataset.items if i.turns > 1),
     }
-
-
-def item_ids(items: Sequence[Item]) -> list[str]:
-    return [i.id for i in items]
 
 
 __all__ = [

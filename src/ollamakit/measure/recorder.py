@@ -331,11 +331,6 @@ class ReplyRecorder:
         #: Keep one chunk, in arrival order.
         self.add: Callable[[StreamChunk], None] = self.chunks.append
 
-    @property
-    def first_token_ns(self) -> int | None:
-        """Arrival of the first token of any kind (answer or thinking)."""
-        return next((c.arrival_ns for c in self.chunks if c.content or c.thinking), None)
-
     def finish(self, end: StreamEnd | None = None, error: str | None = None) -> ReplyMeasurement:
         """The measurement of what was added. ``end``: how the stream ended (inferred if None)."""
         chunks = self.chunks

@@ -204,6 +204,48 @@ def reopening_proxy() -> Iterator[Callable[..., str]]:
         server.server_close()
 
 
+def reopen(start: Any, upstream: str, url: str) -> None:
+    """The proxy back on the same port (the first one's close runs in a thread)."""
+    port = int(url.rsplit(":", 1)[1])
+    for _ in range(200):
+        try:
+            start(upstream, port=port)
+            return
+        except OSError:
+            time.sleep(0.01)
+    pytest.fail("the proxy's port did not come free")
+
+
+def test_a_run_whose_one_server_went_away_is_resumed_when_it_is_back(
+    start_sim: Any, reopening_proxy: Any, tmp_path: Path, isolated_env: Path
+) -> None:
+    sim = start_sim(SimConfig(models=(SLOW,)))
+    proxied = reopening_proxy(sim.url, die_after=3)
+    command = flags([proxied], tmp_path)
+    first = run_program(command, timeout=120)
+    assert first.returncode == ExitStatus.ERROR, first.output
+    with HistoryStore.open(isolated_env) as store:
+        run_id = store.latest_run_id()
+        assert run_id is not None
+        doc = dict(store.load_run(run_id))
+    assert doc["status"] == "failed"
+    good = sum(1 for r in doc["results"] if r["ok"])
+    assert [r["ok"] for r in doc["results"]][-3:] == [False] * 3
+    before = len([r for r in sim.requests() if r.path == "/api/chat"])
+    reopen(reopening_proxy, sim.url, proxied)
+    result = run_program([*command, "--resume", run_id], timeout=120)
+    assert_no_traceback(result)
+    assert result.returncode == ExitStatus.OK, result.output
+    assert f"{good} of {RUNS} batch(es) already measured (3 result(s)" in result.stderr
+    after = len([r for r in sim.requests() if r.path == "/api/chat"])
+    assert after - before == 1 + RUNS - good
+    with HistoryStore.open(isolated_env) as store:
+        final = dict(store.load_run(run_id))
+    assert final["status"] == "complete" and final["failure"] is None
+    assert sorted(r["run_index"] for r in final["results"]) == list(range(RUNS))
+    assert all(r["ok"] for r in final["results"])
+
+
 def test_a_server_whose_part_ended_is_tried_again_on_resume(
     start_sim: Any, reopening_proxy: Any, tmp_path: Path, isolated_env: Path
 ) -> None:
@@ -228,15 +270,7 @@ def test_a_server_whose_part_ended_is_tried_again_on_resume(
     healthy_before, dying_before = len(healthy.requests()), len(dying.requests())
 
     # The same URL answers again: B is tried again, its failed rows measured anew.
-    port = int(proxied.rsplit(":", 1)[1])
-    for _ in range(200):  # the first proxy's close runs in a thread
-        try:
-            reopening_proxy(dying.url, port=port)
-            break
-        except OSError:
-            time.sleep(0.01)
-    else:
-        pytest.fail("the proxy's port did not come free")
+    reopen(reopening_proxy, dying.url, proxied)
     result = run_program([*command, "--resume", run_id], timeout=120)
     assert_no_traceback(result)
     assert result.returncode == ExitStatus.OK, result.output

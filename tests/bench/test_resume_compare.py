@@ -287,3 +287,40 @@ def test_a_server_whose_part_ended_is_tried_again_on_resume(
     cells = Counter((r["server"], r["run_index"]) for r in final["results"])
     assert cells == Counter({(name, i): 1 for name in NAMES for i in range(RUNS)})
     assert all(r["ok"] for r in final["results"])
+
+
+def test_a_batch_cut_short_on_one_server_is_measured_again_there_only(
+    start_sim: Any, tmp_path: Path, isolated_env: Path
+) -> None:
+    """A crash mid-batch at concurrency 2 on B: A's batch whole, one of B's two rows saved."""
+    setup = Setup(start_sim, "two sims")
+    command = [*flags(setup.urls, tmp_path, runs=3), "--concurrency", "2"]
+    assert run_program(command, timeout=120).returncode == ExitStatus.OK
+    a, b = setup.names
+    with HistoryStore.open(isolated_env) as store:
+        run_id = store.latest_run_id()
+        assert run_id is not None
+        doc = store.load_run(run_id)
+        # The history deletes by cell whatever the server: delete both, give A's back.
+        a_row = next(r for r in doc["results"] if r["server"] == a and r["run_index"] == 5)
+        store.delete_results(run_id, [("slow:1b", "hi", 5, 2)])
+        store.add_result(run_id, a_row)
+        store.finish_run(run_id, {**doc, "status": "running", "finished_at": None})
+    before = setup.counts()
+
+    result = run_program([*command, "--resume", run_id], timeout=120)
+    assert_no_traceback(result)
+    assert result.returncode == ExitStatus.OK, result.output
+    assert "5 of 6 batch(es) already measured (1 result(s)" in result.stderr
+    after = setup.counts()
+    assert after[a] == before[a]  # A had every batch: not even a warm-up
+    assert after[b] - before[b] == 1 + 2  # B: a warm-up, then its whole batch of 2 again
+    with HistoryStore.open(isolated_env) as store:
+        final = dict(store.load_run(run_id))
+    assert final["status"] == "complete"
+    cells = Counter((r["server"], r["run_index"]) for r in final["results"])
+    assert cells == Counter({(name, i): 1 for name in setup.names for i in range(6)})
+    levels = Counter((row["server"], row["concurrency"]) for row in final["concurrency_summary"])
+    assert levels == Counter({(a, 2): 1, (b, 2): 1})
+    summary = {row["server"]: row for row in final["summary"]}
+    assert summary[a]["n"] == summary[b]["n"] == 6

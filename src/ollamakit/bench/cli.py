@@ -540,8 +540,6 @@ def _run(
     )
     for target in targets:
         terminal.info(target.line())
-    first = targets[0].identity
-    server_version = first.version if first is not None else None
     version = " · ".join(server_label(target) for target in targets)
     for notice in selection.notices():
         terminal.info(notice)
@@ -602,7 +600,7 @@ def _run(
         think_by_model=think_by_model,
     )
     if resumed is not None:  # same plan, same server, or nothing is sent
-        resumed.check(plan, settings.base_url.redacted(), server_version or "?")
+        resumed.check(plan, [resume_key(target) for target in targets])
     if demo:
         _demo_banner(terminal, terminal.stderr)
     terminal.info(
@@ -737,6 +735,17 @@ def _finish(
     skipped = any(m.get("skipped") for m in doc.get("models") or [])
     failed = write_failed or skipped or not results or any(not r["ok"] for r in results)
     return int(ExitStatus.FAILURES if failed else ExitStatus.OK)
+
+
+def resume_key(target: Target) -> resume.ServerKey:
+    """What ``--resume`` compares for one server: URL (redacted), API, version, name."""
+    ident = target.identity
+    return resume.ServerKey(
+        target.url,
+        ident.api if ident is not None else None,
+        ident.version if ident is not None else None,
+        target.name,
+    )
 
 
 def _demo_banner(terminal: Terminal, console: Console, *, after: bool = False) -> None:

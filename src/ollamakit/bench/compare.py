@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from ollamakit.bench.backends import open_bench_backend, round_trip_ms, server_info
+from ollamakit.bench.resume import Resume, ServerResume
 from ollamakit.bench.runner import (
     RTT_SAMPLES,
     BenchPlan,
@@ -194,6 +195,13 @@ class CompareConfig(RunConfig, total=False):
     """The run's ``config`` with the per-server plan of a comparison."""
 
     servers: list[ServerPlan]
+
+
+class CompareServerInfo(ServerInfo, total=False):
+    """``servers[]`` of a comparison: ``ended`` says why that server's part stopped early
+    (its connections failed; ``bench --resume`` tries it again)."""
+
+    ended: str
 
 
 class ServerModelFacts(ModelFacts, total=False):
@@ -402,6 +410,23 @@ class InterleavedRunner(Runner):
         self._peer_servers: list[ServerInfo] = []
         self._all: list[RequestResult] = []  # every measured row, in the order sent
         self._gone: dict[int, str] = {}  # server index → why its part of the run ended
+        self._views: list[ServerResume] = []  # --resume: each server's view of the saved run
+
+    def _resume_each(self) -> None:
+        """``--resume``: each server gets its own view (bench/resume.py) and its own earlier
+        rows, cold loads and levels; the kept rows of every server open the document."""
+        whole = self.resume
+        if not isinstance(whole, Resume):
+            return
+        self._views = [whole.for_server(name) for name in self.names]
+        self.resume = self._views[0]  # execute() takes this server's part of the document
+        self._all = list(whole.kept)
+        for peer, view in zip(self.peers, self._views[1:], strict=True):
+            peer.resume = view
+            peer._results = view.results()
+            peer._cold_loads = view.cold_loads()
+            peer._levels = view.levels()
+            peer._sequence = view.sequence_start
 
     @property
     def servers(self) -> list[Runner]:
@@ -409,6 +434,7 @@ class InterleavedRunner(Runner):
 
     async def execute(self) -> RunDocument:
         self.listener = _naming_server(self.listener)
+        self._resume_each()
         for index, peer in enumerate(self.peers):
             identity = await peer.client.connect()  # unreachable / 401: raises
             rtts_ms = [await round_trip_ms(peer.client) for _ in range(RTT_SAMPLES)]
@@ -424,7 +450,8 @@ class InterleavedRunner(Runner):
 
     async def _run_models(self, doc: RunDocument) -> None:
         self.server_name = self.names[0]
-        earlier = {m.get("model"): m for m in doc.get("models") or []}  # --resume
+        # --resume: each server's facts of the models it had measured
+        earlier = [{m.get("model"): m for m in view.models()} for view in self._views]
         for model in self.plan.models:
             if len(self._gone) == len(self.servers):
                 break  # every server's part has ended: nothing left to ask
@@ -437,7 +464,7 @@ class InterleavedRunner(Runner):
         self._gone[index] = reason
         server._failure = reason
 
-    async def _everywhere(self, model: str, earlier: Mapping[Any, ModelFacts]) -> None:
+    async def _everywhere(self, model: str, earlier: Sequence[Mapping[Any, ModelFacts]]) -> None:
         """One model on every server still running: warm-ups server by server, then each
         batch on each server in turn. A model skipped on one server goes on on the others."""
         facts: dict[int, ModelFacts] = {}
@@ -446,9 +473,9 @@ class InterleavedRunner(Runner):
             if index in self._gone:
                 continue  # not asked: the failure line says why its part ended
             one: ModelFacts = {"model": model, "skipped": None}
-            done_before = index == 0 and self.resume is not None and self.resume.model_done(model)
-            if done_before:
-                one = earlier.get(model) or one
+            done_before = server.resume is not None and server.resume.model_done(model)
+            if done_before and index < len(earlier):  # measured on this server before
+                one = earlier[index].get(model) or one
             server._models.append(one)
             facts[index] = one
             if done_before:
@@ -475,8 +502,6 @@ class InterleavedRunner(Runner):
                     for run in range(self.plan.runs):
                         if not states:
                             return
-                        if self.resume and self.resume.batch_done(model, prompt.id, run, level):
-                            continue
                         await self._round(model, prompt, run, level, facts, states, rows, walls)
             finally:
                 for index, level_rows in rows.items():
@@ -496,9 +521,12 @@ class InterleavedRunner(Runner):
         rows: dict[int, list[RequestResult]],
         walls: dict[int, int],
     ) -> None:
-        """One batch on each server still measuring the model, in server order."""
+        """One batch on each server still measuring the model, in server order (--resume:
+        on each server that lacks it)."""
         for index in list(states):
             server = self.servers[index]
+            if server.resume is not None and server.resume.batch_done(model, prompt.id, run, level):
+                continue
             started_ns = time.perf_counter_ns()
             batch = await server._batch(model, prompt, run, level)
             walls[index] += time.perf_counter_ns() - started_ns  # this server's own time
@@ -547,7 +575,10 @@ class InterleavedRunner(Runner):
 
     def _merge(self, doc: RunDocument) -> None:
         doc["server"]["name"] = self.names[0]
-        doc["servers"] = [doc["server"], *self._peer_servers]
+        servers = [cast(CompareServerInfo, s) for s in (doc["server"], *self._peer_servers)]
+        for index, why in self._gone.items():
+            servers[index] = {**servers[index], "ended": why}
+        doc["servers"] = list(servers)  # CompareServerInfo is a ServerInfo
         doc["results"] = list(self._all)
         summary: list[SummaryRow] = []
         levels: list[ConcurrencyRow] = []
@@ -588,6 +619,7 @@ class InterleavedRunner(Runner):
 
 __all__ = [
     "CompareConfig",
+    "CompareServerInfo",
     "InterleavedRunner",
     "ServerModelFacts",
     "ServerPlan",

@@ -726,5 +726,3 @@ class LineAssembler:
         text, self._lines = "\n".join(self._lines), None
         body = unwrap_block(text + "\n" + BLOCK_MARK)
         return body or None
-
-

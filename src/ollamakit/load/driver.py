@@ -249,7 +249,13 @@ class OllamaDriver:
         return await loop.run_in_executor(self._builder, self._client)
 
     async def warmup(self, item: Item) -> Outcome:
-        """One unmeasured request before the first level (model load, lazy imports)."""
+        """One unmeasured request before the first level (model load, lazy imports).
+
+        With ``--api auto`` not yet detected (a caller that skipped :meth:`server_version`)
+        it detects first: an undetected lane detects on its first stream, building one more
+        client per concurrent request, hundreds of ms each, inside the measured send."""
+        if self.identity is None and self.api == "auto":
+            await self.server_version()
         await self.prepare(Level("users", 1))
         return await self.send(LoadRequest(0, Level("users", 0), None, item, 0))
 

@@ -48,6 +48,7 @@ from ollamakit.client import (
     Backend,
     OllamaClient,
 )
+from ollamakit.client.lean import LeanPool, lean_usable
 from ollamakit.config import Settings
 from ollamakit.domain import ChatRequest, ServerIdentity, StreamChunk, StreamEnd
 from ollamakit.errors import (
@@ -162,6 +163,7 @@ class OllamaDriver:
         timeout_s: float = 300.0,
         marker: str = "load",
         lane_size: int = LANE_SIZE,
+        lean: bool = True,
     ) -> None:
         self.settings = settings
         self.lane_size = lane_size
@@ -176,6 +178,8 @@ class OllamaDriver:
         self._totals_ms: list[float] = []
         self._building: asyncio.Future[None] | None = None
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ollamakit-lanes")
+        self.lean = lean  # the lean stream path for Ollama's API (client/lean.py)
+        self._pool: LeanPool | None = None
 
     async def __aenter__(self) -> OllamaDriver:
         return self
@@ -190,6 +194,18 @@ class OllamaDriver:
         lanes, self._lanes, self._busy = self._lanes, [], []
         for lane in lanes:
             await lane.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
+
+    def _lean_pool(self) -> LeanPool | None:
+        """The lean path's pool, for Ollama's API on a server reached without a proxy."""
+        if self._pool is None and self.lean and self.api == "ollama":
+            if lean_usable(self.settings):
+                self._pool = LeanPool(self.settings, read_timeout_s=self.timeout_s)
+            else:
+                self.lean = False
+        return self._pool
 
     def _client(self) -> AsyncBackend:
         """A backend for the API (``auto`` only before :meth:`server_version` detected it)."""
@@ -241,6 +257,10 @@ class OllamaDriver:
         else:
             e2e_s = max(1.0, (percentile(self._totals_ms[-200:], 95) or 1000.0) / 1000)
             streams = math.ceil(level.value * e2e_s * 1.5)
+        pool = self._lean_pool()
+        if pool is not None:
+            await pool.open(streams)
+            return
         while len(self._lanes) * self.lane_size < streams:
             self._add_lane(await self._build_lane())
 
@@ -292,8 +312,9 @@ class OllamaDriver:
         item: Item = request.item
         messages = messages_for(item, f"{self.marker} #{request.level.label}.{request.index}")
         options = request_options(self.options, item)
-        lane = await self._take_lane()
-        client = self._lanes[lane]
+        pool = self._lean_pool()
+        lane = -1 if pool is not None else await self._take_lane()
+        client: AsyncBackend | LeanPool = pool if pool is not None else self._lanes[lane]
         chunks: list[StreamChunk] = []
         end: StreamEnd | None = None
         sent_ns = 0
@@ -313,7 +334,8 @@ class OllamaDriver:
             exc = error
             end = "timeout" if isinstance(error, TimeoutError) else "error"
         finally:
-            self._busy[lane] -= 1
+            if lane >= 0:
+                self._busy[lane] -= 1
         end_ns = time.perf_counter_ns()
         outcome = outcome_from(sent_ns or end_ns, end_ns, chunks, end, exc)
         if outcome.total_ms is not None:

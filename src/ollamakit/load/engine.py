@@ -30,6 +30,10 @@ Clock: ``time.perf_counter_ns`` (``CLOCK_MONOTONIC`` on Linux, the clock the sim
 request log uses), injectable for tests. Sleeping uses ``asyncio.sleep`` until a deadline
 computed from the level start, so a late wake-up never accumulates into drift.
 
+Event loop: :func:`loop_factory` gives uvloop's loop when it is installed (the ``uvloop``
+extra, Linux and macOS) and not turned off with ``OLLAMAKIT_UVLOOP=0``; ``None`` means
+asyncio's own. For ``asyncio.Runner(loop_factory=...)``; nothing here depends on which.
+
 Ctrl-C: :meth:`Engine.run` catches the cancellation of its task, cancels the requests in
 flight and returns what finished with ``interrupted = True``.
 """
@@ -38,6 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -423,6 +429,34 @@ class Engine:
         return runs
 
 
+#: ``OLLAMAKIT_UVLOOP=0`` (or ``off``, ``no``, ``false``) keeps asyncio's own event loop.
+UVLOOP_ENV: Final = "OLLAMAKIT_UVLOOP"
+
+
+def loop_factory(use_uvloop: bool | None = None) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's ``new_event_loop`` when wanted and installed, else None (asyncio's loop).
+
+    ``use_uvloop``: True requires it (ModuleNotFoundError without it), False never, None
+    (default) uses it when it is installed unless :data:`UVLOOP_ENV` turns it off.
+
+    >>> loop_factory(False) is None
+    True
+    """
+    if use_uvloop is None:
+        if os.environ.get(UVLOOP_ENV, "").strip().lower() in ("0", "off", "no", "false"):
+            return None
+        try:
+            module = importlib.import_module("uvloop")
+        except ImportError:
+            return None
+    elif use_uvloop:
+        module = importlib.import_module("uvloop")
+    else:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = module.new_event_loop
+    return factory
+
+
 def _uncancel() -> None:
     """Undo the cancellation of Ctrl-C (asyncio.run cancels the main task) once handled,
     so the clean-up, and asyncio.run's own, proceed and the run returns what finished."""
@@ -448,5 +482,6 @@ __all__ = [
     "Sample",
     "Schedule",
     "cancel_quietly",
+    "loop_factory",
     "poisson_offsets_s",
 ]

@@ -149,3 +149,29 @@ def test_a_full_queue_answers_each_stream_its_own(start_sim: Any) -> None:
     kinds = [o.error_kind for o in outcomes]
     assert "busy" in kinds and None in kinds and set(kinds) <= {"busy", None}
     assert all(o.eval_count == 12 for o in outcomes if o.ok)
+
+
+def test_the_lean_path_under_uvloop(start_sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("uvloop")
+    from ollamakit.load.engine import loop_factory
+
+    sim = start_sim(SimConfig(models=(FAST, faulty("bad:1b", Fault(FaultKind.CUT_AFTER, 3)))))
+
+    async def go() -> list[Outcome]:
+        assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+        out = []
+        for model in ("fast:1b", "fast:1b", "bad:1b"):
+            driver = OllamaDriver(settings_for(sim.url), model)
+            try:
+                await driver.server_version()
+                out.append(await driver.send(LoadRequest(0, Level("users", 1), 0, ITEM, 0)))
+            finally:
+                await driver.aclose()
+        return out
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        ok, again, cut = runner.run(go())
+    assert ok.ok and again.ok and ok.eval_count == 12
+    assert cut.error_kind == "stream"
+    monkeypatch.setenv("OLLAMAKIT_UVLOOP", "0")
+    assert loop_factory() is None

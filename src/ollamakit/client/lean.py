@@ -46,7 +46,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import AsyncIterator
-from typing import Any, Final, Self
+from typing import Any, Final, Self, cast
 
 import httpx
 import orjson
@@ -159,8 +159,8 @@ class _Conn(asyncio.Protocol):
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # (uvloop's transports implement asyncio.Transport without subclassing it)
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import platform
 import resource
@@ -67,6 +68,27 @@ def in_flight_median(run: LevelRun) -> float:
     return statistics.median(counts) if counts else 0.0
 
 
+class GCPauses:
+    """The garbage collector's pauses, in CPU time of the loop's thread (a pause blocks the
+    loop: it is send lag too; wall time would also count the waits for a busy CPU)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (perf_counter_ns at the start, CPU ms)
+        self._start = self._start_cpu = 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start, self._start_cpu = time.perf_counter_ns(), time.thread_time_ns()
+        else:
+            self.pauses.append((self._start, (time.thread_time_ns() - self._start_cpu) / 1e6))
+
+    def take(self, since_ns: int = 0) -> list[float]:
+        """The pauses that started at ``since_ns`` or later (and forget all)."""
+        pauses, self.pauses = self.pauses, []
+        return [ms for start, ms in pauses if start >= since_ns]
+
+
 def own_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -95,6 +117,7 @@ async def measure(
         lean=not args.no_lean,
     )
     lines = []
+    gc_pauses = GCPauses()
     try:
         await driver.server_version()
         await driver.warmup(dataset.items[0])
@@ -103,15 +126,18 @@ async def measure(
             dataset.picker(1),
             Schedule(duration_s=duration_s, drain_s=30),
             prepare=driver.prepare,
+            freeze_gc=not args.no_freeze_gc,
         )
         for streams in levels:
             rate = streams / STREAM_S
             level = Level("rate", rate)
             await driver.prepare(level)  # (connections are opened before the clocks start)
             load_before = os.getloadavg()[0]
+            gc_pauses.take()
             cpu0, server0, started = own_cpu_s(), pid_cpu_s(server_pid), time.perf_counter()
             run = await engine.run_level(level)
             wall_s = time.perf_counter() - started
+            pauses = gc_pauses.take(run.started_ns)  # (not the engine's collect before it)
             cpu_s, server1 = own_cpu_s() - cpu0, pid_cpu_s(server_pid)
             server_s = None if server0 is None or server1 is None else server1 - server0
             lags = [s.lag_ms for s in run.samples]
@@ -126,6 +152,7 @@ async def measure(
                 f"requests {len(run.samples):5d}  errors {errors:3d}  "
                 f"lag p50 {p50:6.2f}  p99 {p99:7.2f}  max {max(lags, default=0):7.1f} ms  "
                 f"cpu gen {cpu_s:4.1f} s ({cpu_s / wall_s:4.0%}) server {server_text}  "
+                f"gc {len(pauses)}× max {max(pauses, default=0):4.1f} ms  "
                 f"wall {wall_s:4.1f} s  load {load_before:.1f}->{os.getloadavg()[0]:.1f}"
             )
             print(lines[-1], flush=True)
@@ -272,6 +299,9 @@ def main() -> int:
         "--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="event loop"
     )
     parser.add_argument("--no-lean", action="store_true", help="the httpx lanes, not client/lean")
+    parser.add_argument(
+        "--no-freeze-gc", action="store_true", help="no gc.freeze() before each level"
+    )
     parser.add_argument("--lane-size", type=int, default=8, help="streams per httpx lane")
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin the processes to one CPU each"

@@ -11,7 +11,8 @@ module does the same exchange with asyncio's own :class:`asyncio.Protocol` callb
 the client's decoders, so a socket read costs one callback: de-frame
 (:class:`~ollamakit.client.chunked.ChunkedDecoder`), decode lines
 (:class:`~ollamakit.client.ndjson.NDJSONDecoder`, through
-:class:`~ollamakit.client.stream.StreamState`), append the chunks, wake the reader once.
+:class:`~ollamakit.client.stream.StreamState`), append the chunks, wake the reader once (or,
+with :meth:`LeanStream.read_into`, only when the reply has ended).
 
 What it keeps from the other paths
 ----------------------------------
@@ -301,6 +302,7 @@ class LeanStream:
         self._read_s = pool.core.timeouts.read_s
         self._finished = False
         self._keep = True  # False: bytes came after the body (the connection is spent)
+        self._per_chunk = True  # wake the reader for new chunks (False: only at the end)
 
     # ----------------------------------------------------------------- the protocol's side
 
@@ -398,7 +400,8 @@ class LeanStream:
             chunks = self._state.decoder.feed(payload, now)
             if chunks:
                 self._chunks.extend(chunks)
-                self._wake()
+                if self._per_chunk:
+                    self._wake()
         if self._complete:
             self._wake()
 
@@ -555,6 +558,14 @@ class LeanStream:
             state.failed(exc)
             raise
         state.finished(clean=True)
+
+    async def read_into(self, chunks: list[StreamChunk]) -> None:
+        """Append every chunk of the reply to ``chunks``, waking only when it has ended:
+        ``async for`` without a wake-up per socket read (the load driver's path; each chunk
+        keeps its arrival stamp). Raises as iteration would, after the chunks before it."""
+        self._per_chunk = False
+        async for chunk in self:
+            chunks.append(chunk)
 
     def _finish(self, *, keep: bool) -> None:
         if self._finished:

@@ -48,7 +48,7 @@ from ollamakit.client import (
     Backend,
     OllamaClient,
 )
-from ollamakit.client.lean import LeanPool, lean_usable
+from ollamakit.client.lean import LeanPool, LeanStream, lean_usable
 from ollamakit.config import Settings
 from ollamakit.domain import ChatRequest, ServerIdentity, StreamChunk, StreamEnd
 from ollamakit.errors import (
@@ -325,8 +325,11 @@ class OllamaDriver:
                 try:
                     async with stream:
                         sent_ns = stream.sent_ns
-                        async for chunk in stream:
-                            chunks.append(chunk)
+                        if isinstance(stream, LeanStream):
+                            await stream.read_into(chunks)  # one wake-up per reply
+                        else:
+                            async for chunk in stream:
+                                chunks.append(chunk)
                         end = stream.end
                 finally:
                     sent_ns = sent_ns or stream.sent_ns

@@ -34,6 +34,13 @@ Event loop: :func:`loop_factory` gives uvloop's loop when it is installed (the `
 extra, Linux and macOS) and not turned off with ``OLLAMAKIT_UVLOOP=0``; ``None`` means
 asyncio's own. For ``asyncio.Runner(loop_factory=...)``; nothing here depends on which.
 
+Garbage collection: a full collection walks every object the process holds (the imported
+modules, earlier levels' samples): ~15 ms with the loop blocked, measured as send lag at
+512 streams. Before each level's clock starts the engine collects and then freezes what is
+left (``gc.freeze``: the survivors move to a permanent generation that later collections
+skip), so during a level the collector only walks that level's own objects. ``freeze_gc=False``
+leaves the collector alone.
+
 Ctrl-C: :meth:`Engine.run` catches the cancellation of its task, cancels the requests in
 flight and returns what finished with ``interrupted = True``.
 """
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import os
 import random
@@ -210,6 +218,7 @@ class Engine:
         on_sample: Callable[[Sample], None] | None = None,
         on_level: Callable[[LevelRun], None] | None = None,
         prepare: Callable[[Level], Awaitable[None]] | None = None,
+        freeze_gc: bool = True,
     ) -> None:
         self.send = send
         self.pick = pick
@@ -218,6 +227,7 @@ class Engine:
         self.on_sample = on_sample
         self.on_level = on_level
         self.prepare = prepare  # before a level's clock starts (the driver opens connections)
+        self.freeze_gc = freeze_gc
         self.runs: list[LevelRun] = []  # every level so far, finished or cut short
         self.progress = Progress()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -363,6 +373,9 @@ class Engine:
     async def run_level(self, level: Level, index: int = 0, levels: int = 1) -> LevelRun:
         if self.prepare is not None:
             await self.prepare(level)
+        if self.freeze_gc:  # (see the module docstring: no full collection of old objects)
+            gc.collect()
+            gc.freeze()
         if level.kind == "users":
             run = await self.closed_level(level, index, levels)
         else:

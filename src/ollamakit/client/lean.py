@@ -41,6 +41,7 @@ timer per request, moved forward lazily rather than re-armed on every read.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 import urllib.parse
@@ -55,7 +56,7 @@ import orjson
 from ollamakit.client.chunked import ChunkedDecoder, ChunkedFramingError
 from ollamakit.client.core import Core, request_body
 from ollamakit.client.judge import ERROR_BODY_LIMIT
-from ollamakit.client.log import log_no_answer
+from ollamakit.client.log import log, log_no_answer
 from ollamakit.client.stream import StreamState
 from ollamakit.client.sync import translate_for
 from ollamakit.client.transport import tls_context
@@ -501,6 +502,14 @@ class LeanStream:
                 state.end = "error"
                 raise translate_for(pool.core, exc, state.path) from None
             state.headers_ns = time.perf_counter_ns()
+            if log.isEnabledFor(logging.DEBUG):
+                assert self._head is not None
+                log.debug(
+                    "POST %s -> %d, headers after %.1f ms (lean)",
+                    state.url,
+                    self._head.status,
+                    (state.headers_ns - state.sent_ns) / 1e6,
+                )
             if self._error_body is not None:
                 await self._answer_error()
         except BaseException:

@@ -15,6 +15,15 @@ this module alone. What it depends on today:
   :func:`outcome_from`;
 * the error tree of ``ollamakit.errors`` for the error kinds (:func:`error_kind`).
 
+The lean path (Ollama's API, no proxy): :class:`ollamakit.client.lean.LeanPool`, one pool
+of keep-alive connections for the whole driver, asyncio protocol callbacks instead of httpx
+(~3 ms of CPU per 20-chunk request through httpx, a whole core at ~300 streams; see
+docs/performance.md, "Load generator capacity"). :meth:`OllamaDriver.prepare` opens the
+connections a level needs before its clock starts, and a reply is read with one wake-up
+(:meth:`~ollamakit.client.lean.LeanStream.read_into`). The same recorder, stamps and error
+kinds as the httpx path (tests/load/test_driver_lean.py runs both). ``lean=False``, an
+OpenAI-compatible server, or a proxy from the environment use the lanes below.
+
 Connections ("lanes"): one ``AsyncOllamaClient`` per :data:`LANE_SIZE` concurrent streams.
 One httpx pool of many connections re-examines every pooled connection whenever a request
 starts or ends (bench/runner.py, "lanes"; profiled here at ~10 ms per request with 32

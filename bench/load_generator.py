@@ -74,6 +74,7 @@ class GCPauses:
 
     def __init__(self) -> None:
         self.pauses: list[tuple[int, float]] = []  # (perf_counter_ns at the start, CPU ms)
+        self.full = 0  # full (generation 2) collections
         self._start = self._start_cpu = 0
         gc.callbacks.append(self._callback)
 
@@ -82,10 +83,11 @@ class GCPauses:
             self._start, self._start_cpu = time.perf_counter_ns(), time.thread_time_ns()
         else:
             self.pauses.append((self._start, (time.thread_time_ns() - self._start_cpu) / 1e6))
+            self.full += info.get("generation") == 2
 
     def take(self, since_ns: int = 0) -> list[float]:
         """The pauses that started at ``since_ns`` or later (and forget all)."""
-        pauses, self.pauses = self.pauses, []
+        pauses, self.pauses, self.full = self.pauses, [], 0
         return [ms for start, ms in pauses if start >= since_ns]
 
 
@@ -137,7 +139,8 @@ async def measure(
             cpu0, server0, started = own_cpu_s(), pid_cpu_s(server_pid), time.perf_counter()
             run = await engine.run_level(level)
             wall_s = time.perf_counter() - started
-            pauses = gc_pauses.take(run.started_ns)  # (not the engine's collect before it)
+            full = gc_pauses.full - 1  # (not the engine's collect before the level)
+            pauses = gc_pauses.take(run.started_ns)
             cpu_s, server1 = own_cpu_s() - cpu0, pid_cpu_s(server_pid)
             server_s = None if server0 is None or server1 is None else server1 - server0
             lags = [s.lag_ms for s in run.samples]
@@ -152,7 +155,7 @@ async def measure(
                 f"requests {len(run.samples):5d}  errors {errors:3d}  "
                 f"lag p50 {p50:6.2f}  p99 {p99:7.2f}  max {max(lags, default=0):7.1f} ms  "
                 f"cpu gen {cpu_s:4.1f} s ({cpu_s / wall_s:4.0%}) server {server_text}  "
-                f"gc {len(pauses)}× max {max(pauses, default=0):4.1f} ms  "
+                f"gc {len(pauses)}× ({full} full) max {max(pauses, default=0):4.1f} ms  "
                 f"wall {wall_s:4.1f} s  load {load_before:.1f}->{os.getloadavg()[0]:.1f}"
             )
             print(lines[-1], flush=True)

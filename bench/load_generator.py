@@ -136,9 +136,12 @@ async def measure(
             await driver.prepare(level)  # (connections are opened before the clocks start)
             load_before = os.getloadavg()[0]
             gc_pauses.take()
+            pool = driver.lean_pool
+            opened = 0 if pool is None else pool.opened
             cpu0, server0, started = own_cpu_s(), pid_cpu_s(server_pid), time.perf_counter()
             run = await engine.run_level(level)
             wall_s = time.perf_counter() - started
+            opened = 0 if pool is None else pool.opened - opened
             full = gc_pauses.full - 1  # (not the engine's collect before the level)
             pauses = gc_pauses.take(run.started_ns)
             cpu_s, server1 = own_cpu_s() - cpu0, pid_cpu_s(server_pid)
@@ -152,7 +155,7 @@ async def measure(
             lines.append(
                 f"{streams:>5} streams  rate {rate:5.0f}/s  "
                 f"in flight ~{in_flight_median(run):4.0f}  "
-                f"requests {len(run.samples):5d}  errors {errors:3d}  "
+                f"requests {len(run.samples):5d}  errors {errors:3d}  new conns {opened}  "
                 f"lag p50 {p50:6.2f}  p99 {p99:7.2f}  max {max(lags, default=0):7.1f} ms  "
                 f"cpu gen {cpu_s:4.1f} s ({cpu_s / wall_s:4.0%}) server {server_text}  "
                 f"gc {len(pauses)}× ({full} full) max {max(pauses, default=0):4.1f} ms  "

@@ -207,6 +207,11 @@ class OllamaDriver:
         if pool is not None:
             await pool.aclose()
 
+    @property
+    def lean_pool(self) -> LeanPool | None:
+        """The lean path's connection pool, once a request or ``prepare`` made it."""
+        return self._pool
+
     def _lean_pool(self) -> LeanPool | None:
         """The lean path's pool, for Ollama's API on a server reached without a proxy."""
         if self._pool is None and self.lean and self.api == "ollama":

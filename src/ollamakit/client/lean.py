@@ -185,8 +185,16 @@ class _Conn(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.get_extra_info("sslcontext") is not None:
+            # No TLS close_notify exchange: it can outlive the event loop (a socket left
+            # open, a ResourceWarning), and a peer that stops reading would hold it for
+            # asyncio's 30 s shutdown timeout. The server sees the connection closed either way.
+            transport.abort()
+        else:
+            transport.close()
 
 
 class LeanPool:
@@ -279,6 +287,7 @@ class LeanPool:
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        await asyncio.sleep(0)  # (the transports finish closing on the next loop iteration)
 
 
 class LeanStream:

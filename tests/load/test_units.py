@@ -120,3 +120,29 @@ def test_renderers_escape_and_chart() -> None:
     assert csv_text.splitlines()[0].startswith("run_id,model,level")
     assert len(csv_text.splitlines()) == 3
     assert "<b>" not in render_markdown(doc)
+
+
+def test_a_level_runs_with_a_frozen_heap_and_rare_full_collections() -> None:
+    import gc
+
+    seen: list[tuple[int, int]] = []
+
+    async def send(request: LoadRequest) -> Outcome:
+        seen.append((gc.get_threshold()[2], gc.get_freeze_count()))
+        now = time.perf_counter_ns()
+        return Outcome(True, now, now)
+
+    before = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        engine = Engine(send, lambda n, u: "item", Schedule(duration_s=0.05))
+        asyncio.run(engine.run_level(Level("users", 1)))
+        assert seen and all(t2 >= 1000 and frozen > 0 for t2, frozen in seen)
+        assert gc.get_threshold() == before  # restored after the level
+        gc.unfreeze()
+        seen.clear()
+        engine = Engine(send, lambda n, u: "item", Schedule(duration_s=0.05), freeze_gc=False)
+        asyncio.run(engine.run_level(Level("users", 1)))
+        assert seen and all(t2 == before[2] and frozen == 0 for t2, frozen in seen)
+    finally:
+        gc.unfreeze()

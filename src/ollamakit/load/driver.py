@@ -15,6 +15,15 @@ this module alone. What it depends on today:
   :func:`outcome_from`;
 * the error tree of ``ollamakit.errors`` for the error kinds (:func:`error_kind`).
 
+The lean path (Ollama's API, no proxy): :class:`ollamakit.client.lean.LeanPool`, one pool
+of keep-alive connections for the whole driver, asyncio protocol callbacks instead of httpx
+(~3 ms of CPU per 20-chunk request through httpx, a whole core at ~300 streams; see
+docs/performance.md, "Load generator capacity"). :meth:`OllamaDriver.prepare` opens the
+connections a level needs before its clock starts, and a reply is read with one wake-up
+(:meth:`~ollamakit.client.lean.LeanStream.read_into`). The same recorder, stamps and error
+kinds as the httpx path (tests/load/test_driver_lean.py runs both). ``lean=False``, an
+OpenAI-compatible server, or a proxy from the environment use the lanes below.
+
 Connections ("lanes"): one ``AsyncOllamaClient`` per :data:`LANE_SIZE` concurrent streams.
 One httpx pool of many connections re-examines every pooled connection whenever a request
 starts or ends (bench/runner.py, "lanes"; profiled here at ~10 ms per request with 32
@@ -48,6 +57,7 @@ from ollamakit.client import (
     Backend,
     OllamaClient,
 )
+from ollamakit.client.lean import LeanPool, LeanStream, lean_usable
 from ollamakit.config import Settings
 from ollamakit.domain import ChatRequest, ServerIdentity, StreamChunk, StreamEnd
 from ollamakit.errors import (
@@ -162,6 +172,7 @@ class OllamaDriver:
         timeout_s: float = 300.0,
         marker: str = "load",
         lane_size: int = LANE_SIZE,
+        lean: bool = True,
     ) -> None:
         self.settings = settings
         self.lane_size = lane_size
@@ -176,6 +187,8 @@ class OllamaDriver:
         self._totals_ms: list[float] = []
         self._building: asyncio.Future[None] | None = None
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ollamakit-lanes")
+        self.lean = lean  # the lean stream path for Ollama's API (client/lean.py)
+        self._pool: LeanPool | None = None
 
     async def __aenter__(self) -> OllamaDriver:
         return self
@@ -190,6 +203,23 @@ class OllamaDriver:
         lanes, self._lanes, self._busy = self._lanes, [], []
         for lane in lanes:
             await lane.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
+
+    @property
+    def lean_pool(self) -> LeanPool | None:
+        """The lean path's connection pool, once a request or ``prepare`` made it."""
+        return self._pool
+
+    def _lean_pool(self) -> LeanPool | None:
+        """The lean path's pool, for Ollama's API on a server reached without a proxy."""
+        if self._pool is None and self.lean and self.api == "ollama":
+            if lean_usable(self.settings):
+                self._pool = LeanPool(self.settings, read_timeout_s=self.timeout_s)
+            else:
+                self.lean = False
+        return self._pool
 
     def _client(self) -> AsyncBackend:
         """A backend for the API (``auto`` only before :meth:`server_version` detected it)."""
@@ -241,6 +271,10 @@ class OllamaDriver:
         else:
             e2e_s = max(1.0, (percentile(self._totals_ms[-200:], 95) or 1000.0) / 1000)
             streams = math.ceil(level.value * e2e_s * 1.5)
+        pool = self._lean_pool()
+        if pool is not None:
+            await pool.open(streams)
+            return
         while len(self._lanes) * self.lane_size < streams:
             self._add_lane(await self._build_lane())
 
@@ -249,7 +283,13 @@ class OllamaDriver:
         return await loop.run_in_executor(self._builder, self._client)
 
     async def warmup(self, item: Item) -> Outcome:
-        """One unmeasured request before the first level (model load, lazy imports)."""
+        """One unmeasured request before the first level (model load, lazy imports).
+
+        With ``--api auto`` not yet detected (a caller that skipped :meth:`server_version`)
+        it detects first: an undetected lane detects on its first stream, building one more
+        client per concurrent request, hundreds of ms each, inside the measured send."""
+        if self.identity is None and self.api == "auto":
+            await self.server_version()
         await self.prepare(Level("users", 1))
         return await self.send(LoadRequest(0, Level("users", 0), None, item, 0))
 
@@ -286,8 +326,9 @@ class OllamaDriver:
         item: Item = request.item
         messages = messages_for(item, f"{self.marker} #{request.level.label}.{request.index}")
         options = request_options(self.options, item)
-        lane = await self._take_lane()
-        client = self._lanes[lane]
+        pool = self._lean_pool()
+        lane = -1 if pool is not None else await self._take_lane()
+        client: AsyncBackend | LeanPool = pool if pool is not None else self._lanes[lane]
         chunks: list[StreamChunk] = []
         end: StreamEnd | None = None
         sent_ns = 0
@@ -298,8 +339,11 @@ class OllamaDriver:
                 try:
                     async with stream:
                         sent_ns = stream.sent_ns
-                        async for chunk in stream:
-                            chunks.append(chunk)
+                        if isinstance(stream, LeanStream):
+                            await stream.read_into(chunks)  # one wake-up per reply
+                        else:
+                            async for chunk in stream:
+                                chunks.append(chunk)
                         end = stream.end
                 finally:
                     sent_ns = sent_ns or stream.sent_ns
@@ -307,7 +351,8 @@ class OllamaDriver:
             exc = error
             end = "timeout" if isinstance(error, TimeoutError) else "error"
         finally:
-            self._busy[lane] -= 1
+            if lane >= 0:
+                self._busy[lane] -= 1
         end_ns = time.perf_counter_ns()
         outcome = outcome_from(sent_ns or end_ns, end_ns, chunks, end, exc)
         if outcome.total_ms is not None:

@@ -568,7 +568,7 @@ class LeanStream:
                 if self._complete:
                     break
                 await self._wait()
-            for chunk in state.decoder.finish(clean=True):
+            for chunk in state.end_of_body():
                 yield chunk
         except httpx.HTTPError as exc:
             error = translate_for(state.core, exc, state.path)
@@ -577,7 +577,7 @@ class LeanStream:
         except BaseException as exc:
             state.failed(exc)
             raise
-        state.finished(clean=True)
+        state.finished()
 
     async def read_into(self, chunks: list[StreamChunk]) -> None:
         """Append every chunk of the reply to ``chunks``, waking only when it has ended:
@@ -617,9 +617,7 @@ class LeanStream:
     async def aclose(self) -> None:
         state = self._state
         if self._head is not None and self._error_body is None:
-            state.log_end()
-            if state.end is None:
-                state.end = "interrupted"
+            state.closing()
         self._finish(keep=True)
 
     async def __aexit__(self, *exc: object) -> None:

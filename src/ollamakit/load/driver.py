@@ -28,8 +28,9 @@ Connections ("lanes"): one ``AsyncOllamaClient`` per :data:`LANE_SIZE` concurren
 One httpx pool of many connections re-examines every pooled connection whenever a request
 starts or ends (bench/runner.py, "lanes"; profiled here at ~10 ms per request with 32
 connections in a pool), which shows up as send lag; a request takes the first lane with room.
-Creating a client costs 150–200 ms on the 2-core test machine (it builds an SSL context), so
-lanes are built in a worker thread of their own (OpenSSL releases the GIL while it loads
+Creating a client of an ``https://`` server costs 40–200 ms on the 2-core test machine (it
+builds an SSL context; one of an ``http://`` server builds none since the context became lazy),
+so lanes are built in a worker thread of their own (OpenSSL releases the GIL while it loads
 certificates; not the default executor, whose threads resolve host names for new connections):
 :meth:`OllamaDriver.prepare` opens what a level needs *before* its clock starts (``users``
 streams in a closed loop, ``rate × e2e p95 so far × 1.5`` in an open one), and while a level

@@ -101,19 +101,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except urllib.error.HTTPError as error:
             answer = error
         data = answer.read()  # the whole reply, held back
+        if self.path == "/api/chat":
+            self.server.chats += 1
+            if self.server.die_after is not None and self.server.chats >= self.server.die_after:
+                # Stop listening before this answer goes out, so the client's next connection
+                # is refused whatever the timing (this handler runs in a thread of its own).
+                self.server.shutdown()
+                self.server.server_close()
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        if self.path == "/api/chat":
-            self.server.chats += 1
-            if self.server.die_after is not None and self.server.chats >= self.server.die_after:
-                threading.Thread(target=self._die, daemon=True).start()
-
-    def _die(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     do_GET = do_POST = _forward
 

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from ollamakit.bench.eta import load_estimate, load_suffix
 from ollamakit.client import identity_line
@@ -209,7 +210,13 @@ class ProgressLine:
             text = self.line()
             if text:
                 if self.terminal:
-                    self.err.print(f"[dim]{escape(text)}[/]", end="\r")
+                    # One terminal line, redrawn in place: cut to the width (a wrapped line
+                    # would leave its first half behind at every redraw) and padded over the
+                    # previous one's end.
+                    width = max(1, self.err.width - 1)
+                    shown = Text(text, style="dim")
+                    shown.truncate(width, overflow="ellipsis", pad=True)
+                    self.err.print(shown, end="\r")
                 else:
                     self.err.print(escape(text))
 

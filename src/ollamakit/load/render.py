@@ -22,12 +22,12 @@ from typing import Any, Final, cast
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from ollamakit.i18n import get_language, t
 from ollamakit.load.document import load_section
 from ollamakit.measure.schema import RunDocument
 from ollamakit.report.common import DASH, fmt_num
+from ollamakit.ui.tables import layout_width, name_column, new_table, print_table
 
 #: The per-level columns: (machine name, label key, getter).
 CSV_COLUMNS: Final = (
@@ -182,16 +182,23 @@ WIDE_COLUMNS: Final = 140
 
 
 def print_levels(doc: RunDocument, console: Console) -> None:
-    """The level table and the answer, on a terminal or into a pipe."""
-    keep = range(13) if console.width >= WIDE_COLUMNS else NARROW
-    table = Table(title=t("load.table_title", model=escape(_model(doc))), title_justify="left")
+    """The level table and the answer, on a terminal or into a pipe.
+
+    In the house style (``ui.tables``): level names whole, headers wrapped at spaces to fit
+    the terminal, into a pipe as wide as the table needs.
+    """
+    keep = range(13) if layout_width(console) >= WIDE_COLUMNS else NARROW
+    table = new_table(t("load.table_title", model=escape(_model(doc))), compact=True)
     headers = _headers()
+    rows = [_cells(row) for row in _levels(doc)]
     for i in keep:
-        table.add_column(headers[i], justify="right" if 0 < i < 11 else "left")
-    for row in _levels(doc):
-        cells = _cells(row)
+        if i == 0:
+            name_column(table, headers[0], [cells[0] for cells in rows])
+        else:
+            table.add_column(headers[i], justify="right" if i < 11 else "left")
+    for cells in rows:
         table.add_row(*(escape(cells[i]) for i in keep))
-    console.print(table)
+    print_table(console, table)
     section = load_section(doc) or {}
     answer = section.get("answer") or {}
     if answer.get("knee"):

@@ -120,8 +120,7 @@ def run_benchmark_path(url: str, expected: int) -> int:
             stream = backend.stream_chat(request)
             async with stream:
                 recorder = ReplyRecorder(stream.sent_ns)
-                async for chunk in stream:
-                    recorder.add(chunk)
+                await stream.read_into(recorder.chunks)  # as Runner._request does
             result = recorder.finish(stream.end).to_result(Identity(MODEL, "p", "c", 0, 1))
         assert result["ok"], result["error"]
         return len(recorder.chunks)

@@ -629,9 +629,7 @@ class Runner:
                 async with asyncio.timeout(self.plan.timeout_s):
                     await closing.enter_async_context(stream)
                     recorder = ReplyRecorder(stream.sent_ns, rtt_ms=self._rtt_ms)
-                    add = recorder.add
-                    async for chunk in stream:
-                        add(chunk)
+                    await stream.read_into(recorder.chunks)  # kept as they come
             except TimeoutError:
                 error = t("bench.timeout", seconds=f"{self.plan.timeout_s:g}")
                 end = "timeout"

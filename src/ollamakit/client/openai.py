@@ -570,6 +570,10 @@ class _DetectThenStream:
         assert self._inner is not None, "use the stream as an async context manager"
         return self._inner.__aiter__()
 
+    async def read_into(self, chunks: list[StreamChunk]) -> None:
+        assert self._inner is not None, "use the stream as an async context manager"
+        await self._inner.read_into(chunks)
+
 
 class AsyncAutoBackend:
     """Async twin of :class:`AutoBackend`."""

@@ -104,7 +104,7 @@ from typing import Final
 
 from ollamakit.domain import FinalStats, StreamChunk, StreamEnd
 from ollamakit.measure.schema import Identity, Percentiles, RequestResult, empty_result
-from ollamakit.measure.stats import percentile
+from ollamakit.measure.stats import percentile_sorted
 
 NS_PER_MS: Final = 1_000_000
 #: Shorter server durations than this (1 µs) are clock granularity, not a measurement.
@@ -344,13 +344,17 @@ class ReplyRecorder:
         created: list[int] = []
         final: FinalStats | None = None
         tagged = think_tag_chunks(chunks)
-        for index, chunk in enumerate(chunks):
+        seen: Sequence[StreamChunk] = chunks
+        if tagged:  # reasoning sent as content in <think> tags (Ollama < 0.12.5)
+            seen = [
+                StreamChunk(c.arrival_ns, thinking=c.content, final=c.final) if i in tagged else c
+                for i, c in enumerate(chunks)
+            ]
+        for chunk in seen:
             stamp = chunk.arrival_ns
             if stamp != last_read_ns:
                 reads += 1
                 last_read_ns = stamp
-            if index in tagged:  # reasoning sent as content in <think> tags (Ollama < 0.12.5)
-                chunk = StreamChunk(stamp, thinking=chunk.content, final=chunk.final)
             if chunk.content:
                 if first_content_ns is None:
                     first_content_ns = stamp
@@ -381,8 +385,10 @@ class ReplyRecorder:
         ttft_ms = since_sent(first_content_ns)
         first_token_ms = since_sent(arrivals[0] if arrivals else None)
         total_ms = since_sent(chunks[-1].arrival_ns if chunks else None)
-        gaps = [(b - a) / NS_PER_MS for a, b in itertools.pairwise(arrivals)]
-        itl = ItlPercentiles(percentile(gaps, 50), percentile(gaps, 95), percentile(gaps, 99))
+        gaps = sorted([(b - a) / NS_PER_MS for a, b in itertools.pairwise(arrivals)])
+        itl = ItlPercentiles(
+            percentile_sorted(gaps, 50), percentile_sorted(gaps, 95), percentile_sorted(gaps, 99)
+        )
         eval_count = final.eval_count if final else None
         eval_tps = rate_per_s(eval_count, final.eval_ms) if final else None
         tpot_ms = tpot(total_ms, first_token_ms, eval_count)

@@ -36,9 +36,18 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     >>> percentile([], 50) is None
     True
     """
-    if not values:
+    return percentile_sorted(sorted(values), q)
+
+
+def percentile_sorted(ordered: Sequence[float], q: float) -> float | None:
+    """:func:`percentile` of values already in ascending order (several percentiles of one
+    long list, the inter-token gaps of a reply: sorted once).
+
+    >>> percentile_sorted([1, 2, 3, 4], 50)
+    2.5
+    """
+    if not ordered:
         return None
-    ordered = sorted(values)
     position = (len(ordered) - 1) * q / 100
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
@@ -52,10 +61,11 @@ def percentiles(values: Sequence[float]) -> Percentiles:
     >>> percentiles([1.0, 2.0, 3.0])
     {'p50': 2.0, 'p95': 2.9, 'p99': 2.98}
     """
+    ordered = sorted(values)
     return {
-        "p50": _round(percentile(values, 50)),
-        "p95": _round(percentile(values, 95)),
-        "p99": _round(percentile(values, 99)),
+        "p50": _round(percentile_sorted(ordered, 50)),
+        "p95": _round(percentile_sorted(ordered, 95)),
+        "p99": _round(percentile_sorted(ordered, 99)),
     }
 
 
@@ -244,6 +254,7 @@ __all__ = [
     "SATURATION_SHARE",
     "concurrency_row",
     "percentile",
+    "percentile_sorted",
     "percentiles",
     "saturation_level",
     "summarize",

@@ -103,7 +103,10 @@ def test_speed_scales_every_delay(start_sim) -> None:
     assert 0.03 < ttft < 0.12, ttft  # (300 + 200) ms / 10
     assert 30 * MS <= final["load_duration"] < 120 * MS
     tps = final["eval_count"] / final["eval_duration"] * 1e9
-    assert 400 < tps < 650, tps  # 50 tok/s * 10
+    # 50 tok/s * 10 = 500, 2 ms a token: a late first token on a busy machine shortens the
+    # measured window (later tokens keep their deadlines), so only the tenfold scaling is
+    # checked (unscaled it would be 50).
+    assert 350 < tps < 1000, tps
 
 
 def run_concurrently(sim: ThreadedSim, model: str, n: int) -> list[tuple[int, int]]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,6 @@ import pytest
 from ollamakit.errors import ExitStatus
 from ollamakit.sim import FaultKind, ModelSpec, SimConfig
 from ollamakit.sim.config import preset_models
-from tests.bench.test_robust_cli import _Proxy, _ProxyHandler
 from tests.support import assert_no_traceback, run_program
 
 from .conftest import FAST, faulty
@@ -60,25 +57,6 @@ def chats(sim: Any, model: str | None = None) -> list[Any]:
 
 def by_server(doc: dict[str, Any], key: str) -> dict[tuple[str, str], dict[str, Any]]:
     return {(row["server"], row["model"]): row for row in doc[key]}
-
-
-@pytest.fixture
-def dying_proxy() -> Iterator[Any]:
-    """A stand-in proxy (tests/bench/test_robust_cli.py) that stops listening after N chats."""
-    servers: list[_Proxy] = []
-
-    def start(upstream: str, die_after: int) -> str:
-        server = _Proxy(("127.0.0.1", 0), _ProxyHandler)
-        server.upstream = upstream
-        server.die_after = die_after
-        servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 # --------------------------------------------------------------------------- fail fast
@@ -130,11 +108,11 @@ def test_a_model_failing_on_b_is_skipped_on_b_only(
 
 @pytest.mark.parametrize("gone", ["first", "second"])
 def test_a_server_that_goes_away_ends_its_part_the_other_finishes(
-    start_sim: Any, dying_proxy: Any, tmp_path: Path, gone: str
+    start_sim: Any, proxy: Any, tmp_path: Path, gone: str
 ) -> None:
     healthy = start_sim(SimConfig(models=(FAST, OTHER)))
     dying = start_sim(SimConfig(models=(FAST, OTHER), version="0.12.4"))
-    proxied = dying_proxy(dying.url, die_after=3)  # a warm-up and two measured, then gone
+    proxied = proxy(dying.url, die_after=3)  # a warm-up and two measured, then gone
     urls = [proxied, healthy.url] if gone == "first" else [healthy.url, proxied]
     names = ["ollama /api", "ollama /api #2"]
     dead, alive = names if gone == "first" else names[::-1]

@@ -16,10 +16,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,6 @@ from ollamakit.errors import ExitStatus
 from ollamakit.sim import SimConfig
 from ollamakit.store import HistoryStore
 from tests.bench.test_resume import SLOW, suite_file
-from tests.bench.test_robust_cli import _Proxy, _ProxyHandler
 from tests.support import assert_no_traceback, run_program
 
 RUNS = 6
@@ -184,28 +181,8 @@ def test_resume_of_a_comparison_refuses_other_servers(
     assert setup.counts() == before  # refused before any request
 
 
-@pytest.fixture
-def reopening_proxy() -> Iterator[Callable[..., str]]:
-    """A stand-in proxy (tests/bench/test_robust_cli.py) that stops listening after N chats;
-    ``start(upstream, die_after, port)`` brings one back on the same port (the same URL)."""
-    servers: list[_Proxy] = []
-
-    def start(upstream: str, die_after: int | None = None, port: int = 0) -> str:
-        server = _Proxy(("127.0.0.1", port), _ProxyHandler)
-        server.upstream = upstream
-        server.die_after = die_after
-        servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
 def reopen(start: Any, upstream: str, url: str) -> None:
-    """The proxy back on the same port (the first one's close runs in a thread)."""
+    """The proxy back on the port of the one that went away."""
     port = int(url.rsplit(":", 1)[1])
     for _ in range(200):
         try:
@@ -217,10 +194,10 @@ def reopen(start: Any, upstream: str, url: str) -> None:
 
 
 def test_a_run_whose_one_server_went_away_is_resumed_when_it_is_back(
-    start_sim: Any, reopening_proxy: Any, tmp_path: Path, isolated_env: Path
+    start_sim: Any, proxy: Any, tmp_path: Path, isolated_env: Path
 ) -> None:
     sim = start_sim(SimConfig(models=(SLOW,)))
-    proxied = reopening_proxy(sim.url, die_after=3)
+    proxied = proxy(sim.url, die_after=3)
     command = flags([proxied], tmp_path)
     first = run_program(command, timeout=120)
     assert first.returncode == ExitStatus.ERROR, first.output
@@ -232,7 +209,7 @@ def test_a_run_whose_one_server_went_away_is_resumed_when_it_is_back(
     good = sum(1 for r in doc["results"] if r["ok"])
     assert [r["ok"] for r in doc["results"]][-3:] == [False] * 3
     before = len([r for r in sim.requests() if r.path == "/api/chat"])
-    reopen(reopening_proxy, sim.url, proxied)
+    reopen(proxy, sim.url, proxied)
     result = run_program([*command, "--resume", run_id], timeout=120)
     assert_no_traceback(result)
     assert result.returncode == ExitStatus.OK, result.output
@@ -247,11 +224,11 @@ def test_a_run_whose_one_server_went_away_is_resumed_when_it_is_back(
 
 
 def test_a_server_whose_part_ended_is_tried_again_on_resume(
-    start_sim: Any, reopening_proxy: Any, tmp_path: Path, isolated_env: Path
+    start_sim: Any, proxy: Any, tmp_path: Path, isolated_env: Path
 ) -> None:
     healthy = start_sim(SimConfig(models=(SLOW,)))
     dying = start_sim(SimConfig(models=(SLOW,)))
-    proxied = reopening_proxy(dying.url, die_after=3)  # B: a warm-up and two measured, then gone
+    proxied = proxy(dying.url, die_after=3)  # B: a warm-up and two measured, then gone
     command = flags([healthy.url, proxied], tmp_path, runs=RUNS)
     first = run_program(command, timeout=120)
     assert_no_traceback(first)
@@ -270,7 +247,7 @@ def test_a_server_whose_part_ended_is_tried_again_on_resume(
     healthy_before, dying_before = len(healthy.requests()), len(dying.requests())
 
     # The same URL answers again: B is tried again, its failed rows measured anew.
-    reopen(reopening_proxy, dying.url, proxied)
+    reopen(proxy, dying.url, proxied)
     result = run_program([*command, "--resume", run_id], timeout=120)
     assert_no_traceback(result)
     assert result.returncode == ExitStatus.OK, result.output

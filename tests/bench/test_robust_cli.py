@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 import urllib.request
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -65,74 +62,6 @@ def chats(url: str, model: str | None = None) -> list[dict[str, Any]]:
         for r in sim_log(url)
         if r["path"] == "/api/chat" and (model is None or r.get("model") == model)
     ]
-
-
-# --------------------------------------------------------------------------- a stand-in proxy
-
-
-class _Proxy(ThreadingHTTPServer):
-    daemon_threads = True
-    upstream = ""
-    buffer = True
-    die_after: int | None = None  # chat requests answered before it stops listening
-    chats = 0
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    """Forwards to the simulator. Buffering: the whole reply is read first, then sent in one
-    write (nginx with ``proxy_buffering on``). Every answer closes its connection (HTTP/1.0),
-    so once the proxy stops listening the client's next connection is refused."""
-
-    server: _Proxy
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        request = urllib.request.Request(
-            self.server.upstream + self.path, data=body, method=self.command
-        )
-        if body:
-            request.add_header("Content-Type", "application/json")
-        try:
-            answer = urllib.request.urlopen(request)
-        except urllib.error.HTTPError as error:
-            answer = error
-        data = answer.read()  # the whole reply, held back
-        if self.path == "/api/chat":
-            self.server.chats += 1
-            if self.server.die_after is not None and self.server.chats >= self.server.die_after:
-                # Stop listening before this answer goes out, so the client's next connection
-                # is refused whatever the timing (this handler runs in a thread of its own).
-                self.server.shutdown()
-                self.server.server_close()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _forward
-
-
-@pytest.fixture
-def proxy() -> Iterator[Any]:
-    servers: list[_Proxy] = []
-
-    def start(upstream: str, *, die_after: int | None = None) -> str:
-        server = _Proxy(("127.0.0.1", 0), _ProxyHandler)
-        server.upstream = upstream
-        server.die_after = die_after
-        servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 # --------------------------------------------------------------------------- item 4: fail fast

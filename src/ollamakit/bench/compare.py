@@ -77,10 +77,9 @@ from ollamakit.measure.schema import (
     RunConfig,
     RunDocument,
     ServerInfo,
-    Stat,
     SummaryRow,
 )
-from ollamakit.measure.stats import concurrency_row, percentile, summary_rows
+from ollamakit.measure.stats import concurrency_row, median_p95, summary_rows
 from ollamakit.selection import SelectionError, ThinkMode, can_think, think_plan
 
 if TYPE_CHECKING:
@@ -366,16 +365,6 @@ def total_requests(runner: Runner) -> int:
     return runner.plan.total_requests * (1 + len(peers))
 
 
-def _stat(samples: Sequence[float]) -> Stat:
-    if not samples:
-        return {"median": None, "p95": None}
-    p95 = percentile(samples, 95)
-    return {
-        "median": round(statistics.median(samples), 3),
-        "p95": None if p95 is None else round(p95, 3),
-    }
-
-
 def _naming_server(listener: Listener | None) -> Listener | None:
     """Progress lines of a comparison name the server: ``fast:1b @ ollama /v1 · greeting``."""
     if listener is None:
@@ -439,7 +428,7 @@ class InterleavedRunner(Runner):
             identity = await peer.client.connect()  # unreachable / 401: raises
             rtts_ms = [await round_trip_ms(peer.client) for _ in range(RTT_SAMPLES)]
             peer._rtt_ms = statistics.median(rtts_ms)
-            info = server_info(peer.base_url, identity, _stat(rtts_ms))
+            info = server_info(peer.base_url, identity, median_p95(rtts_ms))
             info["name"] = self.names[index + 1]
             self._peer_servers.append(info)
             peer.listener = self.listener

@@ -96,11 +96,10 @@ from ollamakit.measure.schema import (
     RequestResult,
     RunConfig,
     RunDocument,
-    Stat,
 )
 from ollamakit.measure.stats import (
     concurrency_row,
-    percentile,
+    median_p95,
     saturation_level,
     summary_rows,
 )
@@ -307,16 +306,6 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _stat(samples: Sequence[float]) -> Stat:
-    if not samples:
-        return {"median": None, "p95": None}
-    p95 = percentile(samples, 95)
-    return {
-        "median": round(statistics.median(samples), 3),
-        "p95": None if p95 is None else round(p95, 3),
-    }
-
-
 @dataclass
 class Runner:
     """Runs one :class:`BenchPlan` against one server."""
@@ -365,7 +354,7 @@ class Runner:
             "started_at": now_iso(),
             "finished_at": None,
             "tool": {"name": "ollamakit", "version": __version__},
-            "server": server_info(self.base_url, identity, _stat(rtts_ms)),
+            "server": server_info(self.base_url, identity, median_p95(rtts_ms)),
             "servers": [],  # bench/compare.py: every server compared; here the one
             "config": self.plan.config(),
             "results": [],

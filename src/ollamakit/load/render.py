@@ -78,6 +78,18 @@ def _model(doc: RunDocument) -> str:
     return str(models[0])
 
 
+def _facts(doc: RunDocument) -> str:
+    """The run's id, server, version, start and status: one line of the Markdown and HTML."""
+    return t(
+        "load.md_facts",
+        run_id=doc["run_id"],
+        url=doc["server"].get("base_url", ""),
+        version=doc["server"].get("version") or DASH,
+        started=doc.get("started_at") or DASH,
+        status=doc["status"],
+    )
+
+
 def level_values(doc: RunDocument, row: dict[str, Any]) -> dict[str, Any]:
     """The flat values of one level (CSV columns)."""
     errors = row.get("errors") or {}
@@ -216,16 +228,7 @@ def render_markdown(doc: RunDocument) -> str:
         "",
         f"**{text(_answer_text(doc))}**",
         "",
-        text(
-            t(
-                "load.md_facts",
-                run_id=doc["run_id"],
-                url=doc["server"].get("base_url", ""),
-                version=doc["server"].get("version") or DASH,
-                started=doc.get("started_at") or DASH,
-                status=doc["status"],
-            )
-        ),
+        text(_facts(doc)),
         "",
     ]
     headers = _headers()
@@ -278,14 +281,7 @@ def render_html(doc: RunDocument) -> str:
     head = "".join(f"<th>{e(h)}</th>" for h in _headers())
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows)
     title = t("load.md_title", model=_model(doc))
-    facts = t(
-        "load.md_facts",
-        run_id=doc["run_id"],
-        url=doc["server"].get("base_url", ""),
-        version=doc["server"].get("version") or DASH,
-        started=doc.get("started_at") or DASH,
-        status=doc["status"],
-    )
+    facts = _facts(doc)
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="{e(get_language())}">\n<head>\n<meta charset="utf-8">\n'

@@ -20,6 +20,7 @@ from ollamakit.measure.schema import (
     MetricSummary,
     Percentiles,
     RequestResult,
+    Stat,
     SummaryRow,
 )
 
@@ -66,6 +67,23 @@ def percentiles(values: Sequence[float]) -> Percentiles:
         "p50": _round(percentile_sorted(ordered, 50)),
         "p95": _round(percentile_sorted(ordered, 95)),
         "p99": _round(percentile_sorted(ordered, 99)),
+    }
+
+
+def median_p95(samples: Sequence[float]) -> Stat:
+    """Median and p95, rounded to µs (the round-trip figures of a run).
+
+    >>> median_p95([1.0, 2.0, 4.0])
+    {'median': 2.0, 'p95': 3.8}
+    >>> median_p95([])
+    {'median': None, 'p95': None}
+    """
+    if not samples:
+        return {"median": None, "p95": None}
+    p95 = percentile(samples, 95)
+    return {
+        "median": round(statistics.median(samples), 3),
+        "p95": None if p95 is None else round(p95, 3),
     }
 
 
@@ -253,6 +271,7 @@ def saturation_level(rows: Sequence[ConcurrencyRow]) -> int | None:
 __all__ = [
     "SATURATION_SHARE",
     "concurrency_row",
+    "median_p95",
     "percentile",
     "percentile_sorted",
     "percentiles",

@@ -169,7 +169,7 @@ thead th {
 }
 tbody tr + tr td { border-top: 1px solid var(--grid); }
 tbody tr:hover td { background-color: var(--zebra); }
-td.model { font-weight: 600; overflow-wrap: anywhere; }
+td.model { font-weight: 600; white-space: nowrap; }  /* names are never broken */
 tbody tr.group-start td { border-top: 1px solid var(--border); }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.databar {

@@ -81,7 +81,7 @@ from ollamakit.errors import (
 )
 from ollamakit.i18n import t
 from ollamakit.measure import format as fmt
-from ollamakit.measure.recorder import ReplyRecorder
+from ollamakit.measure.recorder import BUFFERED_MIN_SERVER_SPAN_MS, ReplyRecorder
 from ollamakit.selection import Catalog, kind_of, resolve, smallest_local
 from ollamakit.types import ModelEntry
 
@@ -106,7 +106,7 @@ MAX_MODEL_ATTEMPTS: Final = 3  # models tried when one turns out unable to gener
 # Below ~100 ms of server-side spread, ordinary effects (TCP delayed ACKs of up to 40 ms,
 # a proxy's write coalescing, scheduler jitter) can bunch chunks together on a healthy path,
 # so such a short reply cannot tell a buffering proxy from a fast one.
-MIN_SERVER_SPREAD_MS: Final = 100.0
+MIN_SERVER_SPREAD_MS: Final = BUFFERED_MIN_SERVER_SPAN_MS  # the recorder's rule: one threshold
 MIN_CHUNKS: Final = 5
 # A path that streams reproduces the server's spread almost 1:1 (ratio ~0.9-1.1: network
 # jitter shifts single chunks by milliseconds, not the whole span). A proxy that buffers the

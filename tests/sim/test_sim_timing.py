@@ -142,8 +142,8 @@ def test_num_parallel_one_serialises_requests(start_sim) -> None:
 
 def test_num_parallel_two_overlaps(start_sim) -> None:
     model = ModelSpec(
-        "par:1b", load_ms=0, warm_load_ms=0, prompt_tps=1e9, eval_tps=100, reply_tokens=10
-    )
+        "par:1b", load_ms=0, warm_load_ms=0, prompt_tps=1e9, eval_tps=100, reply_tokens=40
+    )  # 400 ms a reply: the second thread's request still starts inside the first one's
     sim = start_sim(SimConfig(models=(model,), num_parallel=2))
     (_, a_end), (b_start, _) = run_concurrently(sim, "par:1b", 2)
     assert b_start < a_end  # both streams ran at the same time

@@ -116,7 +116,10 @@ CLOSE_THINK_TAG: Final = "</think>"
 #: Buffering-proxy rule (module docstring).
 BUFFERED_MIN_TOKEN_CHUNKS: Final = 4
 BUFFERED_MAX_READS: Final = 2
-BUFFERED_MIN_SERVER_SPAN_MS: Final = 50.0
+#: The doctor's threshold too (diagnostics.MIN_SERVER_SPREAD_MS): below ~100 ms of server-side
+#: spread a TCP delayed ACK (up to 40 ms, seen on reused loopback connections) or a client
+#: that was off the CPU can bunch a healthy stream into one read.
+BUFFERED_MIN_SERVER_SPAN_MS: Final = 100.0
 BUFFERED_MAX_ARRIVAL_SHARE: Final = 0.25
 
 PromptRateAbsence = str  # "no_stats" | "too_fast" | "cached" | "short_prompt"

@@ -180,7 +180,7 @@ tr.fail td { background-color: var(--bad-bg) !important; }
 td.err { color: var(--bad); overflow-wrap: anywhere; min-width: 14rem; }
 table.requests { font-size: .8rem; }
 table.requests th, table.requests td { padding: .3rem .45rem; }
-table.requests td.name { white-space: nowrap; }
+td.name { white-space: nowrap; }  /* prompt ids, like model names, stay whole */
 table.requests td.err { min-width: 9rem; }
 .okn.partial { color: var(--warn); font-weight: 600; }
 .okn.none { color: var(--bad); font-weight: 600; }
@@ -596,7 +596,7 @@ def _summary(doc: RunDocument) -> str:
             cells = ""
             if j == 0:
                 cells += f'<td class="model" rowspan="{len(block)}">{e(row.get("model", ""))}</td>'
-            cells += f"<td>{e(row.get('prompt_id', ''))}</td>"
+            cells += f'<td class="name">{e(row.get("prompt_id", ""))}</td>'
             if swept:
                 cells += f'<td class="num">{e(row.get("concurrency", 1))}</td>'
             for column in columns:
